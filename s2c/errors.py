@@ -1,0 +1,45 @@
+"""The one root of s2c's errors, split the h11 way.
+
+Owns: the exception hierarchy. Must not: print, log or exit.
+
+- ``LocalError``: we (or the user) misused something: bad flags, a missing device,
+  a missing compiled extension. Fix locally.
+- ``PeerError``: the other side sent garbage (a malformed frame, a bad signature).
+  Count it, drop it, carry on; never let it kill a session or the server.
+"""
+
+
+class S2CError(Exception):
+    """Root of every error s2c raises on purpose."""
+
+
+class LocalError(S2CError):
+    """We misused something: configuration, API use, environment."""
+
+
+class ConfigError(LocalError):
+    """Bad command-line flags or settings."""
+
+
+class DeviceError(LocalError):
+    """A camera, microphone, speaker or terminal is not usable."""
+
+
+class ExtensionMissing(LocalError):
+    """A compiled extension under s2c._fast could not be imported."""
+
+
+class PeerError(S2CError):
+    """A peer (network, file, terminal) sent something malformed or hostile."""
+
+
+class ProtocolError(PeerError):
+    """A wire frame does not follow docs/protocol.md."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+class CryptoError(PeerError):
+    """A protected frame failed authentication, was replayed, or cannot be opened."""
