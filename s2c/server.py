@@ -1,0 +1,278 @@
+"""``s2c-server``: the relay process, a thin uvloop/asyncio adapter around ``s2c.relay``.
+
+Owns: sockets (asyncio.Protocol per connection, TCP_NODELAY, write-buffer limits,
+pause/resume), the clock, coalesced writes (one write per connection per loop iteration),
+signals, logging, stats lines and the command line. Must not: make room/queue decisions
+(those are s2c.relay's) or look inside payloads.
+
+Ready line on stdout (flushed): ``s2c-server listening on HOST:PORT`` (the real port with -p 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import socket
+import sys
+import time
+
+from . import protocol as P
+from .relay import Relay, RelayConfig
+
+HIGH_WATER_BYTES = 64 * 1024
+LOW_WATER_BYTES = 16 * 1024
+TICK_S = 0.25
+
+_monotonic = time.monotonic
+
+
+class _Log:
+    def __init__(self, fmt: str, stream=None):
+        self.fmt = fmt
+        self.stream = stream or sys.stderr
+
+    def __call__(self, level: str, event: str, **fields) -> None:
+        if self.fmt == "json":
+            rec = {"ts": round(time.time(), 3), "level": level, "event": event}
+            rec.update(fields)
+            line = json.dumps(rec, separators=(",", ":"), default=str)
+        else:
+            kv = " ".join(f"{k}={v}" for k, v in fields.items())
+            line = f"{time.strftime('%H:%M:%S')} {level:5} {event} {kv}".rstrip()
+        try:
+            print(line, file=self.stream, flush=True)
+        except (OSError, ValueError):
+            pass
+
+
+class _ConnProtocol(asyncio.Protocol):
+    __slots__ = ("srv", "cid", "transport")
+
+    def __init__(self, srv: "RelayServer"):
+        self.srv = srv
+        self.cid = None
+        self.transport = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        transport.set_write_buffer_limits(high=HIGH_WATER_BYTES, low=LOW_WATER_BYTES)
+        peer = transport.get_extra_info("peername")
+        addr = str(peer[0]) if peer else "?"
+        srv = self.srv
+        cid = srv.relay.open(addr, _monotonic() * 1000.0)
+        if cid is None:
+            transport.abort()
+            return
+        self.cid = cid
+        srv.transports[cid] = transport
+        srv.kick()
+
+    def data_received(self, data: bytes) -> None:
+        srv = self.srv
+        srv.relay.receive_data(self.cid, data, _monotonic() * 1000.0)
+        if not srv.flush_pending:
+            srv.flush_pending = True
+            srv.loop.call_soon(srv.flush)
+
+    def eof_received(self):
+        self.srv.relay.eof_received(self.cid, _monotonic() * 1000.0)
+        self.srv.kick()
+        return True  # keep the write side open so an ERROR can still go out
+
+    def pause_writing(self) -> None:
+        self.srv.relay.set_writable(self.cid, False, _monotonic() * 1000.0)
+
+    def resume_writing(self) -> None:
+        self.srv.relay.set_writable(self.cid, True, _monotonic() * 1000.0)
+        self.srv.kick()
+
+    def connection_lost(self, exc) -> None:
+        srv = self.srv
+        if self.cid is None:
+            return
+        srv.transports.pop(self.cid, None)
+        srv.relay.connection_lost(self.cid, _monotonic() * 1000.0)
+        srv.kick()
+
+
+class RelayServer:
+    """The asyncio side: owns the listening socket and the transports."""
+
+    def __init__(self, config: RelayConfig, log: _Log | None = None):
+        self.relay = Relay(config)
+        self.transports: dict[int, asyncio.Transport] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.server: asyncio.AbstractServer | None = None
+        self.flush_pending = False
+        self.log = log or _Log("text")
+        self._tick_handle = None
+
+    async def start(self, host: str, port: int) -> int:
+        self.loop = asyncio.get_running_loop()
+        self.server = await self.loop.create_server(
+            lambda: _ConnProtocol(self), host, port, reuse_address=True, backlog=512)
+        self._tick_handle = self.loop.call_later(TICK_S, self._tick)
+        return self.server.sockets[0].getsockname()[1]
+
+    def kick(self) -> None:
+        if not self.flush_pending:
+            self.flush_pending = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write everything the relay has ready: one write per connection per pass."""
+        self.flush_pending = False
+        relay = self.relay
+        transports = self.transports
+        for _ in range(64):  # bounded passes; more work re-schedules itself
+            for cid in relay.pop_dirty():
+                t = transports.get(cid)
+                if t is None:
+                    relay.data_to_send(cid)
+                    continue
+                data = relay.data_to_send(cid)
+                if data:
+                    t.write(data)
+            closing = relay.pop_closing()
+            for cid, abort in closing:
+                t = transports.get(cid)
+                if t is None:
+                    continue
+                if abort:
+                    t.abort()
+                else:
+                    data = relay.data_to_send(cid)
+                    if data:
+                        t.write(data)
+                    t.close()
+            if not relay.has_output():
+                return
+        self.kick()
+
+    def _tick(self) -> None:
+        self.relay.tick(_monotonic() * 1000.0)
+        self.flush()
+        self._tick_handle = self.loop.call_later(TICK_S, self._tick)
+
+    async def shutdown(self, grace_s: float = 1.0) -> None:
+        if self.server is not None:
+            self.server.close()
+        self.relay.shutdown(_monotonic() * 1000.0)
+        self.flush()
+        deadline = _monotonic() + grace_s
+        while self.transports and _monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for t in list(self.transports.values()):
+            t.abort()
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+
+
+def _stats_loop_factory(srv: RelayServer, interval_s: float):
+    prev = {"t": _monotonic(), "rooms": {}}
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            now = _monotonic()
+            dt = max(1e-6, now - prev["t"])
+            snap = srv.relay.stats()
+            for name, d in snap["rooms"].items():
+                old = prev["rooms"].get(name, {})
+                fields = {"room": name, "participants": d["participants"]}
+                for k in ("frames_in", "bytes_in", "frames_out", "bytes_out"):
+                    fields[f"{k}_per_s"] = round((d[k] - old.get(k, 0)) / dt, 1)
+                for k in ("video_replaced", "audio_dropped", "control_dropped", "rate_limited", "misrouted"):
+                    fields[k] = d[k] - old.get(k, 0)
+                fields["queued_bytes"] = d["queued_bytes"]
+                srv.log("info", "room_stats", **fields)
+            srv.log("info", "relay_stats", connections=snap["connections"], rooms=len(snap["rooms"]),
+                    **snap["totals"])
+            prev["t"] = now
+            prev["rooms"] = snap["rooms"]
+
+    return loop
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="s2c-server", description="s2c relay: forwards end-to-end "
+                                 "encrypted media between the participants of named sessions")
+    d = RelayConfig()
+    ap.add_argument("-H", "--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    ap.add_argument("-p", "--port", type=int, default=1122, help="TCP port (default 1122; 0 = any free port)")
+    ap.add_argument("--log-format", choices=("text", "json"), default="text")
+    ap.add_argument("--stats-interval", type=float, default=0.0, metavar="S",
+                    help="log per-room stats every S seconds (0 = off)")
+    ap.add_argument("--max-participants", type=int, default=d.max_participants, help="per session")
+    ap.add_argument("--max-frame-bytes", type=int, default=d.max_frame_bytes, help="header included")
+    ap.add_argument("--max-fps", type=int, default=d.max_fps, help="frames/s accepted per client (0 = no limit)")
+    ap.add_argument("--max-conns-per-ip", type=int, default=d.max_conns_per_ip, help="0 = no limit")
+    ap.add_argument("--stall-timeout-s", type=float, default=d.stall_timeout_ms / 1000,
+                    help="disconnect a client that has not read for this long")
+    ap.add_argument("--silence-timeout-s", type=float, default=d.silence_timeout_ms / 1000,
+                    help="a client that sent nothing for this long is gone")
+    return ap
+
+
+def config_from_args(args) -> RelayConfig:
+    if args.max_frame_bytes < P.HEADER_BYTES + 1024:
+        raise SystemExit(f"s2c-server: --max-frame-bytes {args.max_frame_bytes} is below the minimum "
+                         f"{P.HEADER_BYTES + 1024}")
+    return RelayConfig(max_participants=args.max_participants, max_frame_bytes=args.max_frame_bytes,
+                       max_fps=args.max_fps, max_conns_per_ip=args.max_conns_per_ip,
+                       stall_timeout_ms=args.stall_timeout_s * 1000,
+                       silence_timeout_ms=args.silence_timeout_s * 1000,
+                       join_timeout_ms=max(args.silence_timeout_s, 1.0) * 1000)
+
+
+async def serve(args) -> int:
+    log = _Log(args.log_format)
+    srv = RelayServer(config_from_args(args), log)
+    try:
+        port = await srv.start(args.host, args.port)
+    except OSError as exc:
+        print(f"s2c-server: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    stats_task = None
+    if args.stats_interval and args.stats_interval > 0:
+        stats_task = asyncio.ensure_future(_stats_loop_factory(srv, args.stats_interval)())
+    print(f"s2c-server listening on {args.host}:{port}", flush=True)
+    log("info", "listening", host=args.host, port=port)
+    await stop.wait()
+    log("info", "shutting_down", connections=len(srv.transports))
+    if stats_task:
+        stats_task.cancel()
+    await srv.shutdown()
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        import uvloop
+    except ImportError:
+        uvloop = None
+    if uvloop is not None:
+        code = uvloop.run(serve(args))
+    else:
+        code = asyncio.run(serve(args))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
