@@ -43,3 +43,15 @@ class ProtocolError(PeerError):
 
 class CryptoError(PeerError):
     """A protected frame failed authentication, was replayed, or cannot be opened."""
+
+
+class RelayUnreachable(LocalError):
+    """No relay answered at the given address (refused, timed out, closed before welcome)."""
+
+
+class JoinRefused(LocalError):
+    """The relay answered a JOIN with an ERROR (room full, bad name, shutting down...); ``.code``."""
+
+    def __init__(self, message: str, code: int = 0):
+        super().__init__(message)
+        self.code = code
