@@ -1,0 +1,3 @@
+import numpy as np
+
+def area_resize(frame: np.ndarray, width: int, height: int, swap_rb: bool) -> np.ndarray: ...
