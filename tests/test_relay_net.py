@@ -1,0 +1,183 @@
+"""RelayConnection (the client transport) against a real ``s2c-server`` subprocess."""
+
+import asyncio
+import time
+
+import pytest
+import uvloop
+
+from s2c import net
+from s2c import protocol as P
+from s2c.errors import JoinRefused, RelayUnreachable
+
+from _relay_fixtures import RawClient, ServerProc, free_port, relay_server
+
+
+def run(coro):
+    return uvloop.run(asyncio.wait_for(coro, 30))
+
+
+async def next_of(conn, kind, timeout_s=3.0):
+    async def find():
+        async for item in conn:
+            if isinstance(item, kind):
+                return item
+    return await asyncio.wait_for(find(), timeout_s)
+
+
+def test_unreachable_relay_is_one_clear_line():
+    port = free_port()
+
+    async def go():
+        with pytest.raises(RelayUnreachable) as ei:
+            await net.RelayConnection().connect("127.0.0.1", port, "s", "me", timeout_s=2)
+        return str(ei.value)
+
+    assert run(go()) == (f"cannot reach relay 127.0.0.1:{port}: connection refused — "
+                         f"start one with: s2c-server -p {port}")
+
+
+def test_join_roster_media_and_leave():
+    with relay_server() as srv:
+        async def go():
+            a, b = net.RelayConnection(), net.RelayConnection()
+            wa = await a.connect("127.0.0.1", srv.port, "room", "alice", {"e2ee": "sframe"})
+            wb = await b.connect("127.0.0.1", srv.port, "room", "alice")
+            assert wb.name == "alice (2)" and [p.id for p in wb.roster] == [wa.id]
+            assert b.roster[wa.id].caps == {"e2ee": "sframe"}
+            joined = await next_of(a, net.PeerJoined)
+            assert joined.peer.id == wb.id and a.roster[wb.id].name == "alice (2)"
+            for i in range(3):
+                assert a.send_media(P.VIDEO, b"pic%d" % i, stream=1, flags=P.FLAG_KEYFRAME)
+            a.send_media(P.KEY, b"for-b", dest=wb.id)
+            got = [await b.__anext__() for _ in range(4)]
+            assert [(f.type, f.sender, f.stream, f.seq, f.payload) for f in got[:3]] == [
+                (P.VIDEO, wa.id, 1, i, b"pic%d" % i) for i in range(3)]
+            assert (got[3].type, got[3].dest, got[3].payload) == (P.KEY, wb.id, b"for-b")
+            assert abs(net.now_us() - got[0].ts_us) < 1_000_000
+            await a.close()
+            left = await next_of(b, net.PeerLeft)
+            assert (left.id, left.reason) == (wa.id, "left") and wa.id not in b.roster
+            assert a.send_media(P.AUDIO, b"late") is False
+            await b.close()
+            items = [x async for x in b]
+            assert isinstance(items[-1], net.Closed)
+        run(go())
+
+
+def test_rtt_and_peer_clock_offsets():
+    with relay_server() as srv:
+        async def go():
+            a = net.RelayConnection(ping_interval_s=0.05)
+            b = net.RelayConnection(ping_interval_s=0.05)
+            await a.connect("127.0.0.1", srv.port, "clk", "a")
+            await b.connect("127.0.0.1", srv.port, "clk", "b")
+            await asyncio.sleep(0.6)
+            assert a.rtt_ms_p50 is not None and 0 < a.rtt_ms_p50 < 20
+            # same machine, same monotonic clock: offsets must come out near zero
+            assert abs(a.clock_offset_us) < 2000
+            off = b.peer_clock_offset_us(a.my_id)
+            assert off is not None and abs(off) < 2000
+            assert b.to_local_us(a.my_id, 10**9) == 10**9 + off
+            await a.close(), await b.close()
+        run(go())
+
+
+def test_room_full_is_join_refused():
+    with relay_server("--max-participants", "1") as srv:
+        async def go():
+            a = net.RelayConnection()
+            await a.connect("127.0.0.1", srv.port, "one", "a")
+            with pytest.raises(JoinRefused) as ei:
+                await net.RelayConnection().connect("127.0.0.1", srv.port, "one", "b")
+            assert ei.value.code == P.E_ROOM_FULL and "is full" in str(ei.value)
+            await a.close()
+        run(go())
+
+
+def test_callbacks_and_bounded_receive_queue():
+    with relay_server("--max-fps", "0") as srv:
+        async def go():
+            frames = []
+            a = net.RelayConnection()
+            b = net.RelayConnection(on_frame=frames.append)
+            c = net.RelayConnection(max_recv_items=8)  # never iterated: its queue must stay bounded
+            await a.connect("127.0.0.1", srv.port, "cb", "a")
+            await b.connect("127.0.0.1", srv.port, "cb", "b")
+            await c.connect("127.0.0.1", srv.port, "cb", "c")
+            for i in range(100):
+                a.send_media(P.AUDIO, b"x" * 100)
+            t0 = time.monotonic()
+            while len(frames) < 100 and time.monotonic() - t0 < 3:
+                await asyncio.sleep(0.01)
+            assert [f.seq for f in frames] == list(range(100))  # audio: in order, none lost
+            await asyncio.sleep(0.05)
+            assert len(c._queue) == 8 and c.stats["recv_dropped"] >= 92
+            await a.close(), await b.close(), await c.close()
+        run(go())
+
+
+def test_reconnects_after_relay_restart_on_same_port():
+    port = free_port()
+    srv = ServerProc(port=port)
+    try:
+        async def go():
+            nonlocal srv
+            a, b = net.RelayConnection(), net.RelayConnection()
+            await a.connect("127.0.0.1", port, "again", "a")
+            await b.connect("127.0.0.1", port, "again", "b")
+            await next_of(a, net.PeerJoined)
+            t0 = time.monotonic()
+            srv.terminate()
+            srv.stop()
+            await asyncio.sleep(0.3)
+            srv = ServerProc(port=port)
+            ev = await next_of(a, net.Reconnected, timeout_s=5)
+            await next_of(b, net.Reconnected, timeout_s=5)
+            assert time.monotonic() - t0 < 5
+            assert a.stats["reconnects"] == 1 and ev.welcome.session == "again"
+            # both back in the same session and exchanging media
+            deadline = time.monotonic() + 3
+            while b.my_id not in a.roster and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert b.my_id in a.roster
+            a.send_media(P.CHAT, b"back")
+            f = await next_of(b, net.Frame)
+            assert f.payload == b"back" and f.sender == a.my_id
+            await a.close(), await b.close()
+        run(go())
+    finally:
+        srv.stop()
+
+
+def test_garbage_from_the_relay_triggers_reconnect():
+    """A relay that drops us (garbage from it) triggers reconnect, not a crash."""
+    with relay_server() as srv:
+        async def go():
+            events = []
+            a = net.RelayConnection(on_event=events.append)
+            await a.connect("127.0.0.1", srv.port, "gone", "a")
+            a._proto.data_received(b"\x09" * 30)  # the relay "sent" garbage
+            t0 = time.monotonic()
+            while not any(isinstance(e, net.Reconnected) for e in events) and time.monotonic() - t0 < 3:
+                await asyncio.sleep(0.02)
+            kinds = [type(e).__name__ for e in events]
+            assert kinds[:2] == ["Reconnecting", "Reconnected"], kinds
+            assert a.stats["bad_frames"] == 1
+            await a.close()
+        run(go())
+
+
+def test_raw_peer_sees_leave_from_close():
+    with relay_server() as srv:
+        raw = RawClient(srv.port)
+        raw.join("lv", "raw")
+
+        async def go():
+            a = net.RelayConnection()
+            await a.connect("127.0.0.1", srv.port, "lv", "a")
+            await a.close()
+        run(go())
+        raw.read_until(P.PEER_JOINED)
+        assert P.parse_peer_left(raw.read_until(P.PEER_LEFT).payload).reason == "left"
+        raw.close()
