@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hmac as _hmac
 
+import numpy as np
+
 from s2c.errors import CryptoError
 
 _U64 = 1 << 64
@@ -91,13 +93,13 @@ def _keystream_xor(ecb, nonce: bytes, data) -> bytes:
     n_blocks = (n + 15) // 16
     if n_blocks >= 1 << 32:
         raise ValueError(f"payload of {n} bytes is too long for a 32-bit block counter")
-    blocks = bytearray(n_blocks * 16)
-    for i in range(n_blocks):
-        blocks[16 * i:16 * i + 12] = nonce
-        blocks[16 * i + 12:16 * i + 16] = i.to_bytes(4, "big")
-    ecb.encrypt(blocks, output=blocks)
-    ks = int.from_bytes(blocks[:n], "little")
-    return (int.from_bytes(data, "little") ^ ks).to_bytes(n, "little")
+    blocks = np.empty((n_blocks, 16), dtype=np.uint8)
+    blocks[:, :12] = np.frombuffer(nonce, dtype=np.uint8)
+    blocks[:, 12:] = np.arange(n_blocks, dtype=">u4").view(np.uint8).reshape(n_blocks, 4)
+    ks = bytearray(blocks.tobytes())
+    ecb.encrypt(ks, output=ks)
+    out = np.frombuffer(ks, dtype=np.uint8, count=n) ^ np.frombuffer(bytes(data), dtype=np.uint8)
+    return out.tobytes()
 
 
 def _tag(mac, nonce: bytes, tag_len: int, header, metadata, ct) -> bytes:
