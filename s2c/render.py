@@ -1,0 +1,188 @@
+"""Pictures -> ANSI bytes for one tile of the terminal.
+
+Owns: render modes (ascii, color, blocks), colour depths (truecolor, 256, 16, none) and their
+detection, fitting a picture into a tile with the right aspect, and the diff against what this
+renderer last emitted. Must not: write to the terminal, read the clock, know about the network.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import numpy as np
+
+from . import impl
+from .errors import ConfigError
+
+MODES = ("ascii", "color", "blocks")
+COLOR_DEPTHS = ("truecolor", "256", "16", "none")
+_DEPTH_CODE = {"none": 0, "16": 1, "256": 2, "truecolor": 3}
+
+DEFAULT_RAMP = " .:-=+*#%@"  # dark -> sparse, bright -> dense
+UPPER_HALF = "\u2580"
+# blocks mode without colour: glyph chosen from which half of the cell is bright
+MONO_BLOCKS = (" ", UPPER_HALF, "\u2584", "\u2588")
+# Per-channel change (of 255) a cell must exceed to be redrawn: camera noise stays below it and
+# every shown cell stays within this distance of an exact render.
+DEFAULT_THRESHOLD = 10
+
+
+def detect_colors(env: Mapping[str, str] | None = None) -> str:
+    """Colour depth the terminal supports, from NO_COLOR, COLORTERM and TERM."""
+    env = os.environ if env is None else env
+    if env.get("NO_COLOR", ""):
+        return "none"
+    colorterm = env.get("COLORTERM", "").lower()
+    if colorterm in ("truecolor", "24bit"):
+        return "truecolor"
+    term = env.get("TERM", "").lower()
+    if term in ("", "dumb"):
+        return "none"
+    if "truecolor" in term or "direct" in term:
+        return "truecolor"
+    if "256" in term:
+        return "256"
+    return "16"
+
+
+def luminance(img: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma of an RGB uint8 image, as uint8."""
+    y = (img[..., 0].astype(np.uint16) * 77 + img[..., 1].astype(np.uint16) * 150
+         + img[..., 2].astype(np.uint16) * 29 + 128) >> 8
+    return y.astype(np.uint8)
+
+
+def fit_size(img_w: int, img_h: int, grid_w: int, grid_h: int, cell_aspect: float) -> tuple[int, int]:
+    """Largest (w, h) in grid pixels that shows an img_w x img_h picture undistorted.
+
+    cell_aspect is how much taller a grid pixel is than wide (2 for one glyph per terminal cell,
+    1 for half-blocks).
+    """
+    scale = min(grid_w / img_w, grid_h * cell_aspect / img_h)
+    w = max(1, min(grid_w, int(round(img_w * scale))))
+    h = max(1, min(grid_h, int(round(img_h * scale / cell_aspect))))
+    return w, h
+
+
+class Renderer:
+    """Turns RGB pictures into the ANSI bytes that update one cols x rows tile.
+
+    ``frame(img)`` returns bytes that bring the terminal from what this renderer last emitted to
+    ``img``: a full draw first and after ``reset()``, then only cells that changed by more than
+    ``threshold`` levels, colour codes only when the colour changes.
+    """
+
+    def __init__(self, cols: int, rows: int, mode: str = "blocks", colors: str = "truecolor", *,
+                 threshold: int = DEFAULT_THRESHOLD, ramp: str = DEFAULT_RAMP,
+                 origin: tuple[int, int] = (0, 0)):
+        if mode not in MODES:
+            raise ConfigError(f"render mode {mode!r} is not one of: {', '.join(MODES)}")
+        if colors not in COLOR_DEPTHS:
+            raise ConfigError(f"colour depth {colors!r} is not one of: {', '.join(COLOR_DEPTHS)}")
+        if not ramp or len(ramp) > 256 or any(ord(ch) < 32 or ord(ch) == 127 for ch in ramp):
+            raise ConfigError("ramp must be 1..256 printable characters, darkest first")
+        if not 0 <= threshold <= 255:
+            raise ConfigError(f"threshold {threshold} is outside 0..255")
+        self._cells = impl.load("cells")
+        self._pixels = impl.load("pixels")
+        self.mode = mode
+        self.colors = colors
+        self.threshold = threshold
+        self.ramp = ramp
+        self.origin = origin
+        if mode == "blocks":
+            glyphs = MONO_BLOCKS if colors == "none" else (UPPER_HALF,)
+        else:
+            glyphs = tuple(ramp)
+        self._glyphs = [g.encode("utf-8") for g in glyphs]
+        self._ramp_lut = self._make_ramp_lut(len(ramp))
+        self.resize(cols, rows)
+
+    @staticmethod
+    def _make_ramp_lut(n: int) -> np.ndarray:
+        return np.minimum((np.arange(256) * n) // 256, n - 1).astype(np.uint8)
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """(width, height) in picture pixels that this tile shows."""
+        return (self.cols, self.rows * 2) if self.mode == "blocks" else (self.cols, self.rows)
+
+    def resize(self, cols: int, rows: int, origin: tuple[int, int] | None = None) -> None:
+        if cols < 1 or rows < 1:
+            raise ConfigError(f"tile of {cols}x{rows} cells is too small")
+        self.cols, self.rows = cols, rows
+        if origin is not None:
+            self.origin = origin
+        gw, gh = self.grid_size
+        self._canvas = np.zeros((gh, gw, 3), dtype=np.uint8)
+        self._sg = np.zeros((rows, cols), dtype=np.uint8)
+        self._sfg = np.zeros((rows, cols, 3), dtype=np.uint8)
+        self._sbg = np.zeros((rows, cols, 3), dtype=np.uint8)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget what is on screen: the next frame is a full draw."""
+        self._full = True
+
+    def fit(self, image_rgb: np.ndarray) -> np.ndarray:
+        """The picture area-resampled and letterboxed onto this tile's pixel grid."""
+        if not isinstance(image_rgb, np.ndarray) or image_rgb.ndim != 3 or image_rgb.shape[2] != 3 \
+                or image_rgb.dtype != np.uint8:
+            raise ConfigError("frame() needs an HxWx3 uint8 RGB image")
+        gw, gh = self.grid_size
+        ih, iw = image_rgb.shape[:2]
+        aspect = 1.0 if self.mode == "blocks" else 2.0
+        fw, fh = fit_size(iw, ih, gw, gh, aspect)
+        if (fw, fh) == (gw, gh):
+            if (iw, ih) == (gw, gh):
+                return image_rgb
+            return self._pixels.area_resize(image_rgb, gw, gh, False)
+        small = image_rgb if (iw, ih) == (fw, fh) else self._pixels.area_resize(image_rgb, fw, fh, False)
+        canvas = self._canvas
+        canvas[:] = 0
+        x0, y0 = (gw - fw) // 2, (gh - fh) // 2
+        canvas[y0:y0 + fh, x0:x0 + fw] = small
+        return canvas
+
+    def cells(self, image_rgb: np.ndarray):
+        """(glyph index, fg, bg, emit_fg, emit_bg) arrays for a picture: the exact target screen."""
+        px = self.fit(image_rgb)
+        if self.mode == "blocks":
+            top, bottom = px[0::2], px[1::2]
+            if self.colors == "none":
+                lt, lb = luminance(top), luminance(bottom)
+                tg = ((lt >= 128).astype(np.uint8) | ((lb >= 128).astype(np.uint8) << 1))
+                return tg, np.repeat(lt[..., None], 3, 2), np.repeat(lb[..., None], 3, 2), False, False
+            return np.zeros((self.rows, self.cols), np.uint8), top, bottom, True, True
+        lum = luminance(px)
+        tg = self._ramp_lut[lum]
+        if self.mode == "ascii" or self.colors == "none":
+            grey = np.repeat(lum[..., None], 3, 2)
+            return tg, grey, grey, False, False
+        return tg, px, px, True, False
+
+    def frame(self, image_rgb: np.ndarray) -> bytes:
+        """ANSI bytes that bring this tile from what was last emitted to ``image_rgb``."""
+        tg, tfg, tbg, emit_fg, emit_bg = self.cells(image_rgb)
+        full = self._full
+        self._full = False
+        return self._cells.diff_cells(tg, tfg, tbg, self._sg, self._sfg, self._sbg, self._glyphs,
+                                      _DEPTH_CODE[self.colors], emit_fg, emit_bg, self.threshold,
+                                      full, self.origin[0], self.origin[1])
+
+
+def snapshot_lines(image_rgb: np.ndarray, cols: int, rows: int, mode: str = "blocks",
+                   colors: str = "truecolor", ramp: str = DEFAULT_RAMP) -> bytes:
+    """One picture as ``rows`` newline-terminated lines of ``cols`` cells (for files and pipes)."""
+    r = Renderer(cols, rows, mode, colors, ramp=ramp)
+    tg, tfg, tbg, emit_fg, emit_bg = r.cells(image_rgb)
+    home = b"\x1b[1;1H"
+    lines = []
+    for y in range(rows):
+        sl = slice(y, y + 1)
+        out = r._cells.diff_cells(tg[sl], tfg[sl], tbg[sl], r._sg[sl], r._sfg[sl], r._sbg[sl],
+                                  r._glyphs, _DEPTH_CODE[colors], emit_fg, emit_bg, r.threshold,
+                                  True, 0, 0)
+        lines.append(out[len(home):] if out.startswith(home) else out)
+    return b"\n".join(lines) + b"\n"
