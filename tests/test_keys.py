@@ -352,3 +352,47 @@ def test_rejoin_with_new_key_pair_rekeys():
     relay.pump()
     assert a.epoch == epoch + 1
     assert b.unprotect(1, meta(1), a.protect(meta(1), b"y")) == b"y"
+
+
+def test_wrap_from_outside_the_roster_is_refused():
+    captured = []
+    relay = Relay(tamper=lambda src, dest, p: captured.append((src, dest, p)) or p)
+    a, b, c = relay.join(1), relay.join(2), relay.join(3)
+    c_wrap_for_a = [p for s, d, p in captured if s == 3 and d == 1 and p[1] == 2][-1]
+    a.protect(meta(1), b"x")
+    relay.leave(3)
+    with pytest.raises(CryptoError, match="not in the roster"):
+        a.receive_key_message(3, c_wrap_for_a)
+    with pytest.raises(CryptoError, match="no key"):
+        a.unprotect(3, meta(3), c.protect(meta(3), b"from the departed"))
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(min_value=1, max_value=6)), min_size=1, max_size=10))
+def test_random_joins_and_leaves_keep_everyone_keyed(events):
+    """After any sequence of joins and leaves every member opens every other member's new
+    frames, and frames sent before a participant joined stay closed to it."""
+    relay = Relay()
+    relay.join(1)
+    history = []  # (sender, frame, members at the time)
+    for join, pid in events:
+        if join and pid not in relay.kms:
+            relay.join(pid)
+        elif not join and pid in relay.kms and len(relay.kms) > 1:
+            relay.leave(pid)
+        for src, km in relay.kms.items():
+            history.append((src, km.protect(meta(src), b"f"), frozenset(relay.kms)))
+    assert relay.errors == []
+    for src, km in relay.kms.items():
+        frame = km.protect(meta(src), b"now")
+        for dst, other in relay.kms.items():
+            if dst != src:
+                assert other.unprotect(src, meta(src), frame) == b"now"
+    for src, frame, present in history:
+        for dst, other in relay.kms.items():
+            if dst not in present and src in relay.kms:
+                with pytest.raises(CryptoError):
+                    other.unprotect(src, meta(src), frame)

@@ -278,6 +278,8 @@ class KeyManager:
     def _on_wrap(self, sender_id: int, payload: bytes) -> None:
         if len(payload) != WRAP_BYTES:
             raise CryptoError(f"key wrap from participant {sender_id} is {len(payload)} bytes, expected {WRAP_BYTES}")
+        if sender_id not in self._members:
+            raise CryptoError(f"key wrap from participant {sender_id}, who is not in the roster")
         peer = self._peers.setdefault(sender_id, _Peer())
         if peer.public_key is None:
             peer.pending_wrap = payload  # opened when the announcement arrives
