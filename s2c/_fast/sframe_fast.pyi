@@ -1,7 +1,7 @@
 # Compiled SFrame framing kernel; twin: s2c/_ref/sframe_fast.py (same signatures).
-from typing import Any
+from typing import Any, Union
 
-from collections.abc import Buffer
+Buffer = Union[bytes, bytearray, memoryview]
 
 def header_encode(kid: int, ctr: int) -> bytes: ...
 def header_parse(data: Buffer) -> tuple[int, int, int]: ...
