@@ -8,6 +8,8 @@ Must not: read clocks, decode, or know about devices; time advances one frame pe
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import FRAME_SAMPLES
@@ -24,7 +26,7 @@ def rms_dbfs(frame: np.ndarray) -> float:
     ms = float(np.dot(x, x)) / x.size
     if ms <= 0.0:
         return SILENCE_DBFS
-    return max(SILENCE_DBFS, 10.0 * np.log10(ms / (FULL_SCALE * FULL_SCALE)))
+    return max(SILENCE_DBFS, 10.0 * math.log10(ms / (FULL_SCALE * FULL_SCALE)))
 
 
 def soft_clip(x: np.ndarray, knee: float = 0.9 * 32767.0, limit: float = 32767.0) -> np.ndarray:
