@@ -230,6 +230,11 @@ class AudioEngine:
         """Level of the local capture (for the user's own indicator)."""
         return self._vad.level_dbfs
 
+    def feed(self, pcm: np.ndarray, capture_us: int | None = None) -> None:
+        """Inject one captured int16[960] frame as a capture thread would (tests, bench,
+        custom sources). Works without ``start()``; goes through VAD, mute and the encoder."""
+        self._captured(pcm, clock_us() if capture_us is None else capture_us)
+
     def _clock_capture(self, now_us: int) -> None:
         self._captured(self._source.read_frame(), now_us)
 
@@ -252,6 +257,8 @@ class AudioEngine:
     def _send(self, pcm: np.ndarray, capture_us: int) -> None:
         c = self._c
         c["captured"] += 1
+        if self._encoder is None:
+            self._encoder = AudioEncoder(self.codec, self.bitrate_bps)
         voiced = self._vad.update(pcm) or not self.vad_enabled
         if voiced and not self._muted:
             payload = self._encoder.encode(pcm)
