@@ -206,3 +206,24 @@ def test_port_in_use_is_one_clear_line():
                            capture_output=True, text=True, timeout=10)
         assert p.returncode != 0
         assert p.stderr.strip().startswith(f"s2c-server: cannot listen on 127.0.0.1:{srv.port}")
+
+
+def test_console_script_entry_point():
+    import shutil
+    exe = shutil.which("s2c-server")
+    if exe is None:
+        pytest.skip("s2c-server console script not installed (pip install -e .)")
+    p = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         text=True)
+    try:
+        line = p.stdout.readline()
+        assert line.startswith("s2c-server listening on 127.0.0.1:")
+        c = RawClient(int(line.rsplit(":", 1)[1]))
+        assert c.join("ep", "me").name == "me"
+        c.close()
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(5) == 0
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
