@@ -23,9 +23,13 @@ DEFAULT_RAMP = " .:-=+*#%@"  # dark -> sparse, bright -> dense
 UPPER_HALF = "\u2580"
 # blocks mode without colour: glyph chosen from which half of the cell is bright
 MONO_BLOCKS = (" ", UPPER_HALF, "\u2584", "\u2588")
+# blocks mode with colour, in the kernel's order: upper half, lower half, space, full block
+COLOR_BLOCKS = (UPPER_HALF, "\u2584", " ", "\u2588")
 # Per-channel change (of 255) a cell must exceed to be redrawn: camera noise stays below it and
-# every shown cell stays within this distance of an exact render.
-DEFAULT_THRESHOLD = 10
+# every shown cell stays within this distance of an exact render (12 levels of 255).
+DEFAULT_THRESHOLD = 12
+# Truecolor: a redrawn cell within this many levels of the current SGR colour reuses it.
+DEFAULT_REUSE = 5
 
 
 def detect_colors(env: Mapping[str, str] | None = None) -> str:
@@ -74,7 +78,7 @@ class Renderer:
     """
 
     def __init__(self, cols: int, rows: int, mode: str = "blocks", colors: str = "truecolor", *,
-                 threshold: int = DEFAULT_THRESHOLD, ramp: str = DEFAULT_RAMP,
+                 threshold: int = DEFAULT_THRESHOLD, reuse: int = DEFAULT_REUSE, ramp: str = DEFAULT_RAMP,
                  origin: tuple[int, int] = (0, 0)):
         if mode not in MODES:
             raise ConfigError(f"render mode {mode!r} is not one of: {', '.join(MODES)}")
@@ -89,14 +93,16 @@ class Renderer:
         self.mode = mode
         self.colors = colors
         self.threshold = threshold
+        self.reuse = reuse
         self.ramp = ramp
         self.origin = origin
         if mode == "blocks":
-            glyphs = MONO_BLOCKS if colors == "none" else (UPPER_HALF,)
+            glyphs = MONO_BLOCKS if colors == "none" else COLOR_BLOCKS
         else:
             glyphs = tuple(ramp)
         self._glyphs = [g.encode("utf-8") for g in glyphs]
         self._ramp_lut = self._make_ramp_lut(len(ramp))
+        self._blocks = mode == "blocks" and colors != "none"
         self.resize(cols, rows)
 
     @staticmethod
@@ -169,7 +175,7 @@ class Renderer:
         self._full = False
         return self._cells.diff_cells(tg, tfg, tbg, self._sg, self._sfg, self._sbg, self._glyphs,
                                       _DEPTH_CODE[self.colors], emit_fg, emit_bg, self.threshold,
-                                      full, self.origin[0], self.origin[1])
+                                      self.reuse, self._blocks, full, self.origin[0], self.origin[1])
 
 
 def snapshot_lines(image_rgb: np.ndarray, cols: int, rows: int, mode: str = "blocks",
@@ -183,6 +189,6 @@ def snapshot_lines(image_rgb: np.ndarray, cols: int, rows: int, mode: str = "blo
         sl = slice(y, y + 1)
         out = r._cells.diff_cells(tg[sl], tfg[sl], tbg[sl], r._sg[sl], r._sfg[sl], r._sbg[sl],
                                   r._glyphs, _DEPTH_CODE[colors], emit_fg, emit_bg, r.threshold,
-                                  True, 0, 0)
+                                  r.reuse, r._blocks, True, 0, 0)
         lines.append(out[len(home):] if out.startswith(home) else out)
     return b"\n".join(lines) + b"\n"

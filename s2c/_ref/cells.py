@@ -3,7 +3,12 @@ emit the ANSI bytes that bring the screen to the target. Same signatures, byte-i
 
 A cell is (glyph index, fg RGB, bg RGB). ``shown_*`` arrays hold what was last drawn and are
 updated in place. A cell is redrawn when ``full`` or when any channel of fg or bg differs from
-what is shown by more than ``threshold`` (so sensor noise is not change). The glyph is a
+what is shown by more than ``threshold`` (so sensor noise is not change). In truecolor a
+redrawn cell whose colour is within ``reuse`` levels of the colour already selected is drawn
+with that colour (no SGR bytes); shown_* always records what is really displayed.
+``blocks``: fg/bg are the top/bottom pixels of a half-block cell and the glyph is chosen among
+upper half, lower half, space and full block (``glyphs`` in that order) so that the fewest colour
+codes are needed; a cell whose halves are within 2*reuse is drawn in one colour (their mean). The glyph is a
 function of the colours in every mode, so it is not compared on its own. ``glyphs`` is a list of
 UTF-8 encoded bytes.
 color_mode: 0 none, 1 = 16 colours, 2 = 256 colours, 3 = truecolor.
@@ -71,13 +76,23 @@ def _key(mode: int, r: int, g: int, b: int) -> int:
     return color16(r, g, b)
 
 
+def _near(mode: int, a, b, tol: int) -> bool:
+    """Would colour a show as colour b? truecolor: within tol per channel; palettes: same index."""
+    if mode == 3:
+        return max(abs(a[0] - b[0]), abs(a[1] - b[1]), abs(a[2] - b[2])) <= tol
+    return _key(mode, *a) == _key(mode, *b)
+
+
 def diff_cells(tg, tfg, tbg, sg, sfg, sbg, glyphs, int_color_mode, emit_fg, emit_bg,
-               threshold, full, row0, col0) -> bytes:
+               threshold, reuse, blocks, full, row0, col0) -> bytes:
+    if blocks and (len(glyphs) != 4 or int_color_mode == 0):
+        raise ValueError("blocks=True needs the 4 glyphs (upper half, lower half, space, full) and colour")
     rows, cols = tg.shape[0], tg.shape[1]
     mode = int_color_mode
     out = []
     cur_r, cur_c = -1, -1
     cur_fg, cur_bg = -1, -1
+    cf = cb = (-1000, -1000, -1000)
     for r in range(rows):
         for c in range(cols):
             f0, f1, f2 = int(tfg[r, c, 0]), int(tfg[r, c, 1]), int(tfg[r, c, 2])
@@ -93,24 +108,60 @@ def diff_cells(tg, tfg, tbg, sg, sfg, sbg, glyphs, int_color_mode, emit_fg, emit
                     out.append("\x1b[C" if n == 1 else f"\x1b[{n}C")
                 else:
                     out.append(f"\x1b[{row0 + r + 1};{col0 + c + 1}H")
+            want_fg, want_bg = emit_fg, emit_bg
+            u, v = (f0, f1, f2), (b0, b1, b2)
+            if blocks:
+                # u/v: f = top pixel, b = bottom pixel; the glyph needing fewest colour codes wins
+                if _near(mode, u, v, 2 * reuse):
+                    m = ((f0 + b0 + 1) >> 1, (f1 + b1 + 1) >> 1, (f2 + b2 + 1) >> 1)
+                    u = v = m
+                    if (cur_fg != -1 and not (cur_bg != -1 and _near(mode, m, cb, reuse))
+                            and _near(mode, m, cf, reuse)):
+                        gi, want_fg, want_bg = 3, True, False
+                    else:
+                        gi, want_fg, want_bg = 2, False, True
+                else:
+                    top, bot = u, v
+                    cost_upper = ((cur_fg == -1 or not _near(mode, top, cf, reuse))
+                                  + (cur_bg == -1 or not _near(mode, bot, cb, reuse)))
+                    cost_lower = ((cur_fg == -1 or not _near(mode, bot, cf, reuse))
+                                  + (cur_bg == -1 or not _near(mode, top, cb, reuse)))
+                    if cost_lower < cost_upper:
+                        gi, u, v = 1, bot, top
+                    else:
+                        gi = 0
+                    want_fg = want_bg = True
+            else:
+                gi = int(tg[r, c])
+            if mode == 3 and reuse > 0:
+                if want_fg and cur_fg != -1 and _near(3, u, cf, reuse):
+                    u = cf
+                if want_bg and cur_bg != -1 and _near(3, v, cb, reuse):
+                    v = cb
             params = []
-            if mode and emit_fg:
-                k = _key(mode, f0, f1, f2)
+            if mode and want_fg:
+                k = _key(mode, *u)
                 if k != cur_fg:
-                    params.append(_sgr_color(mode, f0, f1, f2, False))
-                    cur_fg = k
-            if mode and emit_bg:
-                k = _key(mode, b0, b1, b2)
+                    params.append(_sgr_color(mode, *u, False))
+                    cur_fg, cf = k, u
+            if mode and want_bg:
+                k = _key(mode, *v)
                 if k != cur_bg:
-                    params.append(_sgr_color(mode, b0, b1, b2, True))
-                    cur_bg = k
+                    params.append(_sgr_color(mode, *v, True))
+                    cur_bg, cb = k, v
             if params:
                 out.append("\x1b[" + ";".join(params) + "m")
-            out.append(glyphs[int(tg[r, c])].decode("utf-8"))
+            out.append(glyphs[gi].decode("utf-8"))
             cur_r, cur_c = r, c + 1
-            sg[r, c] = tg[r, c]
-            sfg[r, c, 0], sfg[r, c, 1], sfg[r, c, 2] = f0, f1, f2
-            sbg[r, c, 0], sbg[r, c, 1], sbg[r, c, 2] = b0, b1, b2
+            sg[r, c] = gi
+            if blocks and gi == 1:    # lower half: top shows bg, bottom shows fg
+                u, v = v, u
+            elif blocks and gi == 2:  # space: both halves show bg
+                u = v
+            elif blocks and gi == 3:  # full block: both halves show fg
+                v = u
+            sfg[r, c, 0], sfg[r, c, 1], sfg[r, c, 2] = u
+            sbg[r, c, 0], sbg[r, c, 1], sbg[r, c, 2] = v
     if cur_fg != -1 or cur_bg != -1:
         out.append("\x1b[0m")
     return "".join(out).encode("utf-8")
