@@ -142,3 +142,17 @@ def test_talker_limit_and_removal():
     rx.remove_talker(0)
     rx.receive(2, 0, 0, b"\x11")
     assert set(rx.stats()["talkers"]) == {1, 2}
+
+
+def test_flags_build_an_engine():
+    import argparse
+
+    from s2c.audio.options import add_arguments, engine_from_args
+
+    ap = argparse.ArgumentParser()
+    add_arguments(ap)
+    assert engine_from_args(ap.parse_args(["--no-audio"])) is None
+    eng = engine_from_args(ap.parse_args(["--audio-in", "tone:440", "--audio-out", "none", "--audio-codec", "pcm"]))
+    assert eng.codec == "pcm" and eng.input_enabled
+    with pytest.raises(ConfigError):
+        engine_from_args(ap.parse_args(["--audio-kbps", "2", "--audio-in", "tone:440"])).start()

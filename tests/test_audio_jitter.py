@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from s2c.audio.jitter import IDLE, LOST, PLAYING, SEQ_MOD, JitterBuffer
+from s2c.audio.jitter import IDLE, LOST, SEQ_MOD, JitterBuffer
 
 
 def simulate(duration_ms, *, drift=0.0, delay_ms=lambda n, rng: 5.0, loss=0.0, seed=1,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, DeviceError
-from . import FRAME_MS, FRAME_SAMPLES
+from . import FRAME_MS
 from .endpoints import FileSource, FrameClock, ToneSource, WavSink, parse_spec
 from .jitter import LOST, JitterBuffer
 from .mixer import Mixer, VoiceActivityDetector
@@ -143,6 +143,7 @@ class AudioEngine:
         self._in_clock: FrameClock | None = None
         self._out_clock: FrameClock | None = None
         self._running = False
+        self._stopped = False
         self._c = dict(captured=0, sent_frames=0, sent_markers=0, sent_bytes=0, unsent_no_callback=0,
                        ticks=0, concealed=0, bad_payloads=0, talkers_rejected=0, talkers_expired=0)
 
@@ -164,6 +165,8 @@ class AudioEngine:
         nothing stays open, and the caller may go on without audio."""
         if self._running:
             return
+        if self._stopped:
+            raise ConfigError("this AudioEngine was stopped; create a new one")
         if self._loop is None:
             try:
                 self._loop = asyncio.get_running_loop()
@@ -198,8 +201,10 @@ class AudioEngine:
                 clk.start()
 
     def stop(self) -> None:
-        """Close everything (idempotent). The output WAV file is complete afterwards."""
+        """Close everything (idempotent; an engine is not restarted after stop). The output
+        WAV file is complete afterwards; no ``on_frame`` callback runs after this returns."""
         self._running = False
+        self._stopped = True
         for clk in (self._in_clock, self._out_clock):
             if clk is not None:
                 clk.stop()
@@ -251,7 +256,10 @@ class AudioEngine:
                     self._handoff.take_all()
 
     def _drain(self) -> None:
-        for pcm, capture_us in self._handoff.take_all():
+        items = self._handoff.take_all()
+        if self._stopped:
+            return
+        for pcm, capture_us in items:
             self._send(pcm, capture_us)
 
     def _send(self, pcm: np.ndarray, capture_us: int) -> None:
