@@ -36,6 +36,8 @@ class TestScene:
     """A generated, animated scene that shows what every render mode does: colour gradients,
     moving shapes, fine detail (stripes, text) and a face-like drawing that blinks and talks."""
 
+    __test__ = False  # not a pytest class
+
     def __init__(self, width: int = 640, height: int = 360, seed: int = 0, hue_shift: int = 0):
         import cv2  # imported here: tests of the renderer need no OpenCV
         self._cv2 = cv2
