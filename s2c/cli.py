@@ -67,13 +67,8 @@ def conference_parser() -> argparse.ArgumentParser:
     _add_render_flags(p)
     p.add_argument("--fps", type=_positive_float, default=15.0, help="frames/s to send (default 15)")
     p.add_argument("--max-fps", type=_positive_float, default=30.0, help="display redraws/s at most (default 30)")
-    a = p.add_argument_group("audio")
-    a.add_argument("--no-audio", action="store_true", help="no microphone, no speaker")
-    a.add_argument("--mic", help="input device (index or name substring)")
-    a.add_argument("--speaker", help="output device (index or name substring)")
-    a.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
-    a.add_argument("--audio-in", metavar="FILE.wav|tone:HZ", help="send a file or a tone instead of the mic")
-    a.add_argument("--audio-out", metavar="FILE.wav", help="write what you would hear to a WAV file")
+    from .audio.options import add_arguments as add_audio_arguments
+    add_audio_arguments(p)
     e = p.add_argument_group("encryption")
     e.add_argument("--secret", help="shared passphrase that authenticates the key exchange; '-' prompts "
                                     "(default: S2C_SECRET; without one compare the safety code by voice)")
@@ -85,6 +80,8 @@ def conference_parser() -> argparse.ArgumentParser:
     h.add_argument("--stats-json", metavar="FILE", help="write per-peer figures here on exit")
     h.add_argument("--record", metavar="FILE.cast", help="record the screen as asciicast v2")
     h.add_argument("--connect-timeout", type=_positive_float, default=5.0, help="seconds (default 5)")
+    h.add_argument("--say", action="append", default=[], metavar="TEXT",
+                   help="send this chat message once joined (repeatable; for scripts)")
     return p
 
 

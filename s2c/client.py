@@ -1,0 +1,457 @@
+"""Client core: one participant in a call, used by the app, the bench and the tests.
+
+Owns: wiring the relay connection (s2c.net), end-to-end encryption (s2c.crypto.keys), the video
+codec (s2c.codec), the camera thread (s2c.video) and the audio engine (s2c.audio) into one call;
+the newest picture per participant, per-peer figures, chat, and the headless mode.
+Must not: draw on the terminal (s2c.app does) or block the loop on a device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import struct
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import net
+from . import protocol as P
+from .crypto.keys import KeyManager
+from .errors import CryptoError, DeviceError, LocalError, PeerError, S2CError
+from .term import sanitize
+
+CHAT_MAX_CHARS = 500
+STATE_MUTED = 0x01
+STATE_CAMERA_OFF = 0x02
+REFRESH_MIN_INTERVAL_US = 500_000
+LATENCY_WINDOW = 4096
+
+
+def metadata(ftype: int, flags: int, stream: int, sender: int) -> bytes:
+    """SFrame metadata (authenticated, not encrypted): the header fields the relay never changes
+    plus the sender id the relay stamps, so a frame replayed under another sender is rejected."""
+    return struct.pack(">BBBH", ftype, flags, stream, sender)
+
+
+@dataclass
+class PeerView:
+    """What this participant knows about one other participant."""
+    id: int
+    name: str
+    picture: np.ndarray | None = None
+    picture_seq: int = 0
+    picture_local_us: int = 0       # when the newest picture arrived
+    picture_capture_us: int = 0     # its capture time, on our clock
+    muted: bool = False
+    camera_off: bool = False
+    video_frames: int = 0
+    video_bytes: int = 0
+    audio_frames: int = 0
+    video_gaps: int = 0
+    undecryptable: int = 0
+    bad_payloads: int = 0
+    last_video_seq: int | None = None
+    last_refresh_us: int = 0
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    stages_us: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    decoder: object = None
+
+    def figures(self) -> dict:
+        lat = np.asarray(self.latencies_ms, dtype=np.float64)
+        return {
+            "id": self.id, "name": self.name, "video_frames": self.video_frames,
+            "video_bytes": self.video_bytes, "audio_frames": self.audio_frames,
+            "latency_ms_p50": float(np.median(lat)) if lat.size else None,
+            "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else None,
+            "video_gaps": self.video_gaps, "undecryptable": self.undecryptable,
+            "bad_payloads": self.bad_payloads, "muted": self.muted, "camera_off": self.camera_off,
+        }
+
+
+@dataclass
+class ChatLine:
+    sender_id: int
+    name: str
+    text: str
+    local_us: int
+
+
+class Call:
+    """A live call. ``await start()`` joins; ``await close()`` leaves.
+
+    ``on_change()`` (optional) is called on the loop whenever something visible changed: a new
+    picture, the roster, chat, connection state. The newest picture per participant is in
+    ``peers[id].picture`` and our own in ``self_picture``.
+    """
+
+    def __init__(self, *, host: str, port: int, session: str, name: str, video: str | None = "0",
+                 fps: float = 15.0, secret: str | bytes | None = None, suite: int = 1,
+                 audio=None, connect_timeout_s: float = 5.0, on_change=None, log=None,
+                 reconnect: bool = True):
+        self.host, self.port, self.session, self.name = host, port, session, name
+        self.video_spec = video
+        self.fps = fps
+        self.fps_now = fps
+        self.secret = secret
+        self.suite = suite
+        self.audio = audio
+        self.connect_timeout_s = connect_timeout_s
+        self.on_change = on_change or (lambda: None)
+        self.log = log or (lambda text: None)
+        self.peers: dict[int, PeerView] = {}
+        self.chat: deque[ChatLine] = deque(maxlen=200)
+        self.notices: deque[str] = deque(maxlen=20)
+        self.self_picture: np.ndarray | None = None
+        self.muted = False
+        self.camera_on = video is not None
+        self.state = "connecting"
+        self.km = KeyManager(session, secret, suite)
+        self.conn = net.RelayConnection(on_frame=self._on_frame, on_event=self._on_event, reconnect=reconnect)
+        self._source = None
+        self._encoder = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self.reconnects = 0
+        self.crypto_errors: dict[int, str] = {}
+        self.stats = {"video_sent": 0, "video_sent_bytes": 0, "audio_sent": 0, "chat_sent": 0,
+                      "encrypt_us_total": 0}
+        self.sent_stages_us: deque = deque(maxlen=LATENCY_WINDOW)
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        caps = {"video": "s2c-v1", "audio": "opus", "e2ee": f"sframe-{self.suite}"}
+        welcome = await self.conn.connect(self.host, self.port, self.session, self.name, caps,
+                                          timeout_s=self.connect_timeout_s)
+        self._joined(welcome)
+        if self.video_spec is not None:
+            try:
+                self._start_video()
+            except S2CError as exc:
+                self.notice(f"video: {exc} — continuing without sending video")
+                self.video_spec = None
+                self.camera_on = False
+        if self.audio is not None:
+            try:
+                self.audio.on_frame(self._on_audio_frame)
+                self.audio.start()
+            except S2CError as exc:
+                self.notice(f"audio: {exc} — continuing without audio")
+                self.audio = None
+
+    def _start_video(self) -> None:
+        from .codec import VideoEncoder
+        from .video import open_source
+        loop = self._loop
+        self._source = open_source(self.video_spec, max_fps=self.fps,
+                                   on_picture=lambda pic: loop.call_soon_threadsafe(self._send_picture, pic))
+        self._encoder = None
+        self._source.start()
+        self._encoder_cls = VideoEncoder
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._source is not None:
+            self._source.stop()
+        if self.audio is not None:
+            try:
+                self.audio.stop()
+            except Exception:  # noqa: BLE001 - stopping a device must not hide the real exit reason
+                pass
+        await self.conn.close()
+
+    def notice(self, text: str) -> None:
+        self.notices.append(text)
+        self.log(text)
+        self.on_change()
+
+    # ---- roster and keys ------------------------------------------------------------------------
+
+    def _joined(self, welcome, with_roster: bool = True) -> None:
+        """A (re)join: new id, fresh keys. After a reconnect the roster arrives as PeerJoined
+        events, so it is not taken from the welcome then."""
+        self.my_id = welcome.id
+        self.name = welcome.name
+        roster = welcome.roster if with_roster else []
+        self.peers = {p.id: PeerView(p.id, sanitize(p.name, 32)) for p in roster}
+        self.km.reset(welcome.id)
+        self._roster_changed()
+        self.state = "connected"
+        self._send_state()
+        self.on_change()
+
+    def _roster_changed(self) -> None:
+        self.km.on_roster([self.my_id, *self.peers])
+        self._flush_keys()
+        if self._encoder is not None:
+            self._encoder.request_keyframe()  # newcomers need a picture to start from
+
+    def _flush_keys(self) -> None:
+        for dest, payload in self.km.outgoing():
+            self.conn.send(P.Frame(P.KEY, payload, dest=dest))
+
+    def _on_event(self, ev) -> None:
+        if isinstance(ev, net.PeerJoined):
+            self.peers[ev.peer.id] = PeerView(ev.peer.id, sanitize(ev.peer.name, 32))
+            self._roster_changed()
+            self._send_state()
+            self.log(json.dumps({"event": "peer_joined", "id": ev.peer.id, "name": ev.peer.name}))
+        elif isinstance(ev, net.PeerLeft):
+            gone = self.peers.pop(ev.id, None)
+            if self.audio is not None:
+                self.audio.remove_talker(ev.id)
+            if ev.reason != "reconnect":
+                self._roster_changed()
+            self.log(json.dumps({"event": "peer_left", "id": ev.id,
+                                 "name": gone.name if gone else ev.name, "reason": ev.reason}))
+        elif isinstance(ev, net.Reconnecting):
+            self.state = f"reconnecting (attempt {ev.attempt})"
+            self.notice(f"lost the relay ({ev.reason}); reconnecting in {ev.delay_s:.1f} s")
+        elif isinstance(ev, net.Reconnected):
+            self.reconnects += 1
+            self._joined(ev.welcome, with_roster=False)
+            self.notice(f"back in session {self.session} after {ev.downtime_s:.1f} s")
+        elif isinstance(ev, net.RelayErrorEvent):
+            self.notice(f"relay: {sanitize(ev.text, 200)}")
+        elif isinstance(ev, net.Closed):
+            self.state = f"closed: {ev.reason}"
+            self.log(json.dumps({"event": "closed", "reason": ev.reason}))
+        self.on_change()
+
+    # ---- sending --------------------------------------------------------------------------------
+
+    def _protect(self, ftype: int, flags: int, stream: int, plaintext: bytes) -> bytes:
+        return self.km.protect(metadata(ftype, flags, stream, self.my_id), plaintext)
+
+    def _send_picture(self, pic) -> None:
+        if self._closed:
+            return
+        self.self_picture = pic.image_rgb
+        if not self.camera_on or not self.conn.connected:
+            self.on_change()
+            return
+        t0 = net.now_us()
+        h, w = pic.image_rgb.shape[:2]
+        if self._encoder is None or (self._encoder.width, self._encoder.height) != (w, h):
+            self._encoder = self._encoder_cls(w, h)
+        payload, is_key = self._encoder.encode(pic.image_rgb, t0 // 1000)
+        t1 = net.now_us()
+        flags = P.FLAG_KEYFRAME if is_key else 0
+        data = self._protect(P.VIDEO, flags, 0, payload)
+        t2 = net.now_us()
+        self.conn.send_media(P.VIDEO, data, flags=flags, ts_us=pic.capture_ts_us)
+        self.stats["video_sent"] += 1
+        self.stats["video_sent_bytes"] += len(data)
+        self.sent_stages_us.append((pic.capture_ts_us, t0, t1, t2, net.now_us()))
+        self.on_change()
+
+    def _on_audio_frame(self, payload: bytes, seq: int, capture_ts_us: int) -> None:
+        if self._closed or not self.conn.connected:
+            return
+        data = self._protect(P.AUDIO, 0, 0, payload)
+        self.conn.send(P.Frame(P.AUDIO, data, seq=seq, ts_us=capture_ts_us))
+        self.stats["audio_sent"] += 1
+
+    def send_chat(self, text: str) -> None:
+        text = sanitize(text, CHAT_MAX_CHARS).strip()
+        if not text:
+            return
+        self.conn.send_media(P.CHAT, self._protect(P.CHAT, 0, 0, text.encode("utf-8")))
+        self.stats["chat_sent"] += 1
+        self.chat.append(ChatLine(self.my_id, self.name, text, net.now_us()))
+        self.on_change()
+
+    def set_muted(self, muted: bool) -> None:
+        self.muted = muted
+        if self.audio is not None:
+            self.audio.muted = muted
+        self._send_state()
+        self.on_change()
+
+    def set_camera(self, on: bool) -> None:
+        self.camera_on = on and self._source is not None
+        self._send_state()
+        if self.camera_on and self._encoder is not None:
+            self._encoder.request_keyframe()
+        self.on_change()
+
+    def _send_state(self) -> None:
+        if not self.conn.connected:
+            return
+        flags = (STATE_MUTED if self.muted else 0) | (0 if self.camera_on else STATE_CAMERA_OFF)
+        self.conn.send_media(P.STATE, self._protect(P.STATE, 0, 0, bytes([flags])))
+
+    # ---- receiving ------------------------------------------------------------------------------
+
+    def _on_frame(self, f: P.Frame) -> None:
+        t_recv = net.now_us()
+        peer = self.peers.get(f.sender)
+        if f.type == P.KEY:
+            try:
+                self.km.receive_key_message(f.sender, f.payload)
+                self.crypto_errors.pop(f.sender, None)
+            except CryptoError as exc:
+                if self.crypto_errors.get(f.sender) != str(exc):
+                    self.crypto_errors[f.sender] = str(exc)
+                    self.notice(str(exc))
+            self._flush_keys()
+            self.on_change()
+            return
+        if peer is None:
+            return
+        if f.type == P.REFRESH:
+            if self._encoder is not None:
+                self._encoder.request_keyframe()
+            return
+        try:
+            plain = self.km.unprotect(f.sender, metadata(f.type, f.flags, f.stream, f.sender), f.payload)
+        except CryptoError:
+            peer.undecryptable += 1
+            return
+        t_open = net.now_us()
+        if f.type == P.VIDEO:
+            self._on_video(peer, f, plain, t_recv, t_open)
+        elif f.type == P.AUDIO:
+            peer.audio_frames += 1
+            if self.audio is not None:
+                self.audio.receive(f.sender, f.seq, f.ts_us, plain)
+        elif f.type == P.CHAT:
+            try:
+                text = sanitize(plain.decode("utf-8"), CHAT_MAX_CHARS)
+            except UnicodeDecodeError:
+                peer.bad_payloads += 1
+                return
+            self.chat.append(ChatLine(peer.id, peer.name, text, t_recv))
+            self.log(json.dumps({"event": "chat", "id": peer.id, "name": peer.name, "text": text}))
+            self.on_change()
+        elif f.type == P.STATE:
+            if len(plain) >= 1:
+                peer.muted = bool(plain[0] & STATE_MUTED)
+                peer.camera_off = bool(plain[0] & STATE_CAMERA_OFF)
+                self.on_change()
+
+    def _on_video(self, peer: PeerView, f: P.Frame, plain: bytes, t_recv: int, t_open: int) -> None:
+        from .codec import VideoDecoder
+        if peer.decoder is None:
+            peer.decoder = VideoDecoder()
+        if peer.last_video_seq is not None and f.seq != (peer.last_video_seq + 1) & 0xFFFFFFFF:
+            peer.video_gaps += 1
+        peer.last_video_seq = f.seq
+        try:
+            img = peer.decoder.decode(plain, bool(f.flags & P.FLAG_KEYFRAME))
+        except PeerError:
+            peer.bad_payloads += 1
+            img = None
+        t_dec = net.now_us()
+        if img is None:
+            if t_recv - peer.last_refresh_us > REFRESH_MIN_INTERVAL_US:
+                peer.last_refresh_us = t_recv
+                self.conn.send(P.Frame(P.REFRESH, b"", dest=peer.id))
+            return
+        peer.picture = img
+        peer.picture_seq = f.seq
+        peer.picture_local_us = t_recv
+        peer.video_frames += 1
+        peer.video_bytes += len(f.payload)
+        cap_local = self.conn.to_local_us(peer.id, f.ts_us)
+        if cap_local is None:
+            cap_local = f.ts_us  # same machine clock until offsets are known
+        peer.picture_capture_us = cap_local
+        peer.latencies_ms.append((t_recv - cap_local) / 1000.0)
+        peer.stages_us.append((cap_local, t_recv, t_open, t_dec))
+        self.on_change()
+
+    # ---- figures --------------------------------------------------------------------------------
+
+    def figures(self) -> dict:
+        return {
+            "id": getattr(self, "my_id", None), "name": self.name, "session": self.session,
+            "state": self.state, "reconnects": self.reconnects,
+            "rtt_ms_p50": self.conn.rtt_ms_p50,
+            "peers": {str(p.id): p.figures() for p in self.peers.values()},
+            "sent": dict(self.stats), "net": dict(self.conn.stats),
+            "crypto": {"safety_code": self.km.safety_code(), "state": self.km.state_text(),
+                       "rejected": self.km.stats.rejected},
+            "audio": self.audio.stats() if self.audio is not None else None,
+            "time": time.time(),
+        }
+
+
+def read_secret(arg: str | None) -> str | None:
+    """--secret value, S2C_SECRET, or a prompt for '-'."""
+    if arg == "-":
+        import getpass
+        return getpass.getpass("session secret: ")
+    if arg:
+        return arg
+    return os.environ.get("S2C_SECRET") or None
+
+
+def _write_json_atomic(path: str, doc: dict) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(doc, fh, default=str)
+    os.replace(tmp, path)
+
+
+def video_spec_from_args(args) -> str | None:
+    if getattr(args, "no_video", False):
+        return None
+    return args.video
+
+
+def audio_from_args(args):
+    from .audio.options import engine_from_args
+    if getattr(args, "audio_in", None) is None and getattr(args, "audio_out", None) is None \
+            and not args.no_audio and getattr(args, "headless", False):
+        return None  # headless without explicit audio endpoints: no devices
+    return engine_from_args(args)
+
+
+async def _headless(args) -> int:
+    def log(text: str) -> None:
+        print(text if text.startswith("{") else json.dumps({"event": "notice", "text": text}), flush=True)
+    call = Call(host=args.host, port=args.port, session=args.session, name=args.name,
+                video=video_spec_from_args(args), fps=args.fps, secret=read_secret(args.secret),
+                suite=args.suite, audio=audio_from_args(args), connect_timeout_s=args.connect_timeout,
+                log=log)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    await call.start()
+    print(json.dumps({"event": "joined", "id": call.my_id, "name": call.name,
+                      "peers": sorted(call.peers)}), flush=True)
+    for text in args.say:
+        call.send_chat(text)
+    t_end = None if args.duration is None else time.monotonic() + args.duration
+    try:
+        while not stop.is_set():
+            timeout = 1.0 if t_end is None else max(0.0, min(1.0, t_end - time.monotonic()))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+            if args.stats_json:
+                _write_json_atomic(args.stats_json, call.figures())
+            if t_end is not None and time.monotonic() >= t_end:
+                break
+    finally:
+        if args.stats_json:
+            _write_json_atomic(args.stats_json, call.figures())
+        await call.close()
+    return 0
+
+
+def run_headless(args) -> int:
+    from .runtime import run_async
+    return run_async(_headless(args))
