@@ -324,7 +324,9 @@ class ConferenceScreen:
             parts.append("MIC OFF")
         if not call.camera_on:
             parts.append("CAM OFF")
-        parts.append(e2e + (f" code {code}" if code else ""))
+        if code:
+            parts.append(f"code {code}")
+        parts.append(e2e)
         parts.append("? help")
         return " | ".join(parts)
 

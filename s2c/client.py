@@ -122,6 +122,10 @@ class Call:
         self.stats = {"video_sent": 0, "video_sent_bytes": 0, "audio_sent": 0, "chat_sent": 0,
                       "encrypt_us_total": 0}
         self.sent_stages_us: deque = deque(maxlen=LATENCY_WINDOW)
+        # [fix by the app engineer] frames the relay forwards in the same read as WELCOME reach
+        # _on_frame before connect() returns and _joined() has reset the KeyManager (a KEY then
+        # raised CryptoUsageError and killed the transport). Held here until joined, bounded.
+        self._early_frames: list | None = []
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -131,6 +135,9 @@ class Call:
         welcome = await self.conn.connect(self.host, self.port, self.session, self.name, caps,
                                           timeout_s=self.connect_timeout_s)
         self._joined(welcome)
+        early, self._early_frames = self._early_frames, None
+        for f in early or ():
+            self._on_frame(f)
         if self.video_spec is not None:
             try:
                 self._start_video()
@@ -293,6 +300,10 @@ class Call:
     # ---- receiving ------------------------------------------------------------------------------
 
     def _on_frame(self, f: P.Frame) -> None:
+        if self._early_frames is not None:   # not joined yet: see __init__
+            if len(self._early_frames) < 256:
+                self._early_frames.append(f)
+            return
         t_recv = net.now_us()
         peer = self.peers.get(f.sender)
         if f.type == P.KEY:
