@@ -52,7 +52,7 @@ residual YCoCg 4:2:0 step 8, zstd      9707    5123    35.6   0.949      435    
 residual YCoCg 4:4:4 8/16, zstd        12511   8705    37.1   1.000      287     158     8394
 residual YCoCg 4:4:4 8/16 dz 4/8       12511   7969    36.9   1.000      408     159     7291
 residual YCoCg 4:4:4 8/12 dz 4/8       -       7075    37.5   1.000      -       -       -
-**residual YCoCg 4:4:4 8/8 dz 4/8**    13900   6610    37.8   1.000      ~500    ~200    -
+**residual YCoCg 4:4:4 8/8 dz 4/8**    15741   6608    37.8   1.000      425     190     4641
 =====================================  ======  ======  =====  =========  ======  ======  =========
 
 (last rows: measured with this module; the bench suite ``codec`` has the current figures.)
