@@ -105,6 +105,7 @@ class Call:
         self.on_change = on_change or (lambda: None)
         self.log = log or (lambda text: None)
         self.peers: dict[int, PeerView] = {}
+        self.departed: dict[int, PeerView] = {}  # kept for the figures (bounded below)
         self.chat: deque[ChatLine] = deque(maxlen=200)
         self.notices: deque[str] = deque(maxlen=20)
         self.self_picture: np.ndarray | None = None
@@ -214,6 +215,8 @@ class Call:
             self.log(json.dumps({"event": "peer_joined", "id": ev.peer.id, "name": ev.peer.name}))
         elif isinstance(ev, net.PeerLeft):
             gone = self.peers.pop(ev.id, None)
+            if gone is not None and ev.reason != "reconnect":
+                self.departed[gone.id] = gone
             if self.audio is not None:
                 self.audio.remove_talker(ev.id)
             if ev.reason != "reconnect":
@@ -389,6 +392,7 @@ class Call:
             "state": self.state, "reconnects": self.reconnects,
             "rtt_ms_p50": self.conn.rtt_ms_p50,
             "peers": {str(p.id): p.figures() for p in self.peers.values()},
+            "departed": {str(p.id): p.figures() for p in list(self.departed.values())[-64:]},
             "sent": dict(self.stats), "net": dict(self.conn.stats),
             "crypto": {"safety_code": self.km.safety_code(), "state": self.km.state_text(),
                        "rejected": self.km.stats.rejected},
