@@ -127,6 +127,8 @@ class Call:
         # _on_frame before connect() returns and _joined() has reset the KeyManager (a KEY then
         # raised CryptoUsageError and killed the transport). Held here until joined, bounded.
         self._early_frames: list | None = []
+        # [e2e trace] opt-in per-frame stage timestamps for the e2e bench (S2C_TRACE_FILE=path)
+        self.trace: StageTrace | None = StageTrace.from_env()
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -176,6 +178,8 @@ class Call:
             except Exception:  # noqa: BLE001 - stopping a device must not hide the real exit reason
                 pass
         await self.conn.close()
+        if self.trace is not None:
+            self.trace.close()
 
     def notice(self, text: str) -> None:
         self.notices.append(text)
@@ -262,6 +266,8 @@ class Call:
         self.stats["video_sent"] += 1
         self.stats["video_sent_bytes"] += len(data)
         self.sent_stages_us.append((pic.capture_ts_us, t0, t1, t2, net.now_us()))
+        if self.trace is not None:  # [e2e trace] opt-in, S2C_TRACE_FILE
+            self.trace.sent(self, self.sent_stages_us[-1], len(data))
         self.on_change()
 
     def _on_audio_frame(self, payload: bytes, seq: int, capture_ts_us: int) -> None:
@@ -381,7 +387,7 @@ class Call:
             cap_local = f.ts_us  # same machine clock until offsets are known
         peer.picture_capture_us = cap_local
         peer.latencies_ms.append((t_recv - cap_local) / 1000.0)
-        peer.stages_us.append((cap_local, t_recv, t_open, t_dec))
+        peer.stages_us.append((cap_local, t_recv, t_open, t_dec, f.ts_us))  # last: sender's clock
         self.on_change()
 
     # ---- figures --------------------------------------------------------------------------------
@@ -399,6 +405,56 @@ class Call:
             "audio": self.audio.stats() if self.audio is not None else None,
             "time": time.time(),
         }
+
+
+class StageTrace:
+    """[e2e trace] Opt-in (``S2C_TRACE_FILE=path``): one JSON line per video frame sent and per
+    peer picture written to the terminal, with every stage's timestamp (``now_us()``, the
+    machine's CLOCK_MONOTONIC, so lines from different processes compare directly).
+
+    The app calls ``drawn(call, peer_id, render_start_us, render_end_us, nbytes)`` after
+    rendering a peer's current picture into its output, and ``written(written_us)`` right after
+    those bytes went to the terminal; the e2e bench (s2c/bench/suite_e2e.py) reads the file.
+    """
+
+    def __init__(self, path: str):
+        self._fh = open(path, "a", buffering=1 << 16)
+        self._pending: list[dict] = []
+
+    @classmethod
+    def from_env(cls) -> "StageTrace | None":
+        path = os.environ.get("S2C_TRACE_FILE")
+        return cls(path) if path else None
+
+    def sent(self, call: "Call", stages: tuple, nbytes: int) -> None:
+        cap, t0, t1, t2, t3 = stages
+        self._fh.write(json.dumps({"ev": "sent", "id": call.my_id, "capture_us": cap, "enc_start_us": t0,
+                                   "enc_end_us": t1, "protect_end_us": t2, "send_end_us": t3,
+                                   "bytes": nbytes}) + "\n")
+
+    def drawn(self, call: "Call", peer_id, render_start_us: int, render_end_us: int, nbytes: int) -> None:
+        peer = call.peers.get(peer_id)
+        if peer is None or not peer.stages_us:
+            return
+        cap_local, t_recv, t_open, t_dec, ts = peer.stages_us[-1]
+        self._pending.append({"ev": "drawn", "id": call.my_id, "peer": peer_id, "seq": peer.picture_seq,
+                              "capture_us": cap_local, "capture_sender_us": ts, "recv_us": t_recv,
+                              "open_us": t_open, "decode_us": t_dec, "render_start_us": render_start_us,
+                              "render_end_us": render_end_us, "bytes": nbytes})
+
+    def written(self, written_us: int, nbytes_total: int | None = None) -> None:
+        for rec in self._pending:
+            rec["written_us"] = written_us
+            rec["write_bytes"] = nbytes_total
+            self._fh.write(json.dumps(rec) + "\n")
+        self._pending.clear()
+        self._fh.flush()
+
+    def close(self) -> None:
+        try:
+            self._fh.close()
+        except OSError:
+            pass
 
 
 def read_secret(arg: str | None) -> str | None:
