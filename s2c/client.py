@@ -502,8 +502,14 @@ async def _headless(args) -> int:
     await call.start()
     print(json.dumps({"event": "joined", "id": call.my_id, "name": call.name,
                       "peers": sorted(call.peers)}), flush=True)
-    for text in args.say:
-        call.send_chat(text)
+    if args.say:
+        # wait (briefly) for everyone's keys so the first message is readable by all
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not all(call.km.ready_for(p) for p in call.peers):
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        for text in args.say:
+            call.send_chat(text)
     t_end = None if args.duration is None else time.monotonic() + args.duration
     try:
         while not stop.is_set():
