@@ -24,6 +24,7 @@ from .render import MODES, Renderer
 STALE_US = 2_000_000          # a picture older than this is not shown as if live
 TICK_S = 0.25                 # re-check staleness, rates and the status line this often
 SAFETY_CODE_MIN_INTERVAL_S = 1.0
+SAY_WAIT_S = 10.0             # --say waits for the peers' keys at most this long
 HELP = (
     "s2c keys",
     "",
@@ -248,9 +249,14 @@ class ConferenceScreen:
                 return
             if not isinstance(self.shown.get(key), type(pic)):
                 r.reset()
-            out.append(r.frame(pic).decode("utf-8", "replace"))
+            t_render = time.monotonic_ns() // 1000   # [e2e trace]
+            tile_bytes = r.frame(pic)
+            out.append(tile_bytes.decode("utf-8", "replace"))
             out.append(RESET)
             self.shown[key] = pic
+            trace = getattr(self.call, "trace", None)  # [e2e trace] opt-in (S2C_TRACE_FILE), see client.StageTrace
+            if trace is not None and not is_self:
+                trace.drawn(self.call, key, t_render, time.monotonic_ns() // 1000, len(tile_bytes))
         else:
             if self.shown.get(key) == msg:
                 return
@@ -472,6 +478,10 @@ async def _ui(call, args, screen: term.Screen, recorder, title: str) -> str | No
         loop.add_reader(screen.in_fd, on_key)
     min_period = 1.0 / args.max_fps
     reason = None
+    lost_since = None
+    pending_say = list(getattr(args, "say", []) or [])
+    t_start = time.monotonic()
+    give_up_s = getattr(args, "give_up_after", None) or 30.0
     try:
         while not quit_.is_set():
             try:
@@ -486,6 +496,15 @@ async def _ui(call, args, screen: term.Screen, recorder, title: str) -> str | No
             if call.state.startswith("closed"):
                 reason = f"lost the relay at {call.host}:{call.port} ({call.state[len('closed: '):] or 'closed'})"
                 break
+            if call.state.startswith("reconnecting"):
+                if lost_since is None:
+                    lost_since = time.monotonic()
+                elif time.monotonic() - lost_since > give_up_s:
+                    reason = (f"lost the relay at {call.host}:{call.port}; no reconnect within "
+                              f"{give_up_s:g} s (--give-up-after)")
+                    break
+            else:
+                lost_since = None
             if resized:
                 resized = False
                 cols, rows = term.size(screen.out_fd)
@@ -494,8 +513,16 @@ async def _ui(call, args, screen: term.Screen, recorder, title: str) -> str | No
                 ui.resize(cols, rows)
             t0 = time.monotonic()
             data = ui.draw(time.monotonic_ns() // 1000)
+            if pending_say and call.peers and (ui._code[1] or t0 - t_start > SAY_WAIT_S):
+                # --say: once everyone's keys are known (the safety code exists), else they
+                # could not open it
+                for text in pending_say:
+                    call.send_chat(text)
+                pending_say.clear()
             if data:
                 out.write(data)
+                if getattr(call, "trace", None) is not None:  # [e2e trace] bytes are on the terminal now
+                    call.trace.written(time.monotonic_ns() // 1000, len(data))
             spare = min_period - (time.monotonic() - t0)
             if spare > 0:
                 await asyncio.sleep(spare)
@@ -543,8 +570,6 @@ async def _conference(args, host: str, port: int, secret, video, title: str, bef
     recorder = None
     try:
         await call.start()          # RelayUnreachable etc. surface here, before the screen changes
-        for text in getattr(args, "say", []) or []:
-            call.send_chat(text)
         with term.Screen() as screen:
             if args.record:
                 from .record import Recorder

@@ -80,6 +80,8 @@ def conference_parser() -> argparse.ArgumentParser:
     h.add_argument("--stats-json", metavar="FILE", help="write per-peer figures here on exit")
     h.add_argument("--record", metavar="FILE.cast", help="record the screen as asciicast v2")
     h.add_argument("--connect-timeout", type=_positive_float, default=5.0, help="seconds (default 5)")
+    h.add_argument("--give-up-after", type=_positive_float, default=30.0, metavar="S",
+                   help="leave with an error when the relay has been lost for S seconds (default 30)")
     h.add_argument("--say", action="append", default=[], metavar="TEXT",
                    help="send this chat message once joined (repeatable; for scripts)")
     return p
