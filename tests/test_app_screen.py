@@ -1,0 +1,135 @@
+"""ConferenceScreen (sans terminal) and the asciicast recorder, with a fake call and pyte."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from types import SimpleNamespace
+
+import numpy as np
+import pyte
+
+from s2c.app import ConferenceScreen
+from s2c.client import ChatLine, PeerView
+from s2c.record import Recorder, parse
+
+
+class FakeKM:
+    has_secret = False
+
+    def state_text(self):
+        return "e2e: on"
+
+    def safety_code(self):
+        return "12345 67890"
+
+
+class FakeCall:
+    def __init__(self):
+        self.name, self.session, self.state = "me", "room", "connected"
+        self.peers = {}
+        self.chat, self.notices = deque(maxlen=200), deque(maxlen=20)
+        self.self_picture = None
+        self.muted, self.camera_on, self.video_spec = False, True, "test"
+        self.audio = None
+        self.km = FakeKM()
+        self.conn = SimpleNamespace(rtt_ms_p50=1.5, stats={"recv_bytes": 0, "sent_bytes": 0})
+        self.sent = []
+        self.my_id = 1
+
+    def send_chat(self, text):
+        self.sent.append(text)
+        self.chat.append(ChatLine(self.my_id, self.name, text, 0))
+
+    def set_muted(self, m):
+        self.muted = m
+
+    def set_camera(self, on):
+        self.camera_on = on
+
+
+def _screen(data_chunks, cols=120, rows=40):
+    emu = pyte.Screen(cols, rows)
+    stream = pyte.Stream(emu)
+    for d in data_chunks:
+        stream.feed(d.decode("utf-8"))
+    return emu
+
+
+def _pic(v):
+    img = np.zeros((90, 160, 3), np.uint8)
+    img[:, :, 0] = v
+    img[30:60, 40:120] = 255 - v
+    return img
+
+
+def test_tiles_labels_stale_and_hostile_text():
+    call = FakeCall()
+    now = 10_000_000
+    call.self_picture = _pic(50)
+    call.peers[2] = PeerView(2, "\x1b]0;pwned\x07\x1b[31mEVIL", picture=_pic(100), picture_local_us=now)
+    call.peers[3] = PeerView(3, "bob", picture=_pic(200), picture_local_us=now - 3_000_000, muted=True)
+    call.peers[4] = PeerView(4, "cam", camera_off=True)
+    call.chat.append(ChatLine(2, "x\x1b[2Jy", "hi\x1b[?25h\x07there", now))
+    ui = ConferenceScreen(call, 120, 40, "blocks", "truecolor")
+    out = ui.draw(now)
+    emu = _screen([out])
+    text = "\n".join(emu.display)
+    assert "me (you)" in text and "]0;pwned[31mEVIL" in text and "bob  [muted]" in text
+    assert "video stalled" in text and "camera off" in text
+    assert "x[2Jy: hi[?25hthere" in text
+    assert b"\x1b]" not in out and b"\x07" not in out and b"\x1b[?25h" not in out
+    assert "4 in call" in emu.display[39] and "code 12345 67890" in emu.display[39]
+    # nothing changed -> nothing to write
+    assert ui.draw(now) == b""
+
+
+def test_keys_chat_mute_mode_selfview_help_quit():
+    call = FakeCall()
+    ui = ConferenceScreen(call, 100, 30, "blocks", "truecolor")
+    ui.draw(0)
+    assert ui.key("\r") and ui.typing == ""
+    assert ui.key("hello\x7fo wor\x1b[Dld")      # backspace, an arrow key is ignored
+    assert ui.key("\r") and call.sent == ["hello world"] and ui.typing is None
+    assert ui.key("\rdraft\x1b") and ui.typing is None and call.sent == ["hello world"]   # Esc cancels
+    assert ui.key("m") and call.muted
+    assert ui.key("v") and not call.camera_on
+    mode = ui.mode
+    assert ui.key("c") and ui.mode != mode
+    assert ui.key("s") and ui.self_view == "inset"
+    assert ui.key("?") and ui.help
+    assert ui.key("x") and not ui.help           # any key closes help
+    assert ui.key("q") is False
+    assert ui.key("\x03") is False
+
+
+def test_resize_relayouts_and_redraws_fully():
+    call = FakeCall()
+    call.self_picture = _pic(10)
+    call.peers[2] = PeerView(2, "ann", picture=_pic(90), picture_local_us=0)
+    ui = ConferenceScreen(call, 160, 50, "blocks", "truecolor")
+    first = ui.draw(0)
+    ui.resize(80, 24)
+    second = ui.draw(0)
+    assert second.startswith(b"\x1b[0m\x1b[2J")
+    emu = _screen([first, second], 80, 24)
+    assert "2 in call" in emu.display[23]
+
+
+def test_recorder_writes_asciicast_v2(tmp_path):
+    t = [100.0]
+    path = tmp_path / "x.cast"
+    rec = Recorder(str(path), 80, 24, clock=lambda: t[0])
+    t[0] = 100.5
+    data = "héllo ▀".encode()
+    rec.output(data[:2])          # splits the é
+    rec.output(data[2:])
+    t[0] = 101.0
+    rec.resize(100, 30)
+    rec.close()
+    header, events = parse(path.read_text(encoding="utf-8"))
+    assert header["version"] == 2 and header["width"] == 80 and header["height"] == 24
+    assert isinstance(header["timestamp"], int)
+    assert "".join(e[2] for e in events if e[1] == "o") == "héllo ▀"
+    assert events[-1] == [1.0, "r", "100x30"]
+    assert all(json.loads(line) for line in path.read_text().splitlines())
