@@ -123,6 +123,7 @@ class Call:
         self.stats = {"video_sent": 0, "video_sent_bytes": 0, "audio_sent": 0, "chat_sent": 0,
                       "encrypt_us_total": 0}
         self.sent_stages_us: deque = deque(maxlen=LATENCY_WINDOW)
+        self._delay_series: deque = deque(maxlen=600)
         # [fix by the app engineer] frames the relay forwards in the same read as WELCOME reach
         # _on_frame before connect() returns and _joined() has reset the KeyManager (a KEY then
         # raised CryptoUsageError and killed the transport). Held here until joined, bounded.
@@ -392,6 +393,17 @@ class Call:
 
     # ---- figures --------------------------------------------------------------------------------
 
+    def _audio_delay_series(self) -> list:
+        """Per call: [monotonic s, frames, p50, max] of capture -> leaving the mixer (same-machine
+        clocks) for the frames mixed since the previous call; the last 600 entries."""
+        if self.audio is None:
+            return []
+        recs = self.audio.take_playout_records()
+        if recs:
+            d = np.asarray([r.mouth_to_ear_ms for r in recs])
+            self._delay_series.append((round(time.monotonic(), 3), int(d.size), float(np.median(d)), float(d.max())))
+        return list(self._delay_series)
+
     def figures(self) -> dict:
         return {
             "id": getattr(self, "my_id", None), "name": self.name, "session": self.session,
@@ -403,6 +415,7 @@ class Call:
             "crypto": {"safety_code": self.km.safety_code(), "state": self.km.state_text(),
                        "rejected": self.km.stats.rejected},
             "audio": self.audio.stats() if self.audio is not None else None,
+            "audio_delay_ms": self._audio_delay_series(),
             "time": time.time(),
         }
 
