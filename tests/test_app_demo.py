@@ -87,3 +87,25 @@ def test_demo_tiles_status_keys_restore_and_record(tmp_path):
     shown = [ln.rstrip() for ln in frozen.split("\n")[:50]]
     assert replay[:49] == shown[:49]
     assert replay[49].split("fps")[0].rsplit("|", 1)[0] == shown[49].split("fps")[0].rsplit("|", 1)[0]
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "SIGTERM", "SIGHUP"])
+def test_demo_exit_paths_restore_the_terminal(tmp_path, how):
+    import os
+    import signal
+    import subprocess
+    pidfile = tmp_path / "pid"
+    # exec so that the pid we record is the app's own
+    argv = [sys.executable, "-c", "import os,sys; open(sys.argv[1],'w').write(str(os.getpid())); "
+            "from s2c.cli import main; sys.exit(main(['demo','--no-audio','--participants','1']))",
+            str(pidfile)]
+    with Pane(shell_command(argv, before="echo BEFORE-MARKER; "), 120, 40) as pane:
+        pane.wait_for(lambda s: "2 in call" in s, 30, "the demo screen")
+        if how == "ctrl-c":
+            pane.send_keys("C-c")
+        else:
+            os.kill(int(pidfile.read_text()), getattr(signal, how))
+        done = pane.wait_text("DONE", 15)
+        assert pane.fmt("#{alternate_on} #{cursor_flag}") == "0 1"
+    assert "BEFORE-MARKER" in done and "Traceback" not in done
+    assert {"echo", "icanon", "isig"} <= _modes(done), done
