@@ -11,8 +11,9 @@ Owns: the fixed speech-like test signal and the audio figures. Must not: need a 
                               decodes, mix + limiter).
 - ``audio.mouth_to_ear_direct_ms``  4 tone senders wired straight into one receiver engine
                               (no network, no relay; real 20 ms clocks): frame capture ->
-                              its samples leaving the mixer. The relay figure
-                              ``audio.mouth_to_ear_ms`` is measured by the e2e set-up.
+                              its samples leaving the mixer; baseline of
+- ``audio.mouth_to_ear_ms``   the same through a real s2c-server on loopback (SFrame, 4
+                              talker Calls and a listener Call): see _mouth_to_ear_relay.
 """
 
 from __future__ import annotations
@@ -128,6 +129,51 @@ def _mouth_to_ear_direct(seconds: float) -> list[float]:
     return [r.mouth_to_ear_ms for r in recs[skip:]]
 
 
+def _mouth_to_ear_relay(seconds: float) -> tuple[list[float], dict]:
+    """``audio.mouth_to_ear_ms`` (added by the e2e work, issue 7): a real ``s2c-server``
+    subprocess on loopback, 4 talking Calls (tone sources, SFrame, Opus) and one listening Call,
+    all in this process; a frame's capture stamp -> its samples leaving the listener's mixer
+    (PlayoutRecord, one CLOCK_MONOTONIC). Start-up (joins, key exchange, buffer fill) is skipped."""
+    import asyncio
+
+    from ..audio.engine import AudioEngine
+    from ..client import Call
+    from .suite_e2e import _start_server
+
+    srv, port = _start_server()
+
+    async def call_round() -> list:
+        def make(name, audio):
+            return Call(host="127.0.0.1", port=port, session="m2e", name=name, video=None, audio=audio,
+                        reconnect=False)
+        ear_audio = AudioEngine("none", "none")
+        calls = [make("ear", ear_audio)]
+        try:
+            await calls[0].start()
+            for k in range(4):
+                calls.append(make(f"talker{k}", AudioEngine(f"tone:{300 + 110 * k}", "none")))
+                await calls[-1].start()
+                await asyncio.sleep(0.007)  # spread the senders' clock phases
+            await asyncio.sleep(0.6)
+            ear_audio.take_playout_records()
+            await asyncio.sleep(seconds)
+            return ear_audio.take_playout_records()
+        finally:
+            for c in calls:
+                await c.close()
+
+    try:
+        recs = asyncio.run(call_round())
+    finally:
+        srv.terminate()
+        try:
+            srv.wait(timeout=3)
+        except Exception:  # noqa: BLE001
+            srv.kill()
+    talkers = {r.talker_id for r in recs}
+    return [r.mouth_to_ear_ms for r in recs], {"talkers": len(talkers), "frames": len(recs)}
+
+
 def run(quick: bool, **kw) -> dict[str, Metric]:
     seconds = 20.0 if quick else 60.0
     speech = speech_like(seconds)
@@ -143,4 +189,8 @@ def run(quick: bool, **kw) -> dict[str, Metric]:
     out["audio.tick4_us"] = summarize(_tick_cost(200 if quick else 1000), "us")
     m2e = _mouth_to_ear_direct(2.0 if quick else 8.0)
     out["audio.mouth_to_ear_direct_ms"] = summarize(m2e, "ms", talkers=4, path="in-process, no relay")
+    m2e_relay, info = _mouth_to_ear_relay(3.0 if quick else 15.0)
+    out["audio.mouth_to_ear_ms"] = summarize(m2e_relay, "ms", baseline="audio.mouth_to_ear_direct_ms",
+                                             path="4 talkers -> real s2c-server on loopback -> listener's mixer",
+                                             **info)
     return out
