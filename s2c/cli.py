@@ -132,7 +132,6 @@ def _snapshot(args) -> int:
             break
     if pic is None:
         raise LocalError(f"video source {args.video!r} gave no frame")
-    # snapshot keeps the source's full detail: grab at a size that covers the tile
     sys.stdout.buffer.write(snapshot_lines(pic.image_rgb, args.cols, args.rows, args.mode, _colors(args), args.ramp))
     sys.stdout.flush()
     return 0

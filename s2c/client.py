@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import struct
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ import numpy as np
 from . import net
 from . import protocol as P
 from .crypto.keys import KeyManager
-from .errors import CryptoError, DeviceError, LocalError, PeerError, S2CError
+from .errors import CryptoError, PeerError, S2CError
 from .term import sanitize
 
 CHAT_MAX_CHARS = 500
@@ -120,8 +119,7 @@ class Call:
         self._closed = False
         self.reconnects = 0
         self.crypto_errors: dict[int, str] = {}
-        self.stats = {"video_sent": 0, "video_sent_bytes": 0, "audio_sent": 0, "chat_sent": 0,
-                      "encrypt_us_total": 0}
+        self.stats = {"video_sent": 0, "video_sent_bytes": 0, "audio_sent": 0, "chat_sent": 0}
         self.sent_stages_us: deque = deque(maxlen=LATENCY_WINDOW)
         self._delay_series: deque = deque(maxlen=600)
         # [fix by the app engineer] frames the relay forwards in the same read as WELCOME reach
@@ -164,8 +162,8 @@ class Call:
         self._source = open_source(self.video_spec, max_fps=self.fps,
                                    on_picture=lambda pic: loop.call_soon_threadsafe(self._send_picture, pic))
         self._encoder = None
-        self._source.start()
         self._encoder_cls = VideoEncoder
+        self._source.start()
 
     async def close(self) -> None:
         if self._closed:

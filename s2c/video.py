@@ -38,7 +38,7 @@ class TestScene:
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, width: int = 640, height: int = 360, seed: int = 0, hue_shift: int = 0):
+    def __init__(self, width: int = 640, height: int = 360, hue_shift: int = 0):
         import cv2  # imported here: tests of the renderer need no OpenCV
         self._cv2 = cv2
         self.width, self.height = width, height
@@ -53,8 +53,6 @@ class TestScene:
         band = self._background[height - height // 10:, :]
         band[:, (np.arange(width) // 2) % 2 == 0] = 255
         band[:, (np.arange(width) // 2) % 2 == 1] = 0
-        self._rng = np.random.default_rng(seed)
-        self._t0 = 0.0
 
     def render(self, t_s: float) -> np.ndarray:
         """The scene at time t_s seconds, as a BGR frame."""
@@ -113,7 +111,7 @@ class _Reader:
         self._t0 = time.monotonic()
         if spec == "test" or spec.startswith("test:"):
             seed = int(spec.split(":", 1)[1]) if ":" in spec else 0
-            self._scene = TestScene(seed=seed, hue_shift=seed * 37)
+            self._scene = TestScene(hue_shift=seed * 37)
             return
         import cv2
         if spec.isdigit():

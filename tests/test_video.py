@@ -111,7 +111,6 @@ def test_snapshot_command_ascii_80x24():
     # brighter regions use denser glyphs: the ramp index follows the scene's luminance
     ramp = " .:-=+*#%@"
     chars = np.array([[ramp.index(ch) for ch in line] for line in lines[2:-3]])
-    scene = TestScene().render(0.0)
     assert chars.mean() > 1 and len(np.unique(chars)) >= 5
 
 

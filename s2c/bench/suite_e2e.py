@@ -150,7 +150,7 @@ def _full_redraw_bytes(joined: list[dict], clients: list[_Client]) -> list[float
 
     lay = L.compute(N_CLIENTS, COLS, ROWS, inset=False)
     rect = lay.tiles[0].picture
-    scene = TestScene(seed=1, hue_shift=37)
+    scene = TestScene(hue_shift=37)
     frame = scene.render(1.0)
     w, h = send_size(frame.shape[1], frame.shape[0])
     pic = area_downsample(frame, w, h)
