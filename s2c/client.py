@@ -122,9 +122,9 @@ class Call:
         self.stats = {"video_sent": 0, "video_sent_bytes": 0, "audio_sent": 0, "chat_sent": 0}
         self.sent_stages_us: deque = deque(maxlen=LATENCY_WINDOW)
         self._delay_series: deque = deque(maxlen=600)
-        # [fix by the app engineer] frames the relay forwards in the same read as WELCOME reach
-        # _on_frame before connect() returns and _joined() has reset the KeyManager (a KEY then
-        # raised CryptoUsageError and killed the transport). Held here until joined, bounded.
+        # Frames the relay forwards in the same read as WELCOME reach _on_frame before the
+        # (re)join is handled and the KeyManager reset for the new id; a KEY handled then would
+        # be applied to the old state and lost. Held here (bounded) while joining, replayed after.
         self._early_frames: list | None = []
         # [e2e trace] opt-in per-frame stage timestamps for the e2e bench (S2C_TRACE_FILE=path)
         self.trace: StageTrace | None = StageTrace.from_env()
@@ -137,9 +137,6 @@ class Call:
         welcome = await self.conn.connect(self.host, self.port, self.session, self.name, caps,
                                           timeout_s=self.connect_timeout_s)
         self._joined(welcome)
-        early, self._early_frames = self._early_frames, None
-        for f in early or ():
-            self._on_frame(f)
         if self.video_spec is not None:
             try:
                 self._start_video()
@@ -187,17 +184,23 @@ class Call:
 
     # ---- roster and keys ------------------------------------------------------------------------
 
-    def _joined(self, welcome, with_roster: bool = True) -> None:
-        """A (re)join: new id, fresh keys. After a reconnect the roster arrives as PeerJoined
-        events, so it is not taken from the welcome then."""
+    def _joined(self, welcome) -> None:
+        """A (re)join: new id, fresh keys, the roster as the transport knows it now (the welcome
+        plus anyone who joined since), then the frames held while joining. Roster events that
+        arrive while (re)joining are ignored: this rebuild covers them."""
         self.my_id = welcome.id
         self.name = welcome.name
-        roster = welcome.roster if with_roster else []
-        self.peers = {p.id: PeerView(p.id, sanitize(p.name, 32)) for p in roster}
+        if self.audio is not None:
+            for pid in self.peers:
+                self.audio.remove_talker(pid)
+        self.peers = {p.id: PeerView(p.id, sanitize(p.name, 32)) for p in self.conn.roster.values()}
         self.km.reset(welcome.id)
         self._roster_changed()
         self.state = "connected"
         self._send_state()
+        early, self._early_frames = self._early_frames, None
+        for f in early or ():
+            self._on_frame(f)
         self.on_change()
 
     def _roster_changed(self) -> None:
@@ -211,27 +214,33 @@ class Call:
             self.conn.send(P.Frame(P.KEY, payload, dest=dest))
 
     def _on_event(self, ev) -> None:
+        joining = self._early_frames is not None
+        if isinstance(ev, (net.PeerJoined, net.PeerLeft)) and joining:
+            return  # (re)joining: _joined() takes the roster from the transport
         if isinstance(ev, net.PeerJoined):
+            if ev.peer.id in self.peers:
+                return  # the transport repeats the roster after a reconnect
             self.peers[ev.peer.id] = PeerView(ev.peer.id, sanitize(ev.peer.name, 32))
             self._roster_changed()
             self._send_state()
             self.log(json.dumps({"event": "peer_joined", "id": ev.peer.id, "name": ev.peer.name}))
         elif isinstance(ev, net.PeerLeft):
             gone = self.peers.pop(ev.id, None)
-            if gone is not None and ev.reason != "reconnect":
+            if gone is not None:
                 self.departed[gone.id] = gone
             if self.audio is not None:
                 self.audio.remove_talker(ev.id)
-            if ev.reason != "reconnect":
-                self._roster_changed()
+            self._roster_changed()
             self.log(json.dumps({"event": "peer_left", "id": ev.id,
                                  "name": gone.name if gone else ev.name, "reason": ev.reason}))
         elif isinstance(ev, net.Reconnecting):
+            if self._early_frames is None:
+                self._early_frames = []
             self.state = f"reconnecting (attempt {ev.attempt})"
             self.notice(f"lost the relay ({ev.reason}); reconnecting in {ev.delay_s:.1f} s")
         elif isinstance(ev, net.Reconnected):
             self.reconnects += 1
-            self._joined(ev.welcome, with_roster=False)
+            self._joined(ev.welcome)
             self.notice(f"back in session {self.session} after {ev.downtime_s:.1f} s")
         elif isinstance(ev, net.RelayErrorEvent):
             self.notice(f"relay: {sanitize(ev.text, 200)}")

@@ -391,8 +391,7 @@ class RelayConnection:
                               exc.code) from None
         except ConnectionError as exc:
             raise self._unreachable(str(exc)) from None
-        self.welcome = welcome
-        self.roster = {p.id: p for p in welcome.roster}
+        self.welcome = welcome  # self.roster was set when the WELCOME frame arrived
         limit = welcome.limits.get("max_frame_bytes")
         if isinstance(limit, int) and P.HEADER_BYTES < limit < self.max_frame_bytes:
             self.max_frame_bytes = limit
@@ -435,7 +434,11 @@ class RelayConnection:
                 self._on_pong(f)
             elif t == P.WELCOME:
                 if not proto.welcome.done():
-                    proto.welcome.set_result(P.parse_welcome(f.payload))
+                    welcome = P.parse_welcome(f.payload)
+                    # the roster starts here, in frame order: a PEER_JOINED processed before
+                    # _open() resumes must not be overwritten by the older welcome roster
+                    self.roster = {p.id: p for p in welcome.roster}
+                    proto.welcome.set_result(welcome)
             elif t == P.PEER_JOINED:
                 peer = P.parse_peer_joined(f.payload)
                 self.roster[peer.id] = peer

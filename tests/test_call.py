@@ -108,7 +108,9 @@ def test_clients_come_back_after_relay_restart(clients, tmp_path):
         assert got[0] - t_down <= 5.0, f"back after {got[0] - t_down:.1f} s"
         assert a.wait_event(lambda ev: "back in session" in ev.get("text", ""), 5) is not None
         f = _frames_from(a, "ben")
-        assert _wait(lambda: _frames_from(a, "ben") > f + 10, 10), "video did not resume"
+        assert _wait(lambda: _frames_from(a, "ben") > f + 10, 10), \
+            f"video did not resume: ana sees {a.peer_by_name('ben')}, crypto {a.stats()['crypto']}; " \
+            f"ben sees {b.peer_by_name('ana')}, crypto {b.stats()['crypto']}"
         assert a.stats()["reconnects"] >= 1
     finally:
         srv.stop()
