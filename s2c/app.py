@@ -1,8 +1,9 @@
 """The terminal conference app: ``s2c -s SESSION ...`` and ``s2c demo``.
 
 Owns: the screen of a call (tiles, labels, markers, chat area, self-view, status line, help
-overlay), the keyboard, resize handling, the redraw pacing (draw when something changed, at most
---max-fps) and --record. Must not: speak the protocol, encrypt, decode video or touch audio
+overlay), the keyboard, resize handling, the redraw pacing (a new picture is drawn as soon as it
+arrives unless its tile was drawn less than 1/--max-fps ago; the screen as a whole is written at
+most every PASS_MIN_GAP_S) and --record. Must not: speak the protocol, encrypt, decode video or touch audio
 devices (s2c.client.Call does); layout arithmetic lives in s2c.layout, pictures-to-bytes in
 s2c.render.
 """
@@ -23,6 +24,7 @@ from .render import MODES, Renderer
 
 STALE_US = 2_000_000          # a picture older than this is not shown as if live
 TICK_S = 0.25                 # re-check staleness, rates and the status line this often
+PASS_MIN_GAP_S = 0.004        # draw passes at most this often: pictures arriving together share one
 SAFETY_CODE_MIN_INTERVAL_S = 1.0
 SAY_WAIT_S = 10.0             # --say waits for the peers' keys at most this long
 HELP = (
@@ -56,8 +58,13 @@ class ConferenceScreen:
     to date (empty when nothing visible changed); key and resize handlers change its state."""
 
     def __init__(self, call, cols: int, rows: int, mode: str, colors: str, ramp: str | None = None,
-                 title: str = "s2c"):
+                 title: str = "s2c", max_fps: float = 30.0):
         self.call = call
+        # per-tile pacing: a tile's picture is redrawn at most every tile_period_us; a newer picture
+        # that arrives sooner waits, and next_due_us says when the loop must come back for it
+        self.tile_period_us = int(1e6 / max_fps)
+        self.tile_drawn_us: dict[object, int] = {}
+        self.next_due_us: int | None = None
         self.cols, self.rows = cols, rows
         self.mode, self.colors, self.ramp = mode, colors, ramp
         self.title = title
@@ -247,6 +254,11 @@ class ConferenceScreen:
         if msg is None:
             if self.shown.get(key) is pic:
                 return
+            due = self.tile_drawn_us.get(key, -10**18) + self.tile_period_us
+            if now_us < due and isinstance(self.shown.get(key), type(pic)):
+                # drawn too recently: come back for it (the newest picture then) at `due`
+                self.next_due_us = due if self.next_due_us is None else min(self.next_due_us, due)
+                return
             if not isinstance(self.shown.get(key), type(pic)):
                 r.reset()
             t_render = time.monotonic_ns() // 1000   # [e2e trace]
@@ -254,6 +266,9 @@ class ConferenceScreen:
             out.append(tile_bytes.decode("utf-8", "replace"))
             out.append(RESET)
             self.shown[key] = pic
+            self.tile_drawn_us[key] = now_us
+            if not is_self:
+                self._frames += 1
             trace = getattr(self.call, "trace", None)  # [e2e trace] opt-in (S2C_TRACE_FILE), see client.StageTrace
             if trace is not None and not is_self:
                 trace.drawn(self.call, key, t_render, time.monotonic_ns() // 1000, len(tile_bytes))
@@ -299,7 +314,8 @@ class ConferenceScreen:
             rb, sb = st.get("recv_bytes", 0), st.get("sent_bytes", 0)
             self.kbps = (_kbit(rb - self._bytes_prev[0], dt), _kbit(sb - self._bytes_prev[1], dt))
             self._bytes_prev = (rb, sb)
-            self.fps_shown = self._frames / dt
+            # pictures drawn per second per peer tile: what the eye gets from each person
+            self.fps_shown = self._frames / dt / max(1, len(self.call.peers))
             self._frames = 0
             self._t_rate = now_us
 
@@ -340,6 +356,7 @@ class ConferenceScreen:
 
     def draw(self, now_us: int) -> bytes:
         out: list[str] = []
+        self.next_due_us = None
         self._rates(now_us)
         self._update_feed()
         me, peers = self._participants(now_us)
@@ -373,7 +390,6 @@ class ConferenceScreen:
         self._put(out, lay.status.row, 0, lay.status.cols, self.status_text(now_us), STYLE_STATUS)
         if not out:
             return b""
-        self._frames += 1
         return "".join(out).encode("utf-8", "replace")
 
     def _draw_chat(self, out: list, rect: L.Rect) -> None:
@@ -384,8 +400,12 @@ class ConferenceScreen:
             rows -= 1
         lines = self.feed[-rows:] if rows > 0 else []
         lines = [None] * (rows - len(lines)) + lines
+        hint = not self.feed and self.typing is None
         for i, item in enumerate(lines):
-            if item is None:
+            if item is None and hint and i == rows - 1:
+                # (one _put per row per pass: two would rewrite the row on every pass)
+                text, style = "Enter: chat   ?: help   q: quit", STYLE_DIM
+            elif item is None:
                 text, style = "", RESET
             elif item[0] == "note":
                 text, style = f"* {item[2]}", STYLE_NOTE
@@ -397,9 +417,6 @@ class ConferenceScreen:
             room = max(1, rect.cols - len(prompt) - 1)
             shown = self.typing[-room:]
             self._put(out, input_row, rect.col, rect.cols, f"{prompt}{shown}\u2588", "\x1b[0;1m")
-        if not self.feed and self.typing is None and rect.rows >= 1:
-            self._put(out, rect.row + rect.rows - 1, rect.col, rect.cols,
-                      "Enter: chat   ?: help   q: quit", STYLE_DIM)
 
     def _draw_help(self, out: list) -> None:
         w = min(self.cols - 2, max(len(s) for s in HELP) + 4)
@@ -437,7 +454,8 @@ async def _ui(call, args, screen: term.Screen, recorder, title: str) -> str | No
     if recorder is not None:
         recorder.output(term.ENTER_SCREEN)   # Screen wrote it before the recorder existed
     cols, rows = term.size(screen.out_fd)
-    ui = ConferenceScreen(call, cols, rows, args.mode, args.colors, getattr(args, "ramp", None), title)
+    ui = ConferenceScreen(call, cols, rows, args.mode, args.colors, getattr(args, "ramp", None), title,
+                          max_fps=args.max_fps)
     call.on_change = wake.set
     resized = False
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -476,7 +494,6 @@ async def _ui(call, args, screen: term.Screen, recorder, title: str) -> str | No
     stdin_tty = os.isatty(screen.in_fd)
     if stdin_tty:
         loop.add_reader(screen.in_fd, on_key)
-    min_period = 1.0 / args.max_fps
     reason = None
     lost_since = None
     pending_say = list(getattr(args, "say", []) or [])
@@ -484,10 +501,14 @@ async def _ui(call, args, screen: term.Screen, recorder, title: str) -> str | No
     give_up_s = getattr(args, "give_up_after", None) or 30.0
     try:
         while not quit_.is_set():
-            try:
-                await asyncio.wait_for(wake.wait(), TICK_S)
-            except asyncio.TimeoutError:
-                pass
+            timeout = TICK_S
+            if ui.next_due_us is not None:   # a picture is waiting for its tile's pacing slot
+                timeout = min(timeout, max(0.0, (ui.next_due_us - time.monotonic_ns() // 1000) / 1e6))
+            if not wake.is_set() and timeout > 0:
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout)
+                except asyncio.TimeoutError:
+                    pass
             wake.clear()
             if quit_.is_set():
                 break
@@ -523,7 +544,7 @@ async def _ui(call, args, screen: term.Screen, recorder, title: str) -> str | No
                 out.write(data)
                 if getattr(call, "trace", None) is not None:  # [e2e trace] bytes are on the terminal now
                     call.trace.written(time.monotonic_ns() // 1000, len(data))
-            spare = min_period - (time.monotonic() - t0)
+            spare = PASS_MIN_GAP_S - (time.monotonic() - t0)
             if spare > 0:
                 await asyncio.sleep(spare)
     finally:

@@ -116,6 +116,26 @@ def test_resize_relayouts_and_redraws_fully():
     assert "2 in call" in emu.display[23]
 
 
+def test_a_new_picture_is_drawn_at_once_unless_its_tile_was_drawn_within_the_period():
+    call = FakeCall()
+    now = 5_000_000
+    call.peers[2] = PeerView(2, "ann", picture=_pic(40), picture_local_us=now)
+    call.peers[3] = PeerView(3, "bob", picture=_pic(80), picture_local_us=now)
+    ui = ConferenceScreen(call, 160, 50, "blocks", "truecolor", max_fps=20)   # 50 ms per tile
+    assert ui.draw(now) and ui.next_due_us is None
+    assert ui.draw(now) == b""      # nothing changed, nothing written (the chat hint included)
+    old = call.peers[2].picture
+    # 10 ms later ann has a new picture: her tile was drawn 10 ms ago, so it waits until +50 ms
+    call.peers[2].picture, call.peers[2].picture_local_us = _pic(200), now + 10_000
+    assert ui.draw(now + 10_000) == b"" and ui.next_due_us == now + 50_000 and ui.shown[2] is old
+    # bob's tile was drawn as long ago, but he had nothing new; at +50 ms ann's picture goes out
+    out = ui.draw(now + 50_000)
+    assert out and ui.next_due_us is None and ui.shown[2] is call.peers[2].picture
+    # a tile drawn long ago shows a new picture on the pass it arrives: no waiting for a tick
+    call.peers[3].picture, call.peers[3].picture_local_us = _pic(10), now + 120_000
+    assert ui.draw(now + 120_000) and ui.shown[3] is call.peers[3].picture and ui.next_due_us is None
+
+
 def test_recorder_writes_asciicast_v2(tmp_path):
     t = [100.0]
     path = tmp_path / "x.cast"
