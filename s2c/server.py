@@ -182,22 +182,28 @@ def _stats_loop_factory(srv: RelayServer, interval_s: float):
     async def loop() -> None:
         while True:
             await asyncio.sleep(interval_s)
-            now = _monotonic()
-            dt = max(1e-6, now - prev["t"])
-            snap = srv.relay.stats()
-            for name, d in snap["rooms"].items():
-                old = prev["rooms"].get(name, {})
-                fields = {"room": name, "participants": d["participants"]}
-                for k in ("frames_in", "bytes_in", "frames_out", "bytes_out"):
-                    fields[f"{k}_per_s"] = round((d[k] - old.get(k, 0)) / dt, 1)
-                for k in ("video_replaced", "audio_dropped", "control_dropped", "rate_limited", "misrouted"):
-                    fields[k] = d[k] - old.get(k, 0)
-                fields["queued_bytes"] = d["queued_bytes"]
-                srv.log("info", "room_stats", **fields)
-            srv.log("info", "relay_stats", connections=snap["connections"], rooms=len(snap["rooms"]),
-                    **snap["totals"])
-            prev["t"] = now
-            prev["rooms"] = snap["rooms"]
+            try:
+                once()
+            except Exception as exc:  # noqa: BLE001 - a stats bug must not end the stats (or the relay)
+                srv.log("error", "stats_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def once() -> None:
+        now = _monotonic()
+        dt = max(1e-6, now - prev["t"])
+        snap = srv.relay.stats()
+        for name, d in snap["rooms"].items():
+            old = prev["rooms"].get(name, {})
+            fields = {"room": name, "participants": d["participants"]}
+            for k in ("frames_in", "bytes_in", "frames_out", "bytes_out"):
+                fields[f"{k}_per_s"] = round((d[k] - old.get(k, 0)) / dt, 1)
+            for k in ("video_replaced", "audio_dropped", "control_dropped", "rate_limited", "misrouted"):
+                fields[k] = d[k] - old.get(k, 0)
+            fields["queued_bytes"] = d["queued_bytes"]
+            srv.log("info", "room_stats", **fields)
+        totals = {f"{k}_total": v for k, v in snap["totals"].items()}
+        srv.log("info", "relay_stats", connections=snap["connections"], rooms=len(snap["rooms"]), **totals)
+        prev["t"] = now
+        prev["rooms"] = snap["rooms"]
 
     return loop
 

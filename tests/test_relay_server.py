@@ -197,6 +197,11 @@ def test_sigterm_tells_clients_and_exits_0():
         logs = [json.loads(line) for line in srv.proc.stderr.read().splitlines()]
         rooms = [r for r in logs if r["event"] == "room_stats"]
         assert rooms and rooms[0]["room"] == "bye" and rooms[0]["participants"] == 2
+        # every interval, not just once (a failing stats line once ended the loop silently)
+        relay = [r for r in logs if r["event"] == "relay_stats"]
+        assert len(rooms) >= 2 and len(relay) >= 2 and relay[0]["connections"] == 2
+        assert relay[-1]["connections_total"] >= 2
+        assert not [r for r in logs if r["event"] == "stats_failed"]
         assert any(r["event"] == "shutting_down" for r in logs)
 
 
