@@ -128,6 +128,10 @@ def fit_text(text: str, width: int) -> str:
     """``text`` cut (with an ellipsis) or padded with spaces to exactly ``width`` cells."""
     if width <= 0:
         return ""
+    if text.isascii():   # every ASCII character takes one cell (the common case, on every draw pass)
+        if len(text) <= width:
+            return text + " " * (width - len(text))
+        return text[:width - 1] + "\u2026"
     total = sum(cell_width(ch) for ch in text)
     if total <= width:
         return text + " " * (width - total)

@@ -48,3 +48,17 @@ def test_quick_run_produces_every_figure(monkeypatch):
     assert 0 < m["e2e.terminal_bytes_per_s"].median < m["e2e.terminal_bytes_per_s_full_redraw"].median
     assert 0 < m["e2e.client_cpu_pct"].median < 100
     assert m["e2e.client_rss_mb"].median > 10
+    q = m["e2e.relay_queued_bytes"]
+    assert q.median >= 0 and q.extra["relay_rss_mb_end"] > 10
+
+
+@pytest.mark.skipif(shutil.which("s2c-server") is None, reason="console scripts not installed")
+def test_crypto_call_cpu_ab_run_produces_paired_figures(monkeypatch):
+    from s2c.bench import suite_crypto, suite_e2e
+    monkeypatch.setenv("S2C_CRYPTO_CALL_SECONDS", "3")
+    monkeypatch.setattr(suite_e2e, "WARMUP_S", 3.0)
+    m = suite_crypto._call_cpu(True)
+    r = m["crypto.call_cpu_ratio"]
+    assert r.extra["pairs"] >= 2 and 0.3 < r.median < 3      # a real ratio of two CPU figures
+    assert 0 < m["crypto.call_cpu_pct"].median < 100 and 0 < m["crypto.call_cpu_pct_plain"].median < 100
+    assert min(r.extra["terminal_bytes_per_s_per_app"]) > 10_000   # the apps drew pictures

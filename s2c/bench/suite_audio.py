@@ -140,7 +140,7 @@ def _mouth_to_ear_relay(seconds: float) -> tuple[list[float], dict]:
     from ..client import Call
     from .suite_e2e import _start_server
 
-    srv, port = _start_server()
+    srv, port, _ = _start_server()
 
     async def call_round() -> list:
         def make(name, audio):

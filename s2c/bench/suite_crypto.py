@@ -7,12 +7,24 @@ same way; the baseline ``crypto.aesgcm_8k_us`` is pycryptodome AES-GCM encrypt +
 of the same 8 KB called directly, timed interleaved in the same run.
 Also ``crypto.rekey_4party_ms``: one sender's new epoch wrapped for 3 others (HPKE), the
 cost a join or leave adds per participant.
+
+``crypto.call_cpu_pct`` is the CPU of each ``s2c`` app (share of one core) in a 4-party call
+(the e2e set-up: 20 fps test scenes, blocks truecolor, 160x50 ptys, no audio) in the time slots
+where SFrame is on; its baseline ``crypto.call_cpu_pct_plain`` is the same apps in the slots where
+SFrame is the identity (s2c.bench.cipher_ab_client: 0.5 s slots, a pseudo-random schedule shared
+by all four, in pairs of one of each kind). One call for both, because two separate calls differ
+by up to 10% in CPU with nothing changed (the phases of their four capture clocks decide how many
+draw passes a picture shares), which hides a cipher costing ~1%; pairs, because the call's own
+load drifts within seconds. ``crypto.call_cpu_ratio``: per client and slot pair, CPU on / off;
+median and p99 of those (target <= 1.05).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
+import numpy as np
 from Crypto.Cipher import AES
 
 from s2c.bench import Metric, summarize, time_interleaved_ms, time_ms
@@ -92,4 +104,56 @@ def run(quick: bool, **kw) -> dict[str, Metric]:
 
     rekey_ms = time_ms(rekey, 10 if quick else 60, warmup=2)
     out["crypto.rekey_4party_ms"] = summarize(rekey_ms, "ms", note="one join or leave, HPKE wraps for the others")
+    out.update(_call_cpu(quick))
     return out
+
+
+def _call_cpu(quick: bool) -> dict[str, Metric]:
+    import time
+
+    from . import cipher_ab_client as AB
+    from . import suite_e2e as E
+
+    seconds = float(os.environ.get("S2C_CRYPTO_CALL_SECONDS", 10.0 if quick else 30.0))
+    slots: list[tuple[bool, int, list[float]]] = []   # (plain?, slot, CPU % of one core per client)
+
+    def sample(clients, seconds):
+        pids = [c.proc.pid for c in clients]
+        end = time.monotonic_ns() + int(seconds * 1e9)
+        slot = time.monotonic_ns() // AB.SLOT_NS + 1
+        time.sleep(max(0.0, (slot * AB.SLOT_NS - time.monotonic_ns()) / 1e9))
+        prev = [E.proc_cpu_s(p) for p in pids]
+        while (slot + 1) * AB.SLOT_NS <= end:
+            time.sleep(max(0.0, ((slot + 1) * AB.SLOT_NS - time.monotonic_ns()) / 1e9))
+            now = [E.proc_cpu_s(p) for p in pids]
+            if None not in now and None not in prev:
+                pct = [100.0 * (b - a) * 1e9 / AB.SLOT_NS for a, b in zip(prev, now)]
+                slots.append((AB.slot_is_plain(slot), slot, pct))
+            prev = now
+            slot += 1
+
+    by_group, win = E.run_calls({"ab": [sys.executable, "-m", "s2c.bench.cipher_ab_client"]}, seconds, during=sample)
+    drawn = [float(np.mean(E.bytes_per_s(c, win) or [0])) for c in by_group["ab"]]
+    enc = [v for plain, _, vs in slots if not plain for v in vs]
+    plain = [v for plain, _, vs in slots if plain for v in vs]
+    pairs: dict[int, dict[bool, list[float]]] = {}
+    for is_plain, slot, vs in slots:
+        pairs.setdefault(slot >> 1, {})[is_plain] = vs
+    ratios = [e / p for pr in pairs.values() if len(pr) == 2 for e, p in zip(pr[False], pr[True]) if p > 0]
+    if len(ratios) < 8 or min(drawn) < 10_000:
+        # too short, or a call that showed no pictures did not do the work being measured
+        raise RuntimeError(f"crypto call CPU: {len(ratios)} paired samples, terminal B/s per app {drawn}")
+    common = dict(clients=E.N_CLIENTS, fps=E.FPS, seconds=round(win.wall_s, 1), slot_s=AB.SLOT_NS / 1e9,
+                  sample="one per client per slot")
+    return {
+        "crypto.call_cpu_pct": summarize(enc, "% of one core", "crypto.call_cpu_pct_plain", **common),
+        "crypto.call_cpu_pct_plain": summarize(plain, "% of one core",
+                                               what="the same call in the slots where SFrame is the identity",
+                                               **common),
+        "crypto.call_cpu_ratio": summarize(ratios, "x", target="<= 1.05", pairs=len(ratios) // E.N_CLIENTS,
+                                           what="per client and slot pair: CPU with SFrame / without, one "
+                                                "4-party call (s2c.bench.cipher_ab_client); median and p99 "
+                                                "of those ratios",
+                                           ratio_of_means=round(float(np.mean(enc) / np.mean(plain)), 4),
+                                           terminal_bytes_per_s_per_app=[round(x) for x in drawn]),
+    }

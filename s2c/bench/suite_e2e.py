@@ -24,6 +24,9 @@ Must not: change what the apps do beyond the opt-in trace (``S2C_TRACE_FILE``, s
 - ``e2e.client_rss_mb``        resident memory per client at the end; extra: at the start of
                                the window, and the growth; ``e2e.glass_drift_ms``: p50 of the
                                last third minus p50 of the first third (does latency grow?).
+- ``e2e.relay_queued_bytes``   the relay's queued bytes for the room, from its stats line every
+                               second (``--stats-interval 1``); extra: first/last third, frames
+                               replaced (newest wins), the relay's RSS at both ends.
 
 Durations: --quick 10 s measured after ~4 s of start-up; full 60 s; ``S2C_E2E_SECONDS`` overrides
 (a 300 s run answers "does anything grow").
@@ -32,6 +35,7 @@ Durations: --quick 10 s measured after ~4 s of start-up; full 60 s; ``S2C_E2E_SE
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import re
@@ -62,8 +66,21 @@ def _now_us() -> int:
     return time.monotonic_ns() // 1000
 
 
-def _start_server() -> tuple[subprocess.Popen, int]:
-    srv = subprocess.Popen(["s2c-server", "-p", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def _start_server() -> tuple[subprocess.Popen, int, list]:
+    """A real relay on a free port, logging its per-room stats every second as JSON on stderr;
+    returns it, its port and the list its (monotonic time, room_stats record) pairs go into."""
+    srv = subprocess.Popen(["s2c-server", "-p", "0", "--stats-interval", "1", "--log-format", "json"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    room_stats: list[tuple[float, dict]] = []
+
+    def read_log():
+        for line in srv.stderr:
+            if '"room_stats"' in line:
+                try:
+                    room_stats.append((time.monotonic(), json.loads(line)))
+                except ValueError:
+                    pass
+
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         line = srv.stdout.readline()
@@ -72,21 +89,28 @@ def _start_server() -> tuple[subprocess.Popen, int]:
         m = re.search(r"listening on \S+:(\d+)", line)
         if m:
             threading.Thread(target=lambda: [None for _ in srv.stdout], daemon=True).start()
-            return srv, int(m.group(1))
+            threading.Thread(target=read_log, daemon=True).start()
+            return srv, int(m.group(1)), room_stats
     srv.kill()
     raise RuntimeError("s2c-server did not print its listening line within 10 s")
 
 
 class _Client:
-    def __init__(self, k: int, port: int, session: str, trace: str):
+    """One ``s2c`` app in its own 160x50 pty. ``command`` replaces the ``s2c`` executable (the
+    crypto suite's plaintext baseline); ``trace`` turns on the stage trace."""
+
+    def __init__(self, k: int, port: int, session: str, trace: str | None, command: list[str] | None = None):
         self.k = k
         self.trace = trace
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
-        env = dict(os.environ, TERM="xterm-256color", COLORTERM="truecolor", S2C_TRACE_FILE=trace)
+        env = dict(os.environ, TERM="xterm-256color", COLORTERM="truecolor")
         env.pop("NO_COLOR", None)
+        env.pop("S2C_TRACE_FILE", None)
+        if trace:
+            env["S2C_TRACE_FILE"] = trace
         self.proc = subprocess.Popen(
-            ["s2c", "-s", session, "-c", f"p{k}", "-i", "127.0.0.1", "-p", str(port),
+            [*(command or ["s2c"]), "-s", session, "-c", f"p{k}", "-i", "127.0.0.1", "-p", str(port),
              "--video", f"test:{k}", "--fps", f"{FPS:g}", "--mode", "blocks", "--colors", "truecolor",
              "--no-audio", "--max-fps", f"{MAX_FPS:g}"],
             stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True)
@@ -94,6 +118,7 @@ class _Client:
         self.master = master
         self.bytes_total = 0
         self.per_s: dict[int, int] = {}
+        self.cpu0 = self.cpu1 = self.rss0 = self.rss1 = None
 
     def on_data(self, data: bytes, now_s: float) -> None:
         self.bytes_total += len(data)
@@ -102,7 +127,13 @@ class _Client:
         self.per_s[sec] = self.per_s.get(sec, 0) + len(data)
 
 
-def _proc_cpu_s(pid: int) -> float | None:
+def proc_cpu_s(pid: int) -> float | None:
+    """CPU seconds (all threads) of another process: its process CPU-time clock (Linux encodes it
+    as ((~pid) << 3) | 2; nanosecond resolution), else /proc/PID/stat in clock ticks."""
+    try:
+        return time.clock_gettime(((~pid) << 3) | 2)
+    except (OSError, OverflowError, ValueError):
+        pass
     try:
         with open(f"/proc/{pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
@@ -201,18 +232,37 @@ def _plot(st: dict[str, list[float]], path: str) -> None:
     print(f"# e2e: plot written to {path}", file=sys.stderr)
 
 
-def run(quick: bool, profile: bool = False, plot: str | None = None, **kw) -> dict[str, Metric]:
-    seconds = float(os.environ.get("S2C_E2E_SECONDS", 10.0 if quick else 60.0))
-    tmp = tempfile.TemporaryDirectory(prefix="s2c-e2e-")
-    srv, port = _start_server()
+class _Window:
+    """The measured window of a call: monotonic microseconds, its seconds since start-up for the
+    per-second byte counts, and each client's CPU seconds and RSS at both ends (on the client)."""
+
+    def __init__(self, w_from: int, w_to: int, sec_from: int, sec_to: int):
+        self.w_from, self.w_to, self.sec_from, self.sec_to = w_from, w_to, sec_from, sec_to
+        self.wall_s = (w_to - w_from) / 1e6
+        self.relay_rss = (None, None)            # MB at both ends
+        self.room_stats: list[dict] = []         # the relay's per-room stats lines within the window
+
+
+def run_calls(groups: dict[str, list[str] | None], seconds: float, trace_dir: str | None = None,
+              during=None) -> tuple[dict[str, list[_Client]], _Window]:
+    """One real ``s2c-server`` and, per group, a call of N_CLIENTS apps (``command`` or ``s2c``)
+    in a session of its own; all run at once. After WARMUP_S, measures ``seconds`` (calling
+    ``during(clients, seconds)`` instead of sleeping, if given); then quits every app with ``q``
+    and stops the relay. Each client gets cpu0/cpu1/rss0/rss1."""
+    srv, port, room_stats = _start_server()
     clients: list[_Client] = []
+    by_group: dict[str, list[_Client]] = {g: [] for g in groups}
     stop = threading.Event()
     t0 = time.monotonic()
     pump = None
     try:
-        session = f"e2e{os.getpid()}"
-        for k in range(N_CLIENTS):
-            clients.append(_Client(k + 1, port, session, os.path.join(tmp.name, f"p{k + 1}.jsonl")))
+        for k in range(N_CLIENTS):            # interleaved, so no call has a head start
+            for g, command in groups.items():
+                session = f"{g}{os.getpid()}"
+                trace = os.path.join(trace_dir, f"{g}-p{k + 1}.jsonl") if trace_dir else None
+                c = _Client(k + 1, port, session, trace, command)
+                clients.append(c)
+                by_group[g].append(c)
         pump = threading.Thread(target=_pump, args=(clients, stop, t0), daemon=True)
         pump.start()
         time.sleep(WARMUP_S)
@@ -221,15 +271,21 @@ def run(quick: bool, profile: bool = False, plot: str | None = None, **kw) -> di
                 tail = getattr(c, "tail", b"").decode("utf-8", "replace")
                 raise RuntimeError(f"client p{c.k} exited with {c.proc.returncode} during start-up: {tail!r}")
         w_from = _now_us()
-        cpu0 = [_proc_cpu_s(c.proc.pid) for c in clients]
-        rss0 = [_proc_rss_mb(c.proc.pid) for c in clients]
+        for c in clients:
+            c.cpu0, c.rss0 = proc_cpu_s(c.proc.pid), _proc_rss_mb(c.proc.pid)
+        relay_rss0, m_from = _proc_rss_mb(srv.pid), time.monotonic()
         sec_from = int(time.monotonic() - t0) + 1
-        time.sleep(seconds)
+        if during is not None:
+            during(clients, seconds)
+        else:
+            time.sleep(seconds)
         w_to = _now_us()
-        cpu1 = [_proc_cpu_s(c.proc.pid) for c in clients]
-        rss1 = [_proc_rss_mb(c.proc.pid) for c in clients]
-        sec_to = int(time.monotonic() - t0)
-        wall_s = (w_to - w_from) / 1e6
+        for c in clients:
+            c.cpu1, c.rss1 = proc_cpu_s(c.proc.pid), _proc_rss_mb(c.proc.pid)
+        window = _Window(w_from, w_to, sec_from, int(time.monotonic() - t0))
+        window.relay_rss = (relay_rss0, _proc_rss_mb(srv.pid))
+        m_to = time.monotonic()
+        window.room_stats = [rec for t, rec in list(room_stats) if m_from <= t <= m_to]
     finally:
         for c in clients:
             try:
@@ -252,6 +308,26 @@ def run(quick: bool, profile: bool = False, plot: str | None = None, **kw) -> di
             srv.wait(timeout=3)
         except subprocess.TimeoutExpired:
             srv.kill()
+    return by_group, window
+
+
+def cpu_pct(clients: list[_Client], window: _Window) -> list[float]:
+    """Each client's utime+stime over the window as a share of one core."""
+    return [100.0 * (c.cpu1 - c.cpu0) / window.wall_s for c in clients
+            if c.cpu0 is not None and c.cpu1 is not None]
+
+
+def bytes_per_s(c: _Client, window: _Window) -> list[int]:
+    """Bytes read from the client's pty in each whole second of the window."""
+    return [c.per_s.get(s, 0) for s in range(window.sec_from, window.sec_to)]
+
+
+def run(quick: bool, profile: bool = False, plot: str | None = None, **kw) -> dict[str, Metric]:
+    seconds = float(os.environ.get("S2C_E2E_SECONDS", 10.0 if quick else 60.0))
+    tmp = tempfile.TemporaryDirectory(prefix="s2c-e2e-")
+    by_group, win = run_calls({"e2e": None}, seconds, tmp.name)
+    clients = by_group["e2e"]
+    w_from, w_to, wall_s = win.w_from, win.w_to, win.wall_s
     records = S.read_lines([c.trace for c in clients])
     tmp.cleanup()
     joined = S.join(records, w_from, w_to)
@@ -283,7 +359,7 @@ def run(quick: bool, profile: bool = False, plot: str | None = None, **kw) -> di
     per_rx = []
     per_rx_mean = {}
     for c in clients:
-        vals = [c.per_s.get(s, 0) for s in range(sec_from, sec_to)]
+        vals = bytes_per_s(c, win)
         per_rx.extend(vals)
         per_rx_mean[f"p{c.k}"] = float(np.mean(vals)) if vals else 0.0
     if per_rx:
@@ -295,15 +371,23 @@ def run(quick: bool, profile: bool = False, plot: str | None = None, **kw) -> di
                 what="same drawn pictures, each a full truecolor redraw of its tile (no self-view, no status)")
         except Exception as exc:  # noqa: BLE001 - the baseline must not hide the measured figure
             print(f"# e2e: full-redraw baseline failed: {exc}", file=sys.stderr)
-    cpu = [100.0 * (b - a) / wall_s for a, b in zip(cpu0, cpu1) if a is not None and b is not None]
+    cpu = cpu_pct(clients, win)
     if cpu:
         out["e2e.client_cpu_pct"] = summarize(cpu, "% of one core", per_client=[round(x, 1) for x in cpu],
                                               what="utime+stime over the window; samples = clients")
-    rss = [(a, b) for a, b in zip(rss0, rss1) if a is not None and b is not None]
+    rss = [(c.rss0, c.rss1) for c in clients if c.rss0 is not None and c.rss1 is not None]
     if rss:
         out["e2e.client_rss_mb"] = summarize([b for _, b in rss], "MB", start=[round(a, 1) for a, _ in rss],
                                              end=[round(b, 1) for _, b in rss],
                                              growth_mb_max=round(max(b - a for a, b in rss), 2))
+    relay_q = [rec.get("queued_bytes", 0) for rec in win.room_stats]
+    if relay_q:
+        third = max(1, len(relay_q) // 3)
+        out["e2e.relay_queued_bytes"] = summarize(
+            relay_q, "B", what="bytes queued in the relay for the room, sampled every second",
+            first_third_p50=float(np.median(relay_q[:third])), last_third_p50=float(np.median(relay_q[-third:])),
+            video_replaced=sum(rec.get("video_replaced", 0) for rec in win.room_stats),
+            relay_rss_mb_start=win.relay_rss[0], relay_rss_mb_end=win.relay_rss[1])
     if profile:
         _print_profile(st, len(joined))
     if plot:
