@@ -58,7 +58,7 @@ class PeerView:
     last_video_seq: int | None = None
     last_refresh_us: int = 0
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
-    stages_us: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    last_stages_us: tuple | None = None   # the newest picture's (capture, recv, open, decoded, sender ts)
     decoder: object = None
 
     def figures(self) -> dict:
@@ -120,7 +120,7 @@ class Call:
         self.reconnects = 0
         self.crypto_errors: dict[int, str] = {}
         self.stats = {"video_sent": 0, "video_sent_bytes": 0, "audio_sent": 0, "chat_sent": 0}
-        self.sent_stages_us: deque = deque(maxlen=LATENCY_WINDOW)
+        self.last_sent_stages_us: tuple | None = None   # the newest sent picture's stage times
         self._delay_series: deque = deque(maxlen=600)
         # Frames the relay forwards in the same read as WELCOME reach _on_frame before the
         # (re)join is handled and the KeyManager reset for the new id; a KEY handled then would
@@ -273,9 +273,9 @@ class Call:
         self.conn.send_media(P.VIDEO, data, flags=flags, ts_us=pic.capture_ts_us)
         self.stats["video_sent"] += 1
         self.stats["video_sent_bytes"] += len(data)
-        self.sent_stages_us.append((pic.capture_ts_us, t0, t1, t2, net.now_us()))
+        self.last_sent_stages_us = (pic.capture_ts_us, t0, t1, t2, net.now_us())
         if self.trace is not None:  # [e2e trace] opt-in, S2C_TRACE_FILE
-            self.trace.sent(self, self.sent_stages_us[-1], len(data))
+            self.trace.sent(self, self.last_sent_stages_us, len(data))
         self.on_change()
 
     def _on_audio_frame(self, payload: bytes, seq: int, capture_ts_us: int) -> None:
@@ -395,7 +395,7 @@ class Call:
             cap_local = f.ts_us  # same machine clock until offsets are known
         peer.picture_capture_us = cap_local
         peer.latencies_ms.append((t_recv - cap_local) / 1000.0)
-        peer.stages_us.append((cap_local, t_recv, t_open, t_dec, f.ts_us))  # last: sender's clock
+        peer.last_stages_us = (cap_local, t_recv, t_open, t_dec, f.ts_us)  # last: sender's clock
         self.on_change()
 
     # ---- figures --------------------------------------------------------------------------------
@@ -454,9 +454,9 @@ class StageTrace:
 
     def drawn(self, call: "Call", peer_id, render_start_us: int, render_end_us: int, nbytes: int) -> None:
         peer = call.peers.get(peer_id)
-        if peer is None or not peer.stages_us:
+        if peer is None or peer.last_stages_us is None:
             return
-        cap_local, t_recv, t_open, t_dec, ts = peer.stages_us[-1]
+        cap_local, t_recv, t_open, t_dec, ts = peer.last_stages_us
         self._pending.append({"ev": "drawn", "id": call.my_id, "peer": peer_id, "seq": peer.picture_seq,
                               "capture_us": cap_local, "capture_sender_us": ts, "recv_us": t_recv,
                               "open_us": t_open, "decode_us": t_dec, "render_start_us": render_start_us,

@@ -77,8 +77,14 @@ def test_callbacks_arrive_on_the_asyncio_loop_and_mute_sends_markers_only():
     after = [p for p, _, _ in got[n_voice + 1:]]
     assert all(len(p) == 1 for p in after)  # only (rare) silence markers while muted
     assert len(after) <= 2 and st["sent_markers"] >= 1
-    ts = [t for _, _, t in got[:n_voice]]
-    assert all(15_000 <= b - a <= 25_000 for a, b in zip(ts[5:], ts[6:]))
+    # paced by a 20 ms clock: no drift over the run, every gap near 20 ms. A busy machine can
+    # wake the clock thread late (one long gap, then a short catch-up), so single gaps get slack
+    # and the pacing is judged on the median and on the whole span.
+    ts = [t for _, _, t in got[:n_voice]][5:]
+    gaps = [b - a for a, b in zip(ts, ts[1:])]
+    assert 19_000 <= sorted(gaps)[len(gaps) // 2] <= 21_000
+    assert all(0 <= g <= 60_000 for g in gaps)
+    assert abs((ts[-1] - ts[0]) - 20_000 * (len(ts) - 1)) <= 25_000
 
 
 def test_silent_input_sends_no_full_frames(tmp_path):

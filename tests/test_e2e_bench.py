@@ -62,3 +62,14 @@ def test_crypto_call_cpu_ab_run_produces_paired_figures(monkeypatch):
     assert r.extra["pairs"] >= 2 and 0.3 < r.median < 3      # a real ratio of two CPU figures
     assert 0 < m["crypto.call_cpu_pct"].median < 100 and 0 < m["crypto.call_cpu_pct_plain"].median < 100
     assert min(r.extra["terminal_bytes_per_s_per_app"]) > 10_000   # the apps drew pictures
+
+
+def test_plot_draws_a_png_of_every_stage(tmp_path):
+    pytest.importorskip("matplotlib")
+    from s2c.bench import suite_e2e
+    st = {name: [0.1 * (i + 1) for i in range(50)] for name, _, _ in S.STAGES}
+    st["glass_to_glass"] = [3.0 + 0.1 * i for i in range(50)]
+    path = tmp_path / "stages.png"
+    suite_e2e._plot(st, str(path))
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000

@@ -22,7 +22,8 @@ Must not: change what the apps do beyond the opt-in trace (``S2C_TRACE_FILE``, s
 - ``e2e.client_cpu_pct``       utime+stime of each client process over the measured window, as
                                a share of one core (samples: the N clients).
 - ``e2e.client_rss_mb``        resident memory per client at the end; extra: at the start of
-                               the window, and the growth; ``e2e.glass_drift_ms``: p50 of the
+                               the window, the growth, and the growth over the window's second
+                               half (sampled every second: a leak keeps growing there); ``e2e.glass_drift_ms``: p50 of the
                                last third minus p50 of the first third (does latency grow?).
 - ``e2e.relay_queued_bytes``   the relay's queued bytes for the room, from its stats line every
                                second (``--stats-interval 1``); extra: first/last third, frames
@@ -119,6 +120,7 @@ class _Client:
         self.bytes_total = 0
         self.per_s: dict[int, int] = {}
         self.cpu0 = self.cpu1 = self.rss0 = self.rss1 = None
+        self.rss_series: list[float | None] = []
 
     def on_data(self, data: bytes, now_s: float) -> None:
         self.bytes_total += len(data)
@@ -223,8 +225,14 @@ def _plot(st: dict[str, list[float]], path: str) -> None:
         return
     names = [n for n, _, _ in S.STAGES] + ["glass_to_glass"]
     fig, ax = plt.subplots(figsize=(10, 5))
-    ax.boxplot([st[n] for n in names], vert=False, labels=names, showfliers=True, whis=(1, 99))
+    data = [st[n] for n in names]
+    try:
+        ax.boxplot(data, orientation="horizontal", showfliers=True, whis=(1, 99))   # matplotlib >= 3.10
+    except TypeError:
+        ax.boxplot(data, vert=False, showfliers=True, whis=(1, 99))
+    ax.set_yticks(range(1, len(names) + 1), names)
     ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_xlim(left=0)
     ax.set_xlabel("ms (whiskers p1..p99)")
     ax.set_title(f"s2c e2e: {N_CLIENTS} clients, {FPS:g} fps, blocks truecolor {COLS}x{ROWS}")
     fig.tight_layout()
@@ -278,7 +286,11 @@ def run_calls(groups: dict[str, list[str] | None], seconds: float, trace_dir: st
         if during is not None:
             during(clients, seconds)
         else:
-            time.sleep(seconds)
+            end = time.monotonic() + seconds
+            while (left := end - time.monotonic()) > 0:      # RSS once a second: does it level off?
+                time.sleep(min(1.0, left))
+                for c in clients:
+                    c.rss_series.append(_proc_rss_mb(c.proc.pid))
         w_to = _now_us()
         for c in clients:
             c.cpu1, c.rss1 = proc_cpu_s(c.proc.pid), _proc_rss_mb(c.proc.pid)
@@ -377,9 +389,15 @@ def run(quick: bool, profile: bool = False, plot: str | None = None, **kw) -> di
                                               what="utime+stime over the window; samples = clients")
     rss = [(c.rss0, c.rss1) for c in clients if c.rss0 is not None and c.rss1 is not None]
     if rss:
+        half = []
+        for c in clients:
+            series = [x for x in c.rss_series if x is not None]
+            if len(series) >= 4:
+                half.append(series[-1] - series[len(series) // 2])
         out["e2e.client_rss_mb"] = summarize([b for _, b in rss], "MB", start=[round(a, 1) for a, _ in rss],
                                              end=[round(b, 1) for _, b in rss],
-                                             growth_mb_max=round(max(b - a for a, b in rss), 2))
+                                             growth_mb_max=round(max(b - a for a, b in rss), 2),
+                                             growth_second_half_mb_max=round(max(half), 2) if half else None)
     relay_q = [rec.get("queued_bytes", 0) for rec in win.room_stats]
     if relay_q:
         third = max(1, len(relay_q) // 3)
@@ -391,5 +409,8 @@ def run(quick: bool, profile: bool = False, plot: str | None = None, **kw) -> di
     if profile:
         _print_profile(st, len(joined))
     if plot:
-        _plot(st, plot)
+        try:
+            _plot(st, plot)
+        except Exception as exc:  # noqa: BLE001 - a plotting problem must not lose the run's figures
+            print(f"# e2e: --plot {plot} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
     return out
