@@ -253,3 +253,71 @@ def test_twin_rejects_bad_parameters_alike():
     for salt, tag_len in ((b"s" * 11, 10), (b"s" * 12, 0), (b"s" * 12, 33)):
         assert _outcome(py.ctr_hmac_seal, ecb, mac, salt, tag_len, 1, b"", b"", b"x") == \
             _outcome(fast.ctr_hmac_seal, ecb, mac, salt, tag_len, 1, b"", b"", b"x") == ("err", "ValueError")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    enc_key=st.binary(min_size=16, max_size=16),
+    mac_key=st.one_of(st.binary(min_size=32, max_size=32), st.binary(max_size=100)),  # > 64: hashed first
+    salt=st.binary(min_size=12, max_size=12),
+    tag_len=st.sampled_from([1, 4, 8, 10, 32]),
+    ctr=u64,
+    header=st.binary(max_size=17),
+    metadata=st.binary(max_size=40),
+    plaintext=st.binary(max_size=3000),
+    flip=st.integers(min_value=-1, max_value=30000),
+)
+def test_pure_c_key_agrees_with_the_python_twin(enc_key, mac_key, salt, tag_len, ctr, header, metadata,
+                                                plaintext, flip):
+    import hmac
+
+    py, fast = _both()
+    ecb = AES.new(enc_key, AES.MODE_ECB)
+    ctx = fast.CtrHmacKey(ecb, mac_key, sframe._raw_entry_points(ecb))
+    mac = hmac.new(mac_key, digestmod="sha256")
+    want = py.ctr_hmac_seal(ecb, mac, salt, tag_len, ctr, header, metadata, plaintext)
+    got = ctx.seal(salt, tag_len, ctr, header, memoryview(metadata), bytearray(plaintext))
+    assert got == want
+    data = bytearray(got)
+    if 0 <= flip < len(data) * 8:
+        data[flip // 8] ^= 1 << (flip % 8)
+    data = bytes(data)
+    ra = _outcome(py.ctr_hmac_open, ecb, mac, salt, tag_len, ctr, len(header), metadata, data)
+    rb = _outcome(ctx.open, salt, tag_len, ctr, len(header), metadata, data)
+    assert ra == rb == (("ok", plaintext) if data == got else ("err", "CryptoError"))
+    assert _outcome(ctx.open, salt, tag_len, ctr, len(header), metadata, data[:len(header) + tag_len - 1]) == \
+        ("err", "CryptoError")
+
+
+def test_pure_c_path_is_used_and_the_python_api_path_gives_the_same_frames(monkeypatch):
+    if impl.choice() != "fast":
+        pytest.skip("compiled kernels only")
+    from s2c._fast import sframe_fast
+    base = bytes(range(32))
+    fast_ctx = sframe.SenderContext(1, 0x10002, base)
+    assert isinstance(fast_ctx.frame_key.aead._ctx, sframe_fast.CtrHmacKey)
+    monkeypatch.setattr(sframe, "_raw_entry_points", lambda ecb: None)   # pycryptodome internals gone
+    slow_ctx = sframe.SenderContext(1, 0x10002, base)
+    assert slow_ctx.frame_key.aead._ctx is None
+    rx = sframe.ReceiverContext(1, 0x10002, base)
+    for n in (0, 1, 15, 16, 17, 1500, 20000):
+        a, b = fast_ctx.protect(b"md", bytes(n)), slow_ctx.protect(b"md", bytes(n))
+        assert a == b and rx.unprotect(b"md", a)[1] == bytes(n)
+
+
+def test_entry_points_found_through_the_ctypes_backend_too():
+    # pycryptodome uses cffi when it is installed, else ctypes: check the other one in a process
+    # where cffi cannot be imported
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['cffi'] = None\n"
+            "from Crypto.Util import _raw_api; assert _raw_api.backend == 'ctypes', _raw_api.backend\n"
+            "from s2c.crypto import sframe\n"
+            "k = sframe.AeadKey(1, bytes(range(48)))\n"
+            "from s2c import impl\n"
+            "assert impl.choice() != 'fast' or type(k._ctx).__name__ == 'CtrHmacKey', k._ctx\n"
+            "tx = sframe.SenderContext(1, 7, bytes(32)); rx = sframe.ReceiverContext(1, 7, bytes(32))\n"
+            "assert rx.unprotect(b'm', tx.protect(b'm', b'hello'))[1] == b'hello'\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -3,17 +3,25 @@
 
 Owns: header encode/parse, nonce formation and the AES-CTR + HMAC-SHA256 encrypt-then-MAC
 layout (section 4.5.1), with the AES block function and HMAC supplied by the caller (a
-pycryptodome ECB object and an OpenSSL HMAC object). Must not: derive keys or keep state.
+pycryptodome ECB object and an OpenSSL HMAC object). Must not: derive keys.
 
 Per frame this builds the counter blocks in C, runs one ECB call over all of them in place
 (so no CTR cipher object is created per frame), XORs in C, and feeds HMAC from memoryviews
 over the output without copying the ciphertext again.
+
+``CtrHmacKey`` does the same with no Python call per frame: it holds one key's pycryptodome
+AES-ECB state and HMAC-SHA256 built from pycryptodome's SHA-256 (RFC 2104: precomputed inner
+and outer states), and calls their C entry points (addresses found by s2c.crypto.sframe)
+directly. In a running call, where caches are cold between frames, each Python-level call into
+the primitives cost tens of microseconds; this path is pure C from header to tag.
 """
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING
-from libc.string cimport memcpy
+from libc.stdint cimport uint8_t, uintptr_t
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcpy, memset
 
 from s2c.errors import CryptoError
 
@@ -296,3 +304,209 @@ def ctr_hmac_open(ecb, mac, salt, Py_ssize_t tag_len, ctr, Py_ssize_t header_len
             PyBuffer_Release(&db)
     finally:
         PyBuffer_Release(&mb)
+
+
+# ---- one key, no Python calls per frame ------------------------------------------------------
+
+ctypedef int (*ecb_encrypt_t)(void* state, const uint8_t* inp, uint8_t* out, size_t n) noexcept nogil
+ctypedef int (*sha_init_t)(void** state) noexcept nogil
+ctypedef int (*sha_destroy_t)(void* state) noexcept nogil
+ctypedef int (*sha_update_t)(void* state, const uint8_t* buf, size_t n) noexcept nogil
+ctypedef int (*sha_digest_t)(const void* state, uint8_t* out, size_t n) noexcept nogil
+ctypedef int (*sha_copy_t)(const void* src, void* dst) noexcept nogil
+
+
+cdef class CtrHmacKey:
+    """AES-CTR + HMAC-SHA256 (RFC 9605 4.5.1) under one key pair, pure C per frame.
+
+    ``CtrHmacKey(ecb, mac_key, entry_points)``: ``ecb`` is a pycryptodome AES ECB object (kept
+    alive here: its state is used); ``entry_points`` = (ECB state, ECB_encrypt, SHA256_init,
+    SHA256_destroy, SHA256_update, SHA256_digest, SHA256_copy) as integer addresses, or None
+    (then ValueError: the caller falls back to ``ctr_hmac_seal``/``ctr_hmac_open``)."""
+
+    cdef object _ecb_obj
+    cdef void* _ecb
+    cdef ecb_encrypt_t _encrypt
+    cdef sha_init_t _init
+    cdef sha_destroy_t _destroy
+    cdef sha_update_t _update
+    cdef sha_digest_t _digest
+    cdef sha_copy_t _copy
+    cdef void* _inner
+    cdef void* _outer
+    cdef void* _work
+    cdef unsigned char* _ks
+    cdef Py_ssize_t _ks_cap
+
+    def __cinit__(self, ecb, mac_key, entry_points):
+        self._inner = self._outer = self._work = NULL
+        self._ks = NULL
+        self._ks_cap = 0
+        if entry_points is None or len(entry_points) != 7 or not all(entry_points):
+            raise ValueError("pycryptodome's raw AES/SHA-256 entry points are not available")
+        self._ecb_obj = ecb
+        self._ecb = <void*><uintptr_t>entry_points[0]
+        self._encrypt = <ecb_encrypt_t><uintptr_t>entry_points[1]
+        self._init = <sha_init_t><uintptr_t>entry_points[2]
+        self._destroy = <sha_destroy_t><uintptr_t>entry_points[3]
+        self._update = <sha_update_t><uintptr_t>entry_points[4]
+        self._digest = <sha_digest_t><uintptr_t>entry_points[5]
+        self._copy = <sha_copy_t><uintptr_t>entry_points[6]
+        cdef bytes key = bytes(mac_key)
+        cdef unsigned char block[64]
+        cdef unsigned char pad[64]
+        cdef int i
+        memset(block, 0, 64)
+        if self._init(&self._inner) or self._init(&self._outer) or self._init(&self._work):
+            raise MemoryError("SHA-256 state")
+        if len(key) > 64:          # RFC 2104: a key longer than the block is hashed first
+            if self._update(self._work, <const uint8_t*>PyBytes_AS_STRING(key), len(key)) \
+                    or self._digest(self._work, block, 32):
+                raise ValueError("SHA-256 failed")
+            self._destroy(self._work)
+            self._work = NULL
+            if self._init(&self._work):
+                raise MemoryError("SHA-256 state")
+        else:
+            memcpy(block, PyBytes_AS_STRING(key), len(key))
+        for i in range(64):
+            pad[i] = block[i] ^ 0x36
+        if self._update(self._inner, pad, 64):
+            raise ValueError("SHA-256 failed")
+        for i in range(64):
+            pad[i] = block[i] ^ 0x5c
+        if self._update(self._outer, pad, 64):
+            raise ValueError("SHA-256 failed")
+        memset(block, 0, 64)
+        memset(pad, 0, 64)
+
+    def __dealloc__(self):
+        if self._inner != NULL:
+            self._destroy(self._inner)
+        if self._outer != NULL:
+            self._destroy(self._outer)
+        if self._work != NULL:
+            self._destroy(self._work)
+        free(self._ks)
+
+    cdef int _keystream_xor(self, unsigned char* out, const unsigned char* inp, const unsigned char* nonce,
+                            Py_ssize_t n) except -1:
+        cdef Py_ssize_t n_blocks = (n + 15) // 16
+        cdef Py_ssize_t i
+        cdef unsigned char* p
+        cdef unsigned char* grown
+        if n_blocks >= (<Py_ssize_t>1 << 32):
+            raise ValueError(f"payload of {n} bytes is too long for a 32-bit block counter")
+        if n_blocks * 16 > self._ks_cap:
+            grown = <unsigned char*>realloc(self._ks, n_blocks * 16)
+            if grown == NULL:
+                raise MemoryError()
+            self._ks = grown
+            self._ks_cap = n_blocks * 16
+        p = self._ks
+        for i in range(n_blocks):
+            memcpy(p, nonce, 12)
+            p[12] = <unsigned char>(i >> 24)
+            p[13] = <unsigned char>(i >> 16)
+            p[14] = <unsigned char>(i >> 8)
+            p[15] = <unsigned char>i
+            p += 16
+        if self._encrypt(self._ecb, self._ks, self._ks, n_blocks * 16):
+            raise ValueError("AES-ECB failed")
+        _xor(out, inp, self._ks, n)
+        return 0
+
+    cdef int _tag_into(self, unsigned char* tag, const unsigned char* nonce, Py_ssize_t tag_len,
+                       const unsigned char* header, Py_ssize_t header_len,
+                       const unsigned char* metadata, Py_ssize_t metadata_len,
+                       const unsigned char* ct, Py_ssize_t ct_len) except -1:
+        """HMAC over aad_len || ct_len || tag_len (8 bytes BE each) || nonce || aad || ct."""
+        cdef unsigned char lens[36]
+        cdef unsigned char inner[32]
+        _be64(lens, header_len + metadata_len)
+        _be64(lens + 8, ct_len)
+        _be64(lens + 16, tag_len)
+        memcpy(lens + 24, nonce, 12)
+        if (self._copy(self._inner, self._work) or self._update(self._work, lens, 36)
+                or self._update(self._work, header, header_len)
+                or self._update(self._work, metadata, metadata_len)
+                or self._update(self._work, ct, ct_len) or self._digest(self._work, inner, 32)
+                or self._copy(self._outer, self._work) or self._update(self._work, inner, 32)
+                or self._digest(self._work, tag, 32)):
+            raise ValueError("SHA-256 failed")
+        return 0
+
+    def seal(self, salt, Py_ssize_t tag_len, ctr, header, metadata, plaintext) -> bytes:
+        """Same as ctr_hmac_seal(ecb, mac, salt, tag_len, ctr, header, metadata, plaintext)."""
+        cdef Py_buffer sb, hb, mb, pb
+        cdef unsigned long long c = _u64(ctr, "CTR")
+        cdef unsigned char nonce[12]
+        cdef unsigned char tag[32]
+        cdef unsigned char* o
+        cdef Py_ssize_t n
+        PyObject_GetBuffer(salt, &sb, PyBUF_SIMPLE)
+        try:
+            _check(sb.len, tag_len)
+            _nonce(nonce, <const unsigned char*>sb.buf, 12, c)
+        finally:
+            PyBuffer_Release(&sb)
+        PyObject_GetBuffer(header, &hb, PyBUF_SIMPLE)
+        try:
+            PyObject_GetBuffer(metadata, &mb, PyBUF_SIMPLE)
+            try:
+                PyObject_GetBuffer(plaintext, &pb, PyBUF_SIMPLE)
+                try:
+                    n = pb.len
+                    out = PyBytes_FromStringAndSize(NULL, hb.len + n + tag_len)
+                    o = <unsigned char*>PyBytes_AS_STRING(out)
+                    memcpy(o, hb.buf, hb.len)
+                    if n:
+                        self._keystream_xor(o + hb.len, <const unsigned char*>pb.buf, nonce, n)
+                    self._tag_into(tag, nonce, tag_len, <const unsigned char*>hb.buf, hb.len,
+                                   <const unsigned char*>mb.buf, mb.len, o + hb.len, n)
+                    memcpy(o + hb.len + n, tag, tag_len)
+                    return out
+                finally:
+                    PyBuffer_Release(&pb)
+            finally:
+                PyBuffer_Release(&mb)
+        finally:
+            PyBuffer_Release(&hb)
+
+    def open(self, salt, Py_ssize_t tag_len, ctr, Py_ssize_t header_len, metadata, data) -> bytes:
+        """Same as ctr_hmac_open(ecb, mac, salt, tag_len, ctr, header_len, metadata, data)."""
+        cdef Py_buffer sb, mb, db
+        cdef unsigned long long c = _u64(ctr, "CTR")
+        cdef unsigned char nonce[12]
+        cdef unsigned char tag[32]
+        cdef const unsigned char* d
+        cdef Py_ssize_t n
+        PyObject_GetBuffer(salt, &sb, PyBUF_SIMPLE)
+        try:
+            _check(sb.len, tag_len)
+            _nonce(nonce, <const unsigned char*>sb.buf, 12, c)
+        finally:
+            PyBuffer_Release(&sb)
+        PyObject_GetBuffer(metadata, &mb, PyBUF_SIMPLE)
+        try:
+            PyObject_GetBuffer(data, &db, PyBUF_SIMPLE)
+            try:
+                if header_len < 0 or db.len < header_len + tag_len:
+                    raise CryptoError(
+                        f"SFrame frame of {db.len} bytes is shorter than its {header_len}-byte header "
+                        f"and {tag_len}-byte tag"
+                    )
+                d = <const unsigned char*>db.buf
+                n = db.len - header_len - tag_len
+                self._tag_into(tag, nonce, tag_len, d, header_len, <const unsigned char*>mb.buf, mb.len,
+                               d + header_len, n)
+                if not tags_equal_c(tag, d + header_len + n, tag_len):
+                    raise CryptoError("SFrame authentication tag does not match (tampered, or wrong key)")
+                out = PyBytes_FromStringAndSize(NULL, n)
+                if n:
+                    self._keystream_xor(<unsigned char*>PyBytes_AS_STRING(out), d + header_len, nonce, n)
+                return out
+            finally:
+                PyBuffer_Release(&db)
+        finally:
+            PyBuffer_Release(&mb)

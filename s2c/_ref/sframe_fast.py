@@ -145,3 +145,18 @@ def ctr_hmac_open(ecb, mac, salt, tag_len: int, ctr: int, header_len: int, metad
     if not tags_equal(tag, data[len(data) - tag_len:]):
         raise CryptoError("SFrame authentication tag does not match (tampered, or wrong key)")
     return _keystream_xor(ecb, nonce, ct)
+
+
+class CtrHmacKey:
+    """Twin of the compiled CtrHmacKey: one key's ECB object and HMAC-SHA256, through the
+    functions above (``entry_points`` is accepted and not used: the twin needs no addresses)."""
+
+    def __init__(self, ecb, mac_key, entry_points=None):
+        self._ecb = ecb
+        self._mac = _hmac.new(bytes(mac_key), digestmod="sha256")
+
+    def seal(self, salt, tag_len: int, ctr: int, header, metadata, plaintext) -> bytes:
+        return ctr_hmac_seal(self._ecb, self._mac, salt, tag_len, ctr, header, metadata, plaintext)
+
+    def open(self, salt, tag_len: int, ctr: int, header_len: int, metadata, data) -> bytes:
+        return ctr_hmac_open(self._ecb, self._mac, salt, tag_len, ctr, header_len, metadata, data)

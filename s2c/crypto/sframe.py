@@ -31,6 +31,34 @@ except ImportError:  # pragma: no cover - CPython without OpenSSL
     def _hmac_new(key, digestmod):
         return hmac.new(key, digestmod=digestmod)
 
+
+def _raw_entry_points(ecb) -> tuple[int, ...] | None:
+    """C addresses of pycryptodome's own AES-ECB state and ECB_encrypt and of its SHA-256
+    functions (init, destroy, update, digest, copy), for the kernel's CtrHmacKey to call without
+    Python in between. These are pycryptodome internals (stable since 3.x, through either of its
+    cffi or ctypes back-ends); None when they are not reachable, and then the per-frame path
+    calls the same primitives through their Python API instead."""
+    try:
+        from Crypto.Cipher import _mode_ecb
+        from Crypto.Hash import SHA256
+        from Crypto.Util import _raw_api
+
+        ecb_lib, sha_lib = _mode_ecb.raw_ecb_lib, SHA256._raw_sha256_lib
+        funcs = [ecb_lib.ECB_encrypt] + [getattr(sha_lib, f"SHA256_{n}")
+                                         for n in ("init", "destroy", "update", "digest", "copy")]
+        state = ecb._state.get()
+        if _raw_api.backend == "cffi":
+            ffi = _raw_api.ffi
+            addrs = [int(ffi.cast("uintptr_t", x)) for x in [state] + funcs]
+        else:
+            import ctypes
+            addrs = [state.value if isinstance(state, ctypes.c_void_p) else ctypes.cast(state, ctypes.c_void_p).value]
+            addrs += [ctypes.cast(f, ctypes.c_void_p).value for f in funcs]
+    except Exception:  # noqa: BLE001 - any change in those internals means: use the Python API
+        return None
+    return tuple(addrs) if all(addrs) else None
+
+
 _U64 = 1 << 64
 KEY_LABEL = b"SFrame 1.0 Secret key "
 SALT_LABEL = b"SFrame 1.0 Secret salt "
@@ -111,7 +139,7 @@ def derive_key_salt(suite_id: int, kid: int, base_key: bytes) -> tuple[bytes, by
 class AeadKey:
     """One AEAD key of a suite with its primitives set up once (AES schedule, keyed HMAC)."""
 
-    __slots__ = ("suite", "key", "_k", "_ecb", "_mac", "_aes_key")
+    __slots__ = ("suite", "key", "_k", "_ecb", "_mac", "_aes_key", "_ctx")
 
     def __init__(self, suite_id: int, key: bytes, kern: ModuleType | None = None):
         self.suite = suite(suite_id)
@@ -122,6 +150,7 @@ class AeadKey:
             )
         self.key = key
         self._k = kern or kernel()
+        self._ctx = None
         if self.suite.gcm:
             self._aes_key = key
             self._ecb = self._mac = None
@@ -130,9 +159,16 @@ class AeadKey:
             self._aes_key = None
             self._ecb = AES.new(key[:nka], AES.MODE_ECB)
             self._mac = _hmac_new(key[nka:], digestmod=self.suite.hash_name)
+            if self.suite.hash_name == "sha256":
+                try:   # the whole frame in C (kernel CtrHmacKey); else the two calls below
+                    self._ctx = self._k.CtrHmacKey(self._ecb, key[nka:], _raw_entry_points(self._ecb))
+                except (ValueError, AttributeError, MemoryError):
+                    self._ctx = None
 
     def seal(self, salt: bytes, ctr: int, header: bytes, metadata, plaintext) -> bytes:
         """header || Encrypt(key, salt ^ ctr, aad = header || metadata, plaintext)."""
+        if self._ctx is not None:
+            return self._ctx.seal(salt, self.suite.tag_bytes, ctr, header, metadata, plaintext)
         if self._ecb is not None:
             return self._k.ctr_hmac_seal(
                 self._ecb, self._mac, salt, self.suite.tag_bytes, ctr, header, metadata, plaintext
@@ -146,6 +182,8 @@ class AeadKey:
 
     def open(self, salt: bytes, ctr: int, header_len: int, metadata, data) -> bytes:
         """Plaintext of ``data`` (header || ciphertext || tag); CryptoError if it fails."""
+        if self._ctx is not None:
+            return self._ctx.open(salt, self.suite.tag_bytes, ctr, header_len, metadata, data)
         if self._ecb is not None:
             return self._k.ctr_hmac_open(
                 self._ecb, self._mac, salt, self.suite.tag_bytes, ctr, header_len, metadata, data
