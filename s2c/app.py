@@ -3,9 +3,9 @@
 Owns: the screen of a call (tiles, labels, markers, chat area, self-view, status line, help
 overlay), the keyboard, resize handling, the redraw pacing (a new picture is drawn as soon as it
 arrives unless its tile was drawn less than 1/--max-fps ago; the screen as a whole is written at
-most every PASS_MIN_GAP_S) and --record. Must not: speak the protocol, encrypt, decode video or touch audio
-devices (s2c.client.Call does); layout arithmetic lives in s2c.layout, pictures-to-bytes in
-s2c.render.
+most every PASS_MIN_GAP_S) and --record. Must not: speak the protocol, encrypt, decode video or
+touch audio devices (s2c.client.Call does); layout arithmetic lives in s2c.layout,
+pictures-to-bytes in s2c.render.
 """
 
 from __future__ import annotations

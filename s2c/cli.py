@@ -41,7 +41,7 @@ def _add_render_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--colors", choices=("auto",) + COLOR_DEPTHS, default="auto",
                    help="colour depth (default: detected from COLORTERM/TERM, 'none' if NO_COLOR)")
     p.add_argument("--ramp", default=DEFAULT_RAMP, help="glyphs for ascii/color, darkest first "
-                                                         f"(default {DEFAULT_RAMP!r})")
+                                                         f"(default {DEFAULT_RAMP!r})".replace("%", "%%"))
 
 
 def _positive_float(text: str) -> float:
@@ -66,7 +66,9 @@ def conference_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-video", action="store_true", help="do not send video")
     _add_render_flags(p)
     p.add_argument("--fps", type=_positive_float, default=15.0, help="frames/s to send (default 15)")
-    p.add_argument("--max-fps", type=_positive_float, default=30.0, help="display redraws/s at most (default 30)")
+    p.add_argument("--max-fps", type=_positive_float, default=30.0,
+                   help="redraws of each picture per second at most (default 30); a picture is drawn "
+                        "as soon as it arrives within that")
     from .audio.options import add_arguments as add_audio_arguments
     add_audio_arguments(p)
     e = p.add_argument_group("encryption")
