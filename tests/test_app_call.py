@@ -133,3 +133,32 @@ def test_lost_server_restores_terminal_and_says_so(relay, tmp_path):
     finally:
         proc.kill()
         proc.wait(5)
+
+
+def test_talking_marker_follows_the_peers_voice_and_mute(relay, tmp_path):
+    """alice sends a tone (no mic needed), bob plays into a WAV file (no speaker needed): bob's
+    screen marks alice as talking, and not once she mutes."""
+    port = relay
+
+    def client(name, *audio):
+        return [sys.executable, "-m", "s2c", "-s", "talk", "-c", name, "-i", "127.0.0.1", "-p", str(port),
+                "--video", "test", "--fps", "5", *audio]
+
+    a = Pane(shell_command(client("alice", "--audio-in", "tone:440", "--audio-out", "none"),
+                           stderr=str(tmp_path / "a.err")), 120, 30)
+    b = None
+    try:
+        a.wait_text("1 in call", 20)
+        b = Pane(shell_command(client("bob", "--audio-in", "none", "--audio-out", str(tmp_path / "bob.wav")),
+                               stderr=str(tmp_path / "b.err")), 120, 30)
+        screen = b.wait_for(lambda s: "alice  <talking>" in s, 20, "bob sees alice talking")
+        assert "bob (you)" in screen and "bob (you)  <talking>" not in screen
+        a.send_keys("m")
+        screen = b.wait_for(lambda s: "alice  [muted]" in s and "<talking>" not in s, 10,
+                            "the marker goes when alice mutes")
+        a.send_keys("m")
+        b.wait_for(lambda s: "alice  <talking>" in s, 10, "and comes back when she unmutes")
+    finally:
+        a.close()
+        if b is not None:
+            b.close()
