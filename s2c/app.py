@@ -37,6 +37,7 @@ HELP = (
     "s        self-view: tile, inset, off",
     "Enter    type a chat message",
     "         Enter sends, Esc cancels",
+    "PgUp/Dn  scroll the chat history",
     "?        this help (any key closes it)",
 )
 DEMO_NAMES = ("Ada", "Grace", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Radia")
@@ -75,6 +76,8 @@ class ConferenceScreen:
         self.shown: dict[object, object] = {}       # key -> picture object or placeholder text last drawn
         self.texts: dict[tuple[int, int], tuple] = {}  # (row, col) -> (text, style) last written
         self.feed: list[tuple[str, str, str]] = []     # (kind, name, text) chat and notices, oldest first
+        self.chat_scroll = 0                           # display lines scrolled back from the newest
+        self._chat_cache = None                        # ((width, len, id of last), wrapped lines)
         self._last_chat = None
         self._last_notice = None
         self._self_pic = None
@@ -117,20 +120,29 @@ class ConferenceScreen:
         while i < len(text):
             ch = text[i]
             i += 1
+            if ch == "\x1b" and i < len(text) and text[i] in "[O":
+                # a key sent as an escape sequence: PgUp/PgDn scroll the chat, others are ignored
+                j = i + 1
+                while j < len(text) and not ("@" <= text[j] <= "~"):
+                    j += 1
+                seq, i = text[i:j + 1], j + 1
+                if self.help:                   # any key closes the help
+                    self.help = False
+                    self.full_redraw()
+                elif seq == "[5~":
+                    self.scroll_chat(+1)
+                elif seq == "[6~":
+                    self.scroll_chat(-1)
+                continue
             if self.typing is not None:
                 if ch == "\x1b":
-                    if i < len(text) and text[i] in "[O":      # an arrow/function key: skip it
-                        i += 1
-                        while i < len(text) and not ("@" <= text[i] <= "~"):
-                            i += 1
-                        i += 1
-                        continue
                     self.typing = None
                 elif ch in "\r\n":
                     msg = self.typing
                     self.typing = None
                     if msg.strip():
                         call.send_chat(msg)
+                        self.chat_scroll = 0          # back to the newest line, where it shows
                 elif ch in "\x7f\x08":
                     self.typing = self.typing[:-1]
                 elif ch == "\x03":
@@ -149,12 +161,7 @@ class ConferenceScreen:
                 continue
             if ch in "qQ\x03\x04":
                 return False
-            if ch == "\x1b":   # swallow escape sequences (arrows etc.)
-                if i < len(text) and text[i] in "[O":
-                    i += 1
-                    while i < len(text) and not ("@" <= text[i] <= "~"):
-                        i += 1
-                    i += 1
+            if ch == "\x1b":   # a lone Esc
                 continue
             if ch == "m":
                 call.set_muted(not call.muted)
@@ -392,25 +399,55 @@ class ConferenceScreen:
             return b""
         return "".join(out).encode("utf-8", "replace")
 
+    def _chat_lines(self, width: int) -> list[tuple[str, str]]:
+        """The feed as (text, style) display lines wrapped to ``width``; cached until it changes."""
+        key = (width, len(self.feed), id(self.feed[-1]) if self.feed else None)
+        if self._chat_cache is not None and self._chat_cache[0] == key:
+            return self._chat_cache[1]
+        lines: list[tuple[str, str]] = []
+        for kind, name, text in self.feed:
+            if kind == "note":
+                full, style = f"* {text}", STYLE_NOTE
+            else:
+                full, style = f"{name}: {text}", RESET
+            lines.extend((ln, style) for ln in L.wrap_text(full, width))
+        old = self._chat_cache[1] if self._chat_cache is not None else []
+        if self.chat_scroll and len(lines) > len(old) and key[0] == self._chat_cache[0][0]:
+            self.chat_scroll += len(lines) - len(old)     # scrolled back: keep the view where it was
+        self._chat_cache = (key, lines)
+        return lines
+
+    def scroll_chat(self, pages: int) -> None:
+        """PgUp (+1) / PgDn (-1): move the chat view by a page; 0 returns to the newest line."""
+        rect = self.layout.chat if self.layout is not None else None
+        if rect is None:
+            return
+        page = max(1, rect.rows - 2)
+        total = len(self._chat_lines(rect.cols))
+        self.chat_scroll = 0 if pages == 0 else max(0, min(total - 1, self.chat_scroll + pages * page))
+
     def _draw_chat(self, out: list, rect: L.Rect) -> None:
         rows = rect.rows
         input_row = None
         if self.typing is not None:
             input_row = rect.row + rows - 1
             rows -= 1
-        lines = self.feed[-rows:] if rows > 0 else []
-        lines = [None] * (rows - len(lines)) + lines
-        hint = not self.feed and self.typing is None
-        for i, item in enumerate(lines):
-            if item is None and hint and i == rows - 1:
+        if rows <= 0:
+            shown: list = []
+        else:
+            lines = self._chat_lines(rect.cols)
+            self.chat_scroll = max(0, min(self.chat_scroll, len(lines) - 1)) if lines else 0
+            end = len(lines) - self.chat_scroll
+            shown = list(lines[max(0, end - rows):end])
+            if self.chat_scroll:
+                # the last row says there is more below, and how to get there
+                shown = shown[1:] if len(shown) >= rows else shown
+                shown.append((f"-- {self.chat_scroll} more line(s) below: PgDn --", STYLE_DIM))
+            elif not self.feed and self.typing is None:
                 # (one _put per row per pass: two would rewrite the row on every pass)
-                text, style = "Enter: chat   ?: help   q: quit", STYLE_DIM
-            elif item is None:
-                text, style = "", RESET
-            elif item[0] == "note":
-                text, style = f"* {item[2]}", STYLE_NOTE
-            else:
-                text, style = f"{item[1]}: {item[2]}", RESET
+                shown = [("Enter: chat   ?: help   q: quit   PgUp/PgDn: chat history", STYLE_DIM)]
+            shown = [("", RESET)] * (rows - len(shown)) + shown
+        for i, (text, style) in enumerate(shown):
             self._put(out, rect.row + i, rect.col, rect.cols, text, style)
         if input_row is not None:
             prompt = "say> "

@@ -124,6 +124,34 @@ def cell_width(ch: str) -> int:
     return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
+def wrap_text(text: str, width: int, indent: int = 2) -> list[str]:
+    """``text`` as lines of at most ``width`` cells, broken at spaces where it can (a word longer
+    than a line is cut); lines after the first start with ``indent`` spaces. Never empty."""
+    if width <= 0:
+        return [""]
+    lines: list[str] = []
+    cur, used = "", 0
+    limit = width
+    for word in text.split(" "):
+        w = sum(cell_width(ch) for ch in word)
+        sep = 1 if cur.strip() else 0
+        if used + sep + w <= limit:
+            cur, used = cur + (" " if sep else "") + word, used + sep + w
+            continue
+        if cur.strip():
+            lines.append(cur)
+            cur, used = " " * indent, indent
+            limit = width
+        for ch in word:                       # a word longer than the room: cut it
+            cw = cell_width(ch)
+            if used + cw > width and cur.strip():
+                lines.append(cur)
+                cur, used = " " * indent, indent
+            cur, used = cur + ch, used + cw
+    lines.append(cur)
+    return lines or [""]
+
+
 def fit_text(text: str, width: int) -> str:
     """``text`` cut (with an ellipsis) or padded with spaces to exactly ``width`` cells."""
     if width <= 0:

@@ -153,3 +153,41 @@ def test_recorder_writes_asciicast_v2(tmp_path):
     assert "".join(e[2] for e in events if e[1] == "o") == "héllo ▀"
     assert events[-1] == [1.0, "r", "100x30"]
     assert all(json.loads(line) for line in path.read_text().splitlines())
+
+
+def test_long_chat_lines_wrap_and_pgup_pgdn_scroll_the_history():
+    call = FakeCall()
+    ui = ConferenceScreen(call, 80, 24, "blocks", "truecolor")
+    chunks = [ui.draw(0)]
+    rect = ui.layout.chat
+    long = "word " * 40 + "END"
+    call.chat.append(ChatLine(2, "ann", long.strip(), 0))
+    chunks.append(ui.draw(1))
+    emu = _screen(chunks, 80, 24)
+    rows = [emu.display[r][:rect.cols].rstrip() for r in range(rect.row, rect.row + rect.rows)]
+    text = " ".join(r.strip() for r in rows if r.strip())
+    assert text.startswith("ann: word word") and text.endswith("END")      # nothing cut off
+    assert all(len(r) <= rect.cols for r in rows) and sum(1 for r in rows if r.strip()) >= 3
+    for k in range(30):
+        call.chat.append(ChatLine(2, "ann", f"line {k}", 0))
+    chunks.append(ui.draw(2))
+    emu = _screen(chunks, 80, 24)
+    assert "ann: line 29" in emu.display[rect.row + rect.rows - 1]
+    assert ui.key("\x1b[5~") and ui.chat_scroll > 0                       # PgUp
+    chunks.append(ui.draw(3))
+    emu = _screen(chunks, 80, 24)
+    shown = "\n".join(emu.display[rect.row:rect.row + rect.rows])
+    assert "line 29" not in shown and "more line(s) below: PgDn" in shown
+    # a message arriving while scrolled back does not move the view
+    call.chat.append(ChatLine(2, "ann", "newest", 0))
+    chunks.append(ui.draw(4))
+    emu = _screen(chunks, 80, 24)
+    assert "\n".join(emu.display[rect.row:rect.row + rect.rows - 1]) == "\n".join(shown.split("\n")[:-1])
+    for _ in range(5):
+        ui.key("\x1b[6~")                                                  # PgDn back to the end
+    assert ui.chat_scroll == 0
+    chunks.append(ui.draw(5))
+    emu = _screen(chunks, 80, 24)
+    assert "ann: newest" in emu.display[rect.row + rect.rows - 1]
+    # help: PgUp closes it like any other key
+    assert ui.key("?") and ui.help and ui.key("\x1b[5~") and not ui.help
