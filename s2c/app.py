@@ -349,6 +349,9 @@ class ConferenceScreen:
             parts.append(term.sanitize(call.state, 40).upper())
         parts += [f"{self.fps_shown:.0f} fps", f"rtt {rtt:.0f} ms" if rtt is not None else "rtt -",
                   f"in {self.kbps[0]:.0f} / out {self.kbps[1]:.0f} kbit/s"]
+        skipped = getattr(call, "uplink_skipped_us", 0)
+        if skipped and now_us - skipped < 2_000_000:
+            parts.append("UPLINK SLOW: sending fewer frames")
         if call.muted:
             parts.append("MIC OFF")
         if not call.camera_on:

@@ -29,6 +29,7 @@ CHAT_MAX_CHARS = 500
 STATE_MUTED = 0x01
 STATE_CAMERA_OFF = 0x02
 REFRESH_MIN_INTERVAL_US = 500_000
+UPLINK_BACKLOG_MAX_BYTES = 32 * 1024   # more unsent than this: the next picture is skipped
 LATENCY_WINDOW = 4096
 
 
@@ -119,7 +120,9 @@ class Call:
         self._closed = False
         self.reconnects = 0
         self.crypto_errors: dict[int, str] = {}
-        self.stats = {"video_sent": 0, "video_sent_bytes": 0, "audio_sent": 0, "chat_sent": 0}
+        self.stats = {"video_sent": 0, "video_sent_bytes": 0, "audio_sent": 0, "chat_sent": 0,
+                      "video_skipped_uplink": 0}
+        self.uplink_skipped_us = 0       # when a picture was last skipped for a backed-up uplink
         self.last_sent_stages_us: tuple | None = None   # the newest sent picture's stage times
         self._delay_series: deque = deque(maxlen=600)
         # Frames the relay forwards in the same read as WELCOME reach _on_frame before the
@@ -259,6 +262,13 @@ class Call:
             return
         self.self_picture = pic.image_rgb
         if not self.camera_on or not self.conn.connected:
+            self.on_change()
+            return
+        if self.conn.uplink_backlog_bytes() > UPLINK_BACKLOG_MAX_BYTES:
+            # the link carries less than we send: skip this picture rather than queue it (latency)
+            # or drop it once encoded (every receiver's delta chain would break)
+            self.stats["video_skipped_uplink"] += 1
+            self.uplink_skipped_us = net.now_us()
             self.on_change()
             return
         t0 = net.now_us()

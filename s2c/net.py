@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import statistics
+import struct
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -29,6 +31,13 @@ from dataclasses import dataclass
 from . import protocol as P
 from .errors import JoinRefused, LocalError, ProtocolError, RelayUnreachable
 from .protocol import Frame, Peer, Welcome
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
+# Linux ioctl: bytes in a TCP socket's send queue not yet sent (include/uapi/linux/sockios.h)
+_SIOCOUTQNSD = 0x894B if (fcntl is not None and sys.platform.startswith("linux")) else None
 
 __all__ = ["RelayConnection", "Frame", "Peer", "Welcome", "PeerJoined", "PeerLeft", "Reconnecting",
            "Reconnected", "RelayErrorEvent", "Closed", "now_us", "MEDIA_TYPES"]
@@ -106,6 +115,7 @@ class _ClientProtocol(asyncio.Protocol):
         self.q_fifo: deque = deque()
         self.last_rx_s = time.monotonic()
         self.error: P.ErrorInfo | None = None
+        self.sock_fd: int | None = None
 
     # asyncio callbacks
     def connection_made(self, transport) -> None:
@@ -117,6 +127,10 @@ class _ClientProtocol(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
+            try:
+                self.sock_fd = sock.fileno()
+            except (OSError, ValueError):
+                self.sock_fd = None
         transport.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
 
     def data_received(self, data: bytes) -> None:
@@ -289,6 +303,27 @@ class RelayConnection:
         self.stats["sent_bytes"] += len(data)
         p.enqueue(frame.type, frame.stream, data)
         return True
+
+    def uplink_backlog_bytes(self) -> int:
+        """Bytes written but not yet on the wire: this side's queues, the transport's buffer and
+        (Linux) the kernel's not-yet-sent bytes (SIOCOUTQNSD). The sender checks it before
+        encoding a picture: a backlog means the link carries less than we send, and skipping the
+        picture costs nothing, where dropping an encoded one would break every receiver's chain."""
+        p = self._proto
+        if p is None or p.transport is None:
+            return 0
+        n = sum(len(x) for x in p.pending) + sum(len(x) for x in p.q_fifo) + sum(len(x) for x in p.q_video.values())
+        try:
+            n += p.transport.get_write_buffer_size()
+        except (AttributeError, RuntimeError):
+            pass
+        fd = p.sock_fd
+        if fd is not None and _SIOCOUTQNSD is not None:
+            try:
+                n += struct.unpack("i", fcntl.ioctl(fd, _SIOCOUTQNSD, b"\0\0\0\0"))[0]
+            except OSError:
+                pass
+        return n
 
     def send_media(self, ftype: int, payload: bytes, *, stream: int = 0, flags: int = 0, dest: int = 0,
                    ts_us: int | None = None) -> bool:

@@ -191,3 +191,12 @@ def test_long_chat_lines_wrap_and_pgup_pgdn_scroll_the_history():
     assert "ann: newest" in emu.display[rect.row + rect.rows - 1]
     # help: PgUp closes it like any other key
     assert ui.key("?") and ui.help and ui.key("\x1b[5~") and not ui.help
+
+
+def test_status_line_says_when_the_uplink_is_slow():
+    call = FakeCall()
+    ui = ConferenceScreen(call, 120, 30, "blocks", "truecolor")
+    assert "UPLINK SLOW" not in ui.status_text(10_000_000)
+    call.uplink_skipped_us = 9_500_000            # a picture skipped half a second ago
+    assert "UPLINK SLOW" in ui.status_text(10_000_000)
+    assert "UPLINK SLOW" not in ui.status_text(12_000_000)

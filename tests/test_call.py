@@ -186,3 +186,86 @@ def test_chat_and_pictures_are_encrypted_on_the_wire(server, clients, tmp_path):
     # every video payload is a zstd frame inside the codec; in the clear its magic number would
     # appear once per frame
     assert b"\x28\xb5\x2f\xfd" not in captured
+
+
+class _StalledRelay:
+    """A relay that welcomes one client and then, while ``reading`` is clear, reads nothing (a
+    link that carries less than the client sends); it keeps the client alive with PONGs. Its
+    receive buffer is small, so the client's kernel queue is what fills."""
+
+    def __init__(self):
+        from s2c import protocol as P
+        self.P = P
+        self.reading = threading.Event()
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen()
+        self.port = self.lsock.getsockname()[1]
+        self.received = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        P = self.P
+        conn, _ = self.lsock.accept()
+        conn.settimeout(0.1)
+        parser = P.FrameParser(P.DEFAULT_MAX_FRAME_BYTES)
+        joined = False
+        next_pong = 0.0
+        while not self.stop.is_set():
+            if not joined or self.reading.is_set():
+                try:
+                    data = conn.recv(65536)
+                except socket.timeout:
+                    data = None
+                if data == b"":
+                    return
+                if data:
+                    self.received += len(data)
+                    if not joined:
+                        parser.receive_data(data)
+                        f = parser.next_frame()
+                        if f is not None and f.type == P.JOIN:
+                            join = P.parse_join(f.payload)
+                            conn.sendall(P.serialize(P.Frame(P.WELCOME, P.encode_welcome(
+                                1, join.name, join.session, []))))
+                            joined = True
+            else:
+                time.sleep(0.05)
+            if joined and time.monotonic() > next_pong:
+                next_pong = time.monotonic() + 0.5
+                conn.sendall(P.serialize(P.Frame(P.PONG, P.encode_pong(time.monotonic_ns() // 1000))))
+        conn.close()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(3)
+        self.lsock.close()
+
+
+def test_a_backed_up_uplink_skips_pictures_instead_of_queueing_or_dropping_them(clients, tmp_path):
+    """The relay stops reading: the client's kernel send queue would take megabytes (tens of
+    seconds of video, all of it stale by the time it moved). The client stops sending pictures
+    once UPLINK_BACKLOG_MAX_BYTES is unsent -- it skips them before encoding, so none is dropped
+    after it was encoded (which would break every receiver's delta chain) -- and sends again
+    as soon as the link moves."""
+    relay = _StalledRelay()
+    try:
+        a = HeadlessClient(relay.port, "ana", tmp_path)
+        clients.append(a)
+        assert _wait(lambda: a.stats()["sent"]["video_sent"] >= 10, 20), a.stderr_text()
+        s0 = a.stats()["sent"]
+        time.sleep(2.5)          # the relay reads nothing: the backlog builds, then pictures are skipped
+        s1 = a.stats()["sent"]
+        time.sleep(2.0)
+        s2 = a.stats()["sent"]
+        assert s1["video_skipped_uplink"] > s0["video_skipped_uplink"], (s0, s1)
+        assert s2["video_sent"] - s1["video_sent"] <= 2, (s1, s2)          # nothing more queued
+        assert s2["video_skipped_uplink"] - s1["video_skipped_uplink"] >= 20, (s1, s2)
+        assert a.stats()["net"]["send_dropped"] == 0
+        relay.reading.set()      # the link moves again
+        assert _wait(lambda: a.stats()["sent"]["video_sent"] >= s2["video_sent"] + 20, 10), a.stats()["sent"]
+    finally:
+        relay.close()
