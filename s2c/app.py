@@ -421,13 +421,13 @@ class ConferenceScreen:
         return lines
 
     def scroll_chat(self, pages: int) -> None:
-        """PgUp (+1) / PgDn (-1): move the chat view by a page; 0 returns to the newest line."""
+        """PgUp (+1) / PgDn (-1): move the chat view by a page."""
         rect = self.layout.chat if self.layout is not None else None
         if rect is None:
             return
         page = max(1, rect.rows - 2)
         total = len(self._chat_lines(rect.cols))
-        self.chat_scroll = 0 if pages == 0 else max(0, min(total - 1, self.chat_scroll + pages * page))
+        self.chat_scroll = max(0, min(total - 1, self.chat_scroll + pages * page))
 
     def _draw_chat(self, out: list, rect: L.Rect) -> None:
         rows = rect.rows
@@ -455,8 +455,8 @@ class ConferenceScreen:
         if input_row is not None:
             prompt = "say> "
             room = max(1, rect.cols - len(prompt) - 1)
-            shown = self.typing[-room:]
-            self._put(out, input_row, rect.col, rect.cols, f"{prompt}{shown}\u2588", "\x1b[0;1m")
+            typed = self.typing[-room:]
+            self._put(out, input_row, rect.col, rect.cols, f"{prompt}{typed}\u2588", "\x1b[0;1m")
 
     def _draw_help(self, out: list) -> None:
         w = min(self.cols - 2, max(len(s) for s in HELP) + 4)

@@ -131,17 +131,15 @@ def wrap_text(text: str, width: int, indent: int = 2) -> list[str]:
         return [""]
     lines: list[str] = []
     cur, used = "", 0
-    limit = width
     for word in text.split(" "):
         w = sum(cell_width(ch) for ch in word)
         sep = 1 if cur.strip() else 0
-        if used + sep + w <= limit:
+        if used + sep + w <= width:
             cur, used = cur + (" " if sep else "") + word, used + sep + w
             continue
         if cur.strip():
             lines.append(cur)
             cur, used = " " * indent, indent
-            limit = width
         for ch in word:                       # a word longer than the room: cut it
             cw = cell_width(ch)
             if used + cw > width and cur.strip():
@@ -149,7 +147,7 @@ def wrap_text(text: str, width: int, indent: int = 2) -> list[str]:
                 cur, used = " " * indent, indent
             cur, used = cur + ch, used + cw
     lines.append(cur)
-    return lines or [""]
+    return lines
 
 
 def fit_text(text: str, width: int) -> str:

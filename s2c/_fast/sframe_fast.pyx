@@ -9,11 +9,13 @@ Per frame this builds the counter blocks in C, runs one ECB call over all of the
 (so no CTR cipher object is created per frame), XORs in C, and feeds HMAC from memoryviews
 over the output without copying the ciphertext again.
 
-``CtrHmacKey`` does the same with no Python call per frame: it holds one key's pycryptodome
-AES-ECB state and HMAC-SHA256 built from pycryptodome's SHA-256 (RFC 2104: precomputed inner
-and outer states), and calls their C entry points (addresses found by s2c.crypto.sframe)
-directly. In a running call, where caches are cold between frames, each Python-level call into
-the primitives cost tens of microseconds; this path is pure C from header to tag.
+The framing is written once (``_CtrHmac``) over two ways to reach the primitives:
+``ctr_hmac_seal/open`` take Python objects (``_PythonPrimitives``); ``CtrHmacKey`` holds one
+key's pycryptodome AES-ECB state and HMAC-SHA256 built from pycryptodome's SHA-256 (RFC 2104:
+precomputed inner and outer states) and calls their C entry points (addresses found by
+s2c.crypto.sframe) directly, so no Python runs from header to tag. In a running call, where
+caches are cold between frames, each Python-level call into the primitives cost tens of
+microseconds.
 """
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
@@ -227,83 +229,132 @@ cdef inline void _check(Py_ssize_t salt_len, Py_ssize_t tag_len) except *:
         raise ValueError(f"tag length {tag_len} is not within 1..32 bytes")
 
 
-def ctr_hmac_seal(ecb, mac, salt, Py_ssize_t tag_len, ctr, header, metadata, plaintext) -> bytes:
-    """header || AES-CTR(pt) || HMAC tag, with AAD = header || metadata (RFC 9605 4.5.1)."""
-    cdef Py_buffer sb, hb, mb, pb
-    cdef unsigned long long c = _u64(ctr, "CTR")
-    cdef unsigned char nonce[12]
-    cdef unsigned char* o
-    cdef Py_ssize_t n
-    PyObject_GetBuffer(salt, &sb, PyBUF_SIMPLE)
-    try:
-        _check(sb.len, tag_len)
-        _nonce(nonce, <const unsigned char*>sb.buf, 12, c)
-    finally:
-        PyBuffer_Release(&sb)
-    PyObject_GetBuffer(header, &hb, PyBUF_SIMPLE)
-    try:
+cdef class _CtrHmac:
+    """The AES-CTR + HMAC framing of RFC 9605 4.5.1 (buffers, nonce, encrypt-then-MAC layout, tag
+    check) over two primitives a subclass supplies: ``_keystream_xor`` (AES-CTR with counter
+    block nonce || 32-bit block counter from 0) and ``_tag_into`` (the full HMAC-SHA256)."""
+
+    cdef int _keystream_xor(self, unsigned char* out, const unsigned char* inp, const unsigned char* nonce,
+                            Py_ssize_t n) except -1:
+        raise NotImplementedError
+
+    cdef int _tag_into(self, unsigned char* tag, const unsigned char* nonce, Py_ssize_t tag_len,
+                       const unsigned char* header, Py_ssize_t header_len,
+                       const unsigned char* metadata, Py_ssize_t metadata_len,
+                       const unsigned char* ct, Py_ssize_t ct_len) except -1:
+        raise NotImplementedError
+
+    def seal(self, salt, Py_ssize_t tag_len, ctr, header, metadata, plaintext) -> bytes:
+        """header || AES-CTR(pt) || HMAC tag, with AAD = header || metadata (RFC 9605 4.5.1)."""
+        cdef Py_buffer sb, hb, mb, pb
+        cdef unsigned long long c = _u64(ctr, "CTR")
+        cdef unsigned char nonce[12]
+        cdef unsigned char tag[32]
+        cdef unsigned char* o
+        cdef Py_ssize_t n
+        PyObject_GetBuffer(salt, &sb, PyBUF_SIMPLE)
+        try:
+            _check(sb.len, tag_len)
+            _nonce(nonce, <const unsigned char*>sb.buf, 12, c)
+        finally:
+            PyBuffer_Release(&sb)
+        PyObject_GetBuffer(header, &hb, PyBUF_SIMPLE)
+        try:
+            PyObject_GetBuffer(metadata, &mb, PyBUF_SIMPLE)
+            try:
+                PyObject_GetBuffer(plaintext, &pb, PyBUF_SIMPLE)
+                try:
+                    n = pb.len
+                    out = PyBytes_FromStringAndSize(NULL, hb.len + n + tag_len)
+                    o = <unsigned char*>PyBytes_AS_STRING(out)
+                    memcpy(o, hb.buf, hb.len)
+                    if n:
+                        self._keystream_xor(o + hb.len, <const unsigned char*>pb.buf, nonce, n)
+                    self._tag_into(tag, nonce, tag_len, <const unsigned char*>hb.buf, hb.len,
+                                   <const unsigned char*>mb.buf, mb.len, o + hb.len, n)
+                    memcpy(o + hb.len + n, tag, tag_len)
+                    return out
+                finally:
+                    PyBuffer_Release(&pb)
+            finally:
+                PyBuffer_Release(&mb)
+        finally:
+            PyBuffer_Release(&hb)
+
+    def open(self, salt, Py_ssize_t tag_len, ctr, Py_ssize_t header_len, metadata, data) -> bytes:
+        """Plaintext of ``data`` = header || ct || tag (header is its first header_len bytes)."""
+        cdef Py_buffer sb, mb, db
+        cdef unsigned long long c = _u64(ctr, "CTR")
+        cdef unsigned char nonce[12]
+        cdef unsigned char tag[32]
+        cdef const unsigned char* d
+        cdef Py_ssize_t n
+        PyObject_GetBuffer(salt, &sb, PyBUF_SIMPLE)
+        try:
+            _check(sb.len, tag_len)
+            _nonce(nonce, <const unsigned char*>sb.buf, 12, c)
+        finally:
+            PyBuffer_Release(&sb)
         PyObject_GetBuffer(metadata, &mb, PyBUF_SIMPLE)
         try:
-            PyObject_GetBuffer(plaintext, &pb, PyBUF_SIMPLE)
+            PyObject_GetBuffer(data, &db, PyBUF_SIMPLE)
             try:
-                n = pb.len
-                out = PyBytes_FromStringAndSize(NULL, hb.len + n + tag_len)
-                o = <unsigned char*>PyBytes_AS_STRING(out)
-                memcpy(o, hb.buf, hb.len)
+                if header_len < 0 or db.len < header_len + tag_len:
+                    raise CryptoError(
+                        f"SFrame frame of {db.len} bytes is shorter than its {header_len}-byte header "
+                        f"and {tag_len}-byte tag"
+                    )
+                d = <const unsigned char*>db.buf
+                n = db.len - header_len - tag_len
+                self._tag_into(tag, nonce, tag_len, d, header_len, <const unsigned char*>mb.buf, mb.len,
+                               d + header_len, n)
+                if not tags_equal_c(tag, d + header_len + n, tag_len):
+                    raise CryptoError("SFrame authentication tag does not match (tampered, or wrong key)")
+                out = PyBytes_FromStringAndSize(NULL, n)
                 if n:
-                    ks = _keystream(ecb, nonce, n)
-                    _xor(o + hb.len, <const unsigned char*>pb.buf,
-                         <const unsigned char*>PyByteArray_AS_STRING(ks), n)
-                digest = _tag(mac, nonce, tag_len, <const unsigned char*>hb.buf, hb.len,
-                              <const unsigned char*>mb.buf, mb.len, o + hb.len, n)
-                memcpy(o + hb.len + n, PyBytes_AS_STRING(digest), tag_len)
+                    self._keystream_xor(<unsigned char*>PyBytes_AS_STRING(out), d + header_len, nonce, n)
                 return out
             finally:
-                PyBuffer_Release(&pb)
+                PyBuffer_Release(&db)
         finally:
             PyBuffer_Release(&mb)
-    finally:
-        PyBuffer_Release(&hb)
+
+
+cdef class _PythonPrimitives(_CtrHmac):
+    """The primitives through their Python API: a pycryptodome ECB object and an HMAC object."""
+
+    cdef object _ecb
+    cdef object _mac
+
+    def __cinit__(self, ecb, mac):
+        self._ecb = ecb
+        self._mac = mac
+
+    cdef int _keystream_xor(self, unsigned char* out, const unsigned char* inp, const unsigned char* nonce,
+                            Py_ssize_t n) except -1:
+        ks = _keystream(self._ecb, nonce, n)
+        _xor(out, inp, <const unsigned char*>PyByteArray_AS_STRING(ks), n)
+        return 0
+
+    cdef int _tag_into(self, unsigned char* tag, const unsigned char* nonce, Py_ssize_t tag_len,
+                       const unsigned char* header, Py_ssize_t header_len,
+                       const unsigned char* metadata, Py_ssize_t metadata_len,
+                       const unsigned char* ct, Py_ssize_t ct_len) except -1:
+        digest = _tag(self._mac, nonce, tag_len, header, header_len, metadata, metadata_len, ct, ct_len)
+        if len(digest) < tag_len:
+            raise ValueError(f"a {len(digest)}-byte MAC cannot give a {tag_len}-byte tag")
+        memcpy(tag, PyBytes_AS_STRING(digest), tag_len)
+        return 0
+
+
+def ctr_hmac_seal(ecb, mac, salt, Py_ssize_t tag_len, ctr, header, metadata, plaintext) -> bytes:
+    """header || AES-CTR(pt) || HMAC tag (RFC 9605 4.5.1), through ``ecb`` and ``mac`` objects."""
+    return _PythonPrimitives(ecb, mac).seal(salt, tag_len, ctr, header, metadata, plaintext)
 
 
 def ctr_hmac_open(ecb, mac, salt, Py_ssize_t tag_len, ctr, Py_ssize_t header_len, metadata, data) -> bytes:
-    """Plaintext of ``data`` = header || ct || tag (header is its first header_len bytes)."""
-    cdef Py_buffer sb, mb, db
-    cdef unsigned long long c = _u64(ctr, "CTR")
-    cdef unsigned char nonce[12]
-    cdef const unsigned char* d
-    cdef Py_ssize_t n
-    PyObject_GetBuffer(salt, &sb, PyBUF_SIMPLE)
-    try:
-        _check(sb.len, tag_len)
-        _nonce(nonce, <const unsigned char*>sb.buf, 12, c)
-    finally:
-        PyBuffer_Release(&sb)
-    PyObject_GetBuffer(metadata, &mb, PyBUF_SIMPLE)
-    try:
-        PyObject_GetBuffer(data, &db, PyBUF_SIMPLE)
-        try:
-            if header_len < 0 or db.len < header_len + tag_len:
-                raise CryptoError(
-                    f"SFrame frame of {db.len} bytes is shorter than its {header_len}-byte header "
-                    f"and {tag_len}-byte tag"
-                )
-            d = <const unsigned char*>db.buf
-            n = db.len - header_len - tag_len
-            digest = _tag(mac, nonce, tag_len, d, header_len,
-                          <const unsigned char*>mb.buf, mb.len, d + header_len, n)
-            if not tags_equal_c(<const unsigned char*>PyBytes_AS_STRING(digest), d + header_len + n, tag_len):
-                raise CryptoError("SFrame authentication tag does not match (tampered, or wrong key)")
-            out = PyBytes_FromStringAndSize(NULL, n)
-            if n:
-                ks = _keystream(ecb, nonce, n)
-                _xor(<unsigned char*>PyBytes_AS_STRING(out), d + header_len,
-                     <const unsigned char*>PyByteArray_AS_STRING(ks), n)
-            return out
-        finally:
-            PyBuffer_Release(&db)
-    finally:
-        PyBuffer_Release(&mb)
+    """Plaintext of ``data`` = header || ct || tag, through ``ecb`` and ``mac`` objects."""
+    return _PythonPrimitives(ecb, mac).open(salt, tag_len, ctr, header_len, metadata, data)
 
 
 # ---- one key, no Python calls per frame ------------------------------------------------------
@@ -316,7 +367,7 @@ ctypedef int (*sha_digest_t)(const void* state, uint8_t* out, size_t n) noexcept
 ctypedef int (*sha_copy_t)(const void* src, void* dst) noexcept nogil
 
 
-cdef class CtrHmacKey:
+cdef class CtrHmacKey(_CtrHmac):
     """AES-CTR + HMAC-SHA256 (RFC 9605 4.5.1) under one key pair, pure C per frame.
 
     ``CtrHmacKey(ecb, mac_key, entry_points)``: ``ecb`` is a pycryptodome AES ECB object (kept
@@ -435,78 +486,3 @@ cdef class CtrHmacKey:
                 or self._digest(self._work, tag, 32)):
             raise ValueError("SHA-256 failed")
         return 0
-
-    def seal(self, salt, Py_ssize_t tag_len, ctr, header, metadata, plaintext) -> bytes:
-        """Same as ctr_hmac_seal(ecb, mac, salt, tag_len, ctr, header, metadata, plaintext)."""
-        cdef Py_buffer sb, hb, mb, pb
-        cdef unsigned long long c = _u64(ctr, "CTR")
-        cdef unsigned char nonce[12]
-        cdef unsigned char tag[32]
-        cdef unsigned char* o
-        cdef Py_ssize_t n
-        PyObject_GetBuffer(salt, &sb, PyBUF_SIMPLE)
-        try:
-            _check(sb.len, tag_len)
-            _nonce(nonce, <const unsigned char*>sb.buf, 12, c)
-        finally:
-            PyBuffer_Release(&sb)
-        PyObject_GetBuffer(header, &hb, PyBUF_SIMPLE)
-        try:
-            PyObject_GetBuffer(metadata, &mb, PyBUF_SIMPLE)
-            try:
-                PyObject_GetBuffer(plaintext, &pb, PyBUF_SIMPLE)
-                try:
-                    n = pb.len
-                    out = PyBytes_FromStringAndSize(NULL, hb.len + n + tag_len)
-                    o = <unsigned char*>PyBytes_AS_STRING(out)
-                    memcpy(o, hb.buf, hb.len)
-                    if n:
-                        self._keystream_xor(o + hb.len, <const unsigned char*>pb.buf, nonce, n)
-                    self._tag_into(tag, nonce, tag_len, <const unsigned char*>hb.buf, hb.len,
-                                   <const unsigned char*>mb.buf, mb.len, o + hb.len, n)
-                    memcpy(o + hb.len + n, tag, tag_len)
-                    return out
-                finally:
-                    PyBuffer_Release(&pb)
-            finally:
-                PyBuffer_Release(&mb)
-        finally:
-            PyBuffer_Release(&hb)
-
-    def open(self, salt, Py_ssize_t tag_len, ctr, Py_ssize_t header_len, metadata, data) -> bytes:
-        """Same as ctr_hmac_open(ecb, mac, salt, tag_len, ctr, header_len, metadata, data)."""
-        cdef Py_buffer sb, mb, db
-        cdef unsigned long long c = _u64(ctr, "CTR")
-        cdef unsigned char nonce[12]
-        cdef unsigned char tag[32]
-        cdef const unsigned char* d
-        cdef Py_ssize_t n
-        PyObject_GetBuffer(salt, &sb, PyBUF_SIMPLE)
-        try:
-            _check(sb.len, tag_len)
-            _nonce(nonce, <const unsigned char*>sb.buf, 12, c)
-        finally:
-            PyBuffer_Release(&sb)
-        PyObject_GetBuffer(metadata, &mb, PyBUF_SIMPLE)
-        try:
-            PyObject_GetBuffer(data, &db, PyBUF_SIMPLE)
-            try:
-                if header_len < 0 or db.len < header_len + tag_len:
-                    raise CryptoError(
-                        f"SFrame frame of {db.len} bytes is shorter than its {header_len}-byte header "
-                        f"and {tag_len}-byte tag"
-                    )
-                d = <const unsigned char*>db.buf
-                n = db.len - header_len - tag_len
-                self._tag_into(tag, nonce, tag_len, d, header_len, <const unsigned char*>mb.buf, mb.len,
-                               d + header_len, n)
-                if not tags_equal_c(tag, d + header_len + n, tag_len):
-                    raise CryptoError("SFrame authentication tag does not match (tampered, or wrong key)")
-                out = PyBytes_FromStringAndSize(NULL, n)
-                if n:
-                    self._keystream_xor(<unsigned char*>PyBytes_AS_STRING(out), d + header_len, nonce, n)
-                return out
-            finally:
-                PyBuffer_Release(&db)
-        finally:
-            PyBuffer_Release(&mb)

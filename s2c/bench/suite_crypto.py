@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
 from Crypto.Cipher import AES
@@ -109,8 +110,6 @@ def run(quick: bool, **kw) -> dict[str, Metric]:
 
 
 def _call_cpu(quick: bool) -> dict[str, Metric]:
-    import time
-
     from . import cipher_ab_client as AB
     from . import suite_e2e as E
 

@@ -23,8 +23,9 @@ Must not: change what the apps do beyond the opt-in trace (``S2C_TRACE_FILE``, s
                                a share of one core (samples: the N clients).
 - ``e2e.client_rss_mb``        resident memory per client at the end; extra: at the start of
                                the window, the growth, and the growth over the window's second
-                               half (sampled every second: a leak keeps growing there); ``e2e.glass_drift_ms``: p50 of the
-                               last third minus p50 of the first third (does latency grow?).
+                               half (sampled every second: a leak keeps growing there);
+                               ``e2e.glass_drift_ms``: p50 of the last third minus p50 of the
+                               first third (does latency grow?).
 - ``e2e.relay_queued_bytes``   the relay's queued bytes for the room, from its stats line every
                                second (``--stats-interval 1``); extra: first/last third, frames
                                replaced (newest wins), the relay's RSS at both ends.
@@ -98,7 +99,7 @@ def _start_server() -> tuple[subprocess.Popen, int, list]:
 
 class _Client:
     """One ``s2c`` app in its own 160x50 pty. ``command`` replaces the ``s2c`` executable (the
-    crypto suite's plaintext baseline); ``trace`` turns on the stage trace."""
+    crypto suite's A/B client); ``trace`` turns on the stage trace."""
 
     def __init__(self, k: int, port: int, session: str, trace: str | None, command: list[str] | None = None):
         self.k = k
@@ -119,12 +120,13 @@ class _Client:
         self.master = master
         self.bytes_total = 0
         self.per_s: dict[int, int] = {}
+        self.tail = b""                          # the last bytes it drew (for a start-up failure message)
         self.cpu0 = self.cpu1 = self.rss0 = self.rss1 = None
         self.rss_series: list[float | None] = []
 
     def on_data(self, data: bytes, now_s: float) -> None:
         self.bytes_total += len(data)
-        self.tail = (getattr(self, "tail", b"") + data)[-400:]
+        self.tail = (self.tail + data)[-400:]
         sec = int(now_s)
         self.per_s[sec] = self.per_s.get(sec, 0) + len(data)
 
@@ -276,7 +278,7 @@ def run_calls(groups: dict[str, list[str] | None], seconds: float, trace_dir: st
         time.sleep(WARMUP_S)
         for c in clients:
             if c.proc.poll() is not None:
-                tail = getattr(c, "tail", b"").decode("utf-8", "replace")
+                tail = c.tail.decode("utf-8", "replace")
                 raise RuntimeError(f"client p{c.k} exited with {c.proc.returncode} during start-up: {tail!r}")
         w_from = _now_us()
         for c in clients:

@@ -158,12 +158,14 @@ class AeadKey:
             nka = self.suite.enc_key_bytes
             self._aes_key = None
             self._ecb = AES.new(key[:nka], AES.MODE_ECB)
-            self._mac = _hmac_new(key[nka:], digestmod=self.suite.hash_name)
+            self._mac = None
             if self.suite.hash_name == "sha256":
-                try:   # the whole frame in C (kernel CtrHmacKey); else the two calls below
+                try:   # the whole frame in C (kernel CtrHmacKey); else through the Python objects
                     self._ctx = self._k.CtrHmacKey(self._ecb, key[nka:], _raw_entry_points(self._ecb))
                 except (ValueError, AttributeError, MemoryError):
                     self._ctx = None
+            if self._ctx is None:
+                self._mac = _hmac_new(key[nka:], digestmod=self.suite.hash_name)
 
     def seal(self, salt: bytes, ctr: int, header: bytes, metadata, plaintext) -> bytes:
         """header || Encrypt(key, salt ^ ctr, aad = header || metadata, plaintext)."""
