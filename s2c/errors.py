@@ -33,12 +33,21 @@ class PeerError(S2CError):
     """A peer (network, file, terminal) sent something malformed or hostile."""
 
 
-class ProtocolError(PeerError):
-    """A wire frame does not follow docs/protocol.md."""
+#: ProtocolError's code when none is given; the same number as s2c.wire.frames.E_MALFORMED
+#: (kept here so this module stays a leaf that imports nothing of s2c)
+E_MALFORMED = 1
 
-    def __init__(self, message: str, code: int = 1):
+
+class ProtocolError(PeerError):
+    """A wire frame does not follow docs/protocol.md; ``.code`` is one of s2c.wire's E_* codes."""
+
+    def __init__(self, message: str, code: int = E_MALFORMED):
         super().__init__(message)
         self.code = code
+
+
+class CryptoUsageError(LocalError):
+    """The crypto API was called wrongly (bad suite, key length, counter out of range)."""
 
 
 class CryptoError(PeerError):

@@ -11,12 +11,12 @@ import subprocess
 import sys
 import time
 
-from s2c import protocol as P
+from s2c import wire as P
 
 
 class ServerProc:
     def __init__(self, *args: str, port: int = 0):
-        cmd = [sys.executable, "-m", "s2c.server", "-H", "127.0.0.1", "-p", str(port), *args]
+        cmd = [sys.executable, "-m", "s2c.relay.server", "-H", "127.0.0.1", "-p", str(port), *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 10
         line = ""

@@ -22,7 +22,7 @@ EVIL_CHAT = "hi\x1b[?25h\x1b]0;pwned2\x07\x1b[41mthere"
 
 @pytest.fixture
 def relay():
-    proc = subprocess.Popen([sys.executable, "-m", "s2c.server", "-H", "127.0.0.1", "-p", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "s2c.relay.server", "-H", "127.0.0.1", "-p", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         line = proc.stdout.readline()
@@ -117,7 +117,7 @@ def test_no_server_is_one_clear_line_and_nonzero_exit(tmp_path):
 
 def test_lost_server_restores_terminal_and_says_so(relay, tmp_path):
     # a separate relay we can kill
-    proc = subprocess.Popen([sys.executable, "-m", "s2c.server", "-H", "127.0.0.1", "-p", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "s2c.relay.server", "-H", "127.0.0.1", "-p", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         port = int(re.search(r":(\d+)", proc.stdout.readline()).group(1))

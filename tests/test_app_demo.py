@@ -73,7 +73,7 @@ def test_demo_tiles_status_keys_restore_and_record(tmp_path):
     assert {"echo", "icanon", "icrnl", "opost", "isig"} <= modes, modes
     assert "Traceback" not in err.read_text()
 
-    from s2c.record import parse
+    from s2c.tui.record import parse
     import pyte
     header, events = parse(cast.read_text(encoding="utf-8"))
     assert header["version"] == 2 and (header["width"], header["height"]) == (160, 50)

@@ -4,38 +4,50 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from types import SimpleNamespace
 
 import numpy as np
 import pyte
 
-from s2c.app import ConferenceScreen
-from s2c.client import ChatLine, PeerView
-from s2c.record import Recorder, parse
+from s2c.tui.screen import ConferenceScreen
+from s2c.call.session import CallState, ChatLine, PeerView
+from s2c.tui.record import Recorder, parse
 
 
-class FakeKM:
-    has_secret = False
+class FakeCall:
+    """A test double of s2c.tui.view.CallView: exactly what the screen may use."""
 
-    def state_text(self):
+    def __init__(self):
+        self.name, self.session, self.state, self.state_detail = "me", "room", CallState.CONNECTED, ""
+        self.host, self.port = "127.0.0.1", 1
+        self.peers = {}
+        self.chat, self.notices = deque(maxlen=200), deque(maxlen=20)
+        self.self_picture = None
+        self.muted, self.camera_on, self.sending_video = False, True, True
+        self.uplink_skipped_us = 0
+        self.trace = None
+        self.on_change = lambda: None
+        self.sent = []
+        self.my_id = 1
+        self.talking: set[int] = set()
+        self.bytes = (0, 0)
+
+    def rtt_ms(self):
+        return 1.5
+
+    def wire_bytes(self):
+        return self.bytes
+
+    def e2e_text(self):
         return "e2e: on"
 
     def safety_code(self):
         return "12345 67890"
 
+    def speaking(self, peer_id):
+        return peer_id in self.talking
 
-class FakeCall:
-    def __init__(self):
-        self.name, self.session, self.state = "me", "room", "connected"
-        self.peers = {}
-        self.chat, self.notices = deque(maxlen=200), deque(maxlen=20)
-        self.self_picture = None
-        self.muted, self.camera_on, self.video_spec = False, True, "test"
-        self.audio = None
-        self.km = FakeKM()
-        self.conn = SimpleNamespace(rtt_ms_p50=1.5, stats={"recv_bytes": 0, "sent_bytes": 0})
-        self.sent = []
-        self.my_id = 1
+    def give_up_reason(self):
+        return None
 
     def send_chat(self, text):
         self.sent.append(text)
@@ -46,6 +58,22 @@ class FakeCall:
 
     def set_camera(self, on):
         self.camera_on = on
+
+    async def say_when_ready(self, texts, wait_s=10.0):
+        for t in texts:
+            self.send_chat(t)
+
+
+def test_fake_call_implements_the_declared_view():
+    """The double and the real Call both provide every member of the CallView protocol."""
+    from s2c.call.call import Call
+    from s2c.tui.view import CallView
+    members = [m for m in CallView.__annotations__] + [
+        m for m, v in vars(CallView).items() if callable(v) and not m.startswith("_")]
+    real = Call(host="127.0.0.1", port=1, session="s", name="n", video=None)
+    for m in members:
+        assert hasattr(FakeCall(), m), m
+        assert hasattr(real, m), m
 
 
 def _screen(data_chunks, cols=120, rows=40):
@@ -173,7 +201,7 @@ def test_long_chat_lines_wrap_and_pgup_pgdn_scroll_the_history():
     chunks.append(ui.draw(2))
     emu = _screen(chunks, 80, 24)
     assert "ann: line 29" in emu.display[rect.row + rect.rows - 1]
-    assert ui.key("\x1b[5~") and ui.chat_scroll > 0                       # PgUp
+    assert ui.key("\x1b[5~") and ui.chat.scroll > 0                       # PgUp
     chunks.append(ui.draw(3))
     emu = _screen(chunks, 80, 24)
     shown = "\n".join(emu.display[rect.row:rect.row + rect.rows])
@@ -185,7 +213,7 @@ def test_long_chat_lines_wrap_and_pgup_pgdn_scroll_the_history():
     assert "\n".join(emu.display[rect.row:rect.row + rect.rows - 1]) == "\n".join(shown.split("\n")[:-1])
     for _ in range(5):
         ui.key("\x1b[6~")                                                  # PgDn back to the end
-    assert ui.chat_scroll == 0
+    assert ui.chat.scroll == 0
     chunks.append(ui.draw(5))
     emu = _screen(chunks, 80, 24)
     assert "ann: newest" in emu.display[rect.row + rect.rows - 1]

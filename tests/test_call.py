@@ -194,7 +194,7 @@ class _StalledRelay:
     receive buffer is small, so the client's kernel queue is what fills."""
 
     def __init__(self):
-        from s2c import protocol as P
+        from s2c import wire as P
         self.P = P
         self.reading = threading.Event()
         self.lsock = socket.socket()

@@ -10,7 +10,7 @@ import pytest
 import zstandard
 from hypothesis import given, settings, strategies as st
 
-from s2c.codec import HEADER, HEADER_BYTES, MAX_HEIGHT, MAX_WIDTH, VideoDecoder, VideoEncoder
+from s2c.video.codec import HEADER, HEADER_BYTES, MAX_HEIGHT, MAX_WIDTH, VideoDecoder, VideoEncoder
 from s2c.errors import LocalError, PeerError
 
 

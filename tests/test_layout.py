@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from s2c import layout as L
+from s2c.render import layout as L
 
 
 def _cells(rect):

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from s2c import protocol as P
+from s2c import wire as P
 from s2c.errors import LocalError, ProtocolError
 
 FRAMES = [

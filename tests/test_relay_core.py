@@ -2,8 +2,8 @@
 
 import pytest
 
-from s2c import protocol as P
-from s2c.relay import Relay, RelayConfig
+from s2c import wire as P
+from s2c.relay.core import Relay, RelayConfig
 
 
 def frame(t, payload=b"", **kw):

@@ -6,8 +6,11 @@ import time
 import pytest
 import uvloop
 
-from s2c import net
-from s2c import protocol as P
+from s2c.call.connection import RelayConnection
+from s2c.call.events import Closed, PeerJoined, PeerLeft, Reconnected
+from s2c.clock import now_us
+from s2c.wire import Frame
+from s2c import wire as P
 from s2c.errors import JoinRefused, RelayUnreachable
 
 from _relay_fixtures import RawClient, ServerProc, free_port, relay_server
@@ -30,7 +33,7 @@ def test_unreachable_relay_is_one_clear_line():
 
     async def go():
         with pytest.raises(RelayUnreachable) as ei:
-            await net.RelayConnection().connect("127.0.0.1", port, "s", "me", timeout_s=2)
+            await RelayConnection().connect("127.0.0.1", port, "s", "me", timeout_s=2)
         return str(ei.value)
 
     assert run(go()) == (f"cannot reach relay 127.0.0.1:{port}: connection refused — "
@@ -40,12 +43,12 @@ def test_unreachable_relay_is_one_clear_line():
 def test_join_roster_media_and_leave():
     with relay_server() as srv:
         async def go():
-            a, b = net.RelayConnection(), net.RelayConnection()
+            a, b = RelayConnection(), RelayConnection()
             wa = await a.connect("127.0.0.1", srv.port, "room", "alice", {"e2ee": "sframe"})
             wb = await b.connect("127.0.0.1", srv.port, "room", "alice")
             assert wb.name == "alice (2)" and [p.id for p in wb.roster] == [wa.id]
             assert b.roster[wa.id].caps == {"e2ee": "sframe"}
-            joined = await next_of(a, net.PeerJoined)
+            joined = await next_of(a, PeerJoined)
             assert joined.peer.id == wb.id and a.roster[wb.id].name == "alice (2)"
             for i in range(3):
                 assert a.send_media(P.VIDEO, b"pic%d" % i, stream=1, flags=P.FLAG_KEYFRAME)
@@ -54,22 +57,22 @@ def test_join_roster_media_and_leave():
             assert [(f.type, f.sender, f.stream, f.seq, f.payload) for f in got[:3]] == [
                 (P.VIDEO, wa.id, 1, i, b"pic%d" % i) for i in range(3)]
             assert (got[3].type, got[3].dest, got[3].payload) == (P.KEY, wb.id, b"for-b")
-            assert abs(net.now_us() - got[0].ts_us) < 1_000_000
+            assert abs(now_us() - got[0].ts_us) < 1_000_000
             await a.close()
-            left = await next_of(b, net.PeerLeft)
+            left = await next_of(b, PeerLeft)
             assert (left.id, left.reason) == (wa.id, "left") and wa.id not in b.roster
             assert a.send_media(P.AUDIO, b"late") is False
             await b.close()
             items = [x async for x in b]
-            assert isinstance(items[-1], net.Closed)
+            assert isinstance(items[-1], Closed)
         run(go())
 
 
 def test_rtt_and_peer_clock_offsets():
     with relay_server() as srv:
         async def go():
-            a = net.RelayConnection(ping_interval_s=0.05)
-            b = net.RelayConnection(ping_interval_s=0.05)
+            a = RelayConnection(ping_interval_s=0.05)
+            b = RelayConnection(ping_interval_s=0.05)
             await a.connect("127.0.0.1", srv.port, "clk", "a")
             await b.connect("127.0.0.1", srv.port, "clk", "b")
             await asyncio.sleep(0.6)
@@ -86,10 +89,10 @@ def test_rtt_and_peer_clock_offsets():
 def test_room_full_is_join_refused():
     with relay_server("--max-participants", "1") as srv:
         async def go():
-            a = net.RelayConnection()
+            a = RelayConnection()
             await a.connect("127.0.0.1", srv.port, "one", "a")
             with pytest.raises(JoinRefused) as ei:
-                await net.RelayConnection().connect("127.0.0.1", srv.port, "one", "b")
+                await RelayConnection().connect("127.0.0.1", srv.port, "one", "b")
             assert ei.value.code == P.E_ROOM_FULL and "is full" in str(ei.value)
             await a.close()
         run(go())
@@ -99,9 +102,9 @@ def test_callbacks_and_bounded_receive_queue():
     with relay_server("--max-fps", "0") as srv:
         async def go():
             frames = []
-            a = net.RelayConnection()
-            b = net.RelayConnection(on_frame=frames.append)
-            c = net.RelayConnection(max_recv_items=8)  # never iterated: its queue must stay bounded
+            a = RelayConnection()
+            b = RelayConnection(on_frame=frames.append)
+            c = RelayConnection(max_recv_items=8)  # never iterated: its queue must stay bounded
             await a.connect("127.0.0.1", srv.port, "cb", "a")
             await b.connect("127.0.0.1", srv.port, "cb", "b")
             await c.connect("127.0.0.1", srv.port, "cb", "c")
@@ -123,17 +126,17 @@ def test_reconnects_after_relay_restart_on_same_port():
     try:
         async def go():
             nonlocal srv
-            a, b = net.RelayConnection(), net.RelayConnection()
+            a, b = RelayConnection(), RelayConnection()
             await a.connect("127.0.0.1", port, "again", "a")
             await b.connect("127.0.0.1", port, "again", "b")
-            await next_of(a, net.PeerJoined)
+            await next_of(a, PeerJoined)
             t0 = time.monotonic()
             srv.terminate()
             srv.stop()
             await asyncio.sleep(0.3)
             srv = ServerProc(port=port)
-            ev = await next_of(a, net.Reconnected, timeout_s=5)
-            await next_of(b, net.Reconnected, timeout_s=5)
+            ev = await next_of(a, Reconnected, timeout_s=5)
+            await next_of(b, Reconnected, timeout_s=5)
             assert time.monotonic() - t0 < 5
             assert a.stats["reconnects"] == 1 and ev.welcome.session == "again"
             # both back in the same session and exchanging media
@@ -142,7 +145,7 @@ def test_reconnects_after_relay_restart_on_same_port():
                 await asyncio.sleep(0.05)
             assert b.my_id in a.roster
             a.send_media(P.CHAT, b"back")
-            f = await next_of(b, net.Frame)
+            f = await next_of(b, Frame)
             assert f.payload == b"back" and f.sender == a.my_id
             await a.close(), await b.close()
         run(go())
@@ -155,11 +158,11 @@ def test_garbage_from_the_relay_triggers_reconnect():
     with relay_server() as srv:
         async def go():
             events = []
-            a = net.RelayConnection(on_event=events.append)
+            a = RelayConnection(on_event=events.append)
             await a.connect("127.0.0.1", srv.port, "gone", "a")
             a._proto.data_received(b"\x09" * 30)  # the relay "sent" garbage
             t0 = time.monotonic()
-            while not any(isinstance(e, net.Reconnected) for e in events) and time.monotonic() - t0 < 3:
+            while not any(isinstance(e, Reconnected) for e in events) and time.monotonic() - t0 < 3:
                 await asyncio.sleep(0.02)
             kinds = [type(e).__name__ for e in events]
             assert kinds[:2] == ["Reconnecting", "Reconnected"], kinds
@@ -174,7 +177,7 @@ def test_raw_peer_sees_leave_from_close():
         raw.join("lv", "raw")
 
         async def go():
-            a = net.RelayConnection()
+            a = RelayConnection()
             await a.connect("127.0.0.1", srv.port, "lv", "a")
             await a.close()
         run(go())

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from s2c import protocol as P
+from s2c import wire as P
 
 from _relay_fixtures import RawClient, relay_server
 
@@ -207,7 +207,7 @@ def test_sigterm_tells_clients_and_exits_0():
 
 def test_port_in_use_is_one_clear_line():
     with relay_server() as srv:
-        p = subprocess.run([sys.executable, "-m", "s2c.server", "-H", "127.0.0.1", "-p", str(srv.port)],
+        p = subprocess.run([sys.executable, "-m", "s2c.relay.server", "-H", "127.0.0.1", "-p", str(srv.port)],
                            capture_output=True, text=True, timeout=10)
         assert p.returncode != 0
         assert p.stderr.strip().startswith(f"s2c-server: cannot listen on 127.0.0.1:{srv.port}")

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from s2c import impl
 from s2c.bench.media import talking_head
 from s2c.errors import ConfigError
-from s2c.render import Renderer, detect_colors, fit_size, luminance, snapshot_lines
+from s2c.render.renderer import Renderer, detect_colors, fit_size, luminance, snapshot_lines
 
 
 def _screen_pixels(screen: pyte.Screen, rows: int, cols: int):

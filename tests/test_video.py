@@ -11,7 +11,9 @@ from hypothesis import given, settings, strategies as st
 
 from s2c import impl
 from s2c.errors import ConfigError, DeviceError
-from s2c.video import TestScene, area_downsample, open_source
+from s2c.video.downsample import area_downsample
+from s2c.video.scene import TestScene
+from s2c.video.source import open_source
 
 
 @settings(max_examples=60, deadline=None)

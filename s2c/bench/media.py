@@ -24,7 +24,7 @@ def face_photo_rgb() -> tuple[np.ndarray, str]:
             return bgr[:, :, ::-1].copy(), "skimage astronaut.png"
     except ImportError:
         pass
-    from ..video import TestScene
+    from ..video.scene import TestScene
     return TestScene(512, 512).render(0.0)[:, :, ::-1].copy(), "s2c test scene (scikit-image missing)"
 
 

@@ -1,10 +1,10 @@
 """Per-frame stage arithmetic for the e2e bench: joins the senders' and receivers' trace lines.
 
-Owns: reading ``S2C_TRACE_FILE`` lines (written by ``s2c.client.StageTrace``), matching each
+Owns: reading ``S2C_TRACE_FILE`` lines (written by ``s2c.call.trace.StageTrace``), matching each
 picture drawn on a receiver's terminal to the sender's record of the same frame, and splitting
 capture -> bytes written into contiguous stages. Must not: start processes or read clocks.
 
-All timestamps are ``s2c.net.now_us()`` (CLOCK_MONOTONIC, shared by every process on one
+All timestamps are ``s2c.clock.now_us()`` (CLOCK_MONOTONIC, shared by every process on one
 machine), so stages that cross processes are plain differences. ``capture_sender_us`` is the
 sender's own capture stamp; ``capture_us`` is the receiver's estimate of it through the per-peer
 clock offset (what a call across machines would have): both are reported.

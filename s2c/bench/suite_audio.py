@@ -137,7 +137,7 @@ def _mouth_to_ear_relay(seconds: float) -> tuple[list[float], dict]:
     import asyncio
 
     from ..audio.engine import AudioEngine
-    from ..client import Call
+    from ..call.call import Call
     from .suite_e2e import _start_server
 
     srv, port, _ = _start_server()

@@ -20,8 +20,8 @@ def _psnr_db(a: np.ndarray, b: np.ndarray) -> float:
 
 def run(quick: bool, **_) -> dict[str, Metric]:
     import cv2
-    from ..codec import VideoDecoder, VideoEncoder
-    from ..render import Renderer
+    from ..video.codec import VideoDecoder, VideoEncoder
+    from ..render.renderer import Renderer
     cv2.setNumThreads(1)
     frames = talking_head(100 if quick else 400, WIDTH, HEIGHT)
     step_ms = 1000 // FPS

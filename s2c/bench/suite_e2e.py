@@ -5,7 +5,7 @@ in its own pseudo-terminal of 160x50 with TERM=xterm-256color COLORTERM=truecolo
 ``--video test:K`` at 20 fps, blocks mode, truecolor, no audio) and its figures. The bench reads
 every pty as a terminal would (it must, or the apps block on write) and counts the bytes.
 Must not: change what the apps do beyond the opt-in trace (``S2C_TRACE_FILE``, see
-``s2c.client.StageTrace``).
+``s2c.call.trace.StageTrace``).
 
 - ``e2e.glass_to_glass_ms``    a peer's picture: sender's capture stamp -> the receiver app's
                                ``write()`` of the draw pass holding that picture returned (bytes
@@ -180,8 +180,9 @@ def _full_redraw_bytes(joined: list[dict], clients: list[_Client]) -> list[float
     """Per receiver-second bytes if every drawn picture were a full truecolor redraw of its tile
     (the naive renderer), at the same tile sizes the app used (4 tiles of 160x50)."""
     from .. import layout as L
-    from ..render import Renderer
-    from ..video import TestScene, area_downsample, send_size
+    from ..render.renderer import Renderer
+    from ..video.scene import TestScene
+    from ..video.downsample import area_downsample, send_size
 
     lay = L.compute(N_CLIENTS, COLS, ROWS, inset=False)
     rect = lay.tiles[0].picture

@@ -24,12 +24,12 @@ import subprocess
 import sys
 import time
 
-from .. import protocol as P
+from .. import wire as P
 from . import Metric, summarize
 
 
 def _start_server(*extra: str):
-    cmd = [sys.executable, "-m", "s2c.server", "-H", "127.0.0.1", "-p", "0", "--max-fps", "0",
+    cmd = [sys.executable, "-m", "s2c.relay.server", "-H", "127.0.0.1", "-p", "0", "--max-fps", "0",
            "--max-conns-per-ip", "0", "--max-participants", "64", *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     r, _, _ = select.select([proc.stdout], [], [], 10)

@@ -22,8 +22,8 @@ def naive_full_redraw_bytes(top: np.ndarray, bottom: np.ndarray) -> int:
 
 def run(quick: bool, **_) -> dict[str, Metric]:
     import cv2
-    from ..render import Renderer
-    from ..video import area_downsample
+    from ..render.renderer import Renderer
+    from ..video.downsample import area_downsample
     cv2.setNumThreads(1)
     out: dict[str, Metric] = {}
     frame = camera_frame_720p()

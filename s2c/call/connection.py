@@ -1,36 +1,31 @@
-"""Client transport to an s2c relay: ``RelayConnection`` (asyncio, used by the client core).
+"""Client transport to an s2c relay: ``RelayConnection``, the asyncio adapter of a call.
 
-Owns: the TCP connection to the relay, JOIN/WELCOME, the roster as the relay reports it,
-the bounded send queue (VIDEO newest-wins per stream, everything else bounded FIFO),
-the bounded receive queue, ping/pong (RTT, clock offsets to the relay and between peers),
-and reconnect with backoff (0.2 s doubling to 2 s) that rejoins the same session.
-Must not: encode/decode or encrypt media (payloads are opaque bytes here), draw, or block.
+Owns: the TCP connection to the relay, JOIN/WELCOME, the roster as the relay reports it, the
+send queue (s2c.wire.queues.OutQueue: the same policy as the relay's), the bounded receive
+queue, PING/PONG timing (the estimates are s2c.call.clocksync's), dead-link detection and
+reconnect with backoff (0.2 s doubling to 2 s) that rejoins the same session.
+Must not: encode/decode or encrypt media (payloads are opaque bytes here), keep per-peer call
+state (s2c.call.session does), draw, or block. All methods run on the event loop's thread.
 
-Clock model: every process stamps ``ts_us`` with ``now_us()`` (its monotonic clock). A PONG
-carries the relay's clock; from the PING send/receive times the client estimates
-``offset_us = relay_clock - local_clock`` (NTP style, from the lowest-RTT recent sample) and
-reports it in its next PING; the relay hands every member's report back in each PONG. So a
-peer's timestamp in our clock is ``ts_us + peer_offset - my_offset``
-(``peer_clock_offset_us(peer_id)``, ``to_local_us(peer_id, ts_us)``).
-
-All methods must be called on the event loop's thread; ``send_threadsafe`` hands a frame
-over from another thread.
+Every process stamps ``ts_us`` with ``s2c.clock.now_us()``; ``clock`` (a ClockSync) turns a
+peer's timestamp into ours (``clock.to_local_us(peer_id, ts_us)``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import statistics
 import struct
 import sys
-import time
 from collections import deque
-from dataclasses import dataclass
 
-from . import protocol as P
-from .errors import JoinRefused, LocalError, ProtocolError, RelayUnreachable
-from .protocol import Frame, Peer, Welcome
+from .. import wire as P
+from ..clock import now_s, now_us
+from ..errors import JoinRefused, LocalError, ProtocolError, RelayUnreachable
+from ..wire import Frame, Welcome
+from ..wire.queues import DropCounts, OutQueue
+from .clocksync import ClockSync
+from .events import Closed, PeerJoined, PeerLeft, Reconnected, Reconnecting, RelayErrorEvent
 
 try:
     import fcntl
@@ -39,58 +34,8 @@ except ImportError:  # pragma: no cover - not POSIX
 # Linux ioctl: bytes in a TCP socket's send queue not yet sent (include/uapi/linux/sockios.h)
 _SIOCOUTQNSD = 0x894B if (fcntl is not None and sys.platform.startswith("linux")) else None
 
-__all__ = ["RelayConnection", "Frame", "Peer", "Welcome", "PeerJoined", "PeerLeft", "Reconnecting",
-           "Reconnected", "RelayErrorEvent", "Closed", "now_us", "MEDIA_TYPES"]
-
-MEDIA_TYPES = P.FORWARDED_TYPES
-
-
-def now_us() -> int:
-    """The monotonic clock every s2c process stamps ``ts_us`` with (microseconds)."""
-    return time.monotonic_ns() // 1000
-
-
-# ---- events -------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class PeerJoined:
-    peer: Peer
-
-
-@dataclass(slots=True)
-class PeerLeft:
-    id: int
-    name: str
-    reason: str
-
-
-@dataclass(slots=True)
-class Reconnecting:
-    """The connection was lost; attempt ``attempt`` will start in ``delay_s``."""
-    attempt: int
-    delay_s: float
-    reason: str
-
-
-@dataclass(slots=True)
-class Reconnected:
-    """Back in the session (new id, new roster; the old roster was reported as PeerLeft)."""
-    welcome: Welcome
-    downtime_s: float
-    attempts: int
-
-
-@dataclass(slots=True)
-class RelayErrorEvent:
-    code: int
-    text: str
-
-
-@dataclass(slots=True)
-class Closed:
-    """Final event: the connection is closed for good (``close()`` or reconnect disabled)."""
-    reason: str
+__all__ = ["RelayConnection", "PeerJoined", "PeerLeft", "Reconnecting", "Reconnected",
+           "RelayErrorEvent", "Closed"]
 
 
 def _reason(exc: BaseException) -> str:
@@ -111,9 +56,8 @@ class _ClientProtocol(asyncio.Protocol):
         self.writable = True
         self.pending: list[bytes] = []
         self.flush_scheduled = False
-        self.q_video: dict[int, bytes] = {}
-        self.q_fifo: deque = deque()
-        self.last_rx_s = time.monotonic()
+        self.q = OutQueue(owner.max_send_frames, owner.max_send_frames)
+        self.last_rx_s = now_s()
         self.error: P.ErrorInfo | None = None
         self.sock_fd: int | None = None
 
@@ -134,7 +78,7 @@ class _ClientProtocol(asyncio.Protocol):
         transport.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
 
     def data_received(self, data: bytes) -> None:
-        self.last_rx_s = time.monotonic()
+        self.last_rx_s = now_s()
         parser = self.parser
         owner = self.owner
         try:
@@ -173,24 +117,16 @@ class _ClientProtocol(asyncio.Protocol):
 
     # sending
     def enqueue(self, ftype: int, stream: int, data: bytes) -> None:
-        if self.writable and not self.q_fifo and not self.q_video and len(self.pending) < self.owner.max_send_frames:
+        if self.writable and not self.q and len(self.pending) < self.owner.max_send_frames:
             self.pending.append(data)
             if not self.flush_scheduled:
                 self.flush_scheduled = True
                 self.owner._loop.call_soon(self._flush)
             return
-        stats = self.owner.stats
-        if ftype == P.VIDEO:
-            if stream in self.q_video:
-                stats["send_dropped"] += 1
-                del self.q_video[stream]
-            self.q_video[stream] = data
-        else:
-            q = self.q_fifo
-            q.append(data)
-            if len(q) > self.owner.max_send_frames:
-                q.popleft()
-                stats["send_dropped"] += 1
+        drops = self.owner._drops
+        before = drops.total
+        self.q.push(ftype, stream, data, drops)
+        self.owner.stats["send_dropped"] += drops.total - before
 
     def _flush(self) -> None:
         self.flush_scheduled = False
@@ -203,11 +139,9 @@ class _ClientProtocol(asyncio.Protocol):
         t = self.transport
         if t is None or t.is_closing():
             return
-        while self.writable and (self.q_fifo or self.q_video):
-            parts = list(self.q_fifo)
-            self.q_fifo.clear()
-            parts.extend(self.q_video.values())
-            self.q_video.clear()
+        while self.writable and self.q:
+            parts: list[bytes] = []
+            self.q.drain(1 << 62, parts)
             t.write(b"".join(parts))
 
 
@@ -257,9 +191,8 @@ class RelayConnection:
         self._ping_seq = 0
         self._ping_task: asyncio.Task | None = None
         self._reconnect_task: asyncio.Task | None = None
-        self._rtt_us: deque = deque(maxlen=32)
-        self._clock_samples: deque = deque(maxlen=16)  # (rtt_us, offset_us)
-        self._peer_clocks: dict[int, tuple[int, int]] = {}
+        self.clock = ClockSync()
+        self._drops = DropCounts()
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -312,7 +245,7 @@ class RelayConnection:
         p = self._proto
         if p is None or p.transport is None:
             return 0
-        n = sum(len(x) for x in p.pending) + sum(len(x) for x in p.q_fifo) + sum(len(x) for x in p.q_video.values())
+        n = sum(len(x) for x in p.pending) + p.q.nbytes
         try:
             n += p.transport.get_write_buffer_size()
         except (AttributeError, RuntimeError):
@@ -334,35 +267,9 @@ class RelayConnection:
         return self.send(Frame(ftype, payload, flags, stream, 0, dest, seq,
                                now_us() if ts_us is None else ts_us))
 
-    def send_threadsafe(self, frame: Frame) -> None:
-        """Hand a frame over from another thread (camera, audio callback)."""
-        self._loop.call_soon_threadsafe(self.send, frame)
-
     @property
     def rtt_ms_p50(self) -> float | None:
-        return statistics.median(self._rtt_us) / 1000 if self._rtt_us else None
-
-    def rtt_ms_samples(self) -> list[float]:
-        return [r / 1000 for r in self._rtt_us]
-
-    @property
-    def clock_offset_us(self) -> int | None:
-        """relay clock - our clock, from the lowest-RTT recent PING/PONG."""
-        if not self._clock_samples:
-            return None
-        return min(self._clock_samples)[1]
-
-    def peer_clock_offset_us(self, peer_id: int) -> int | None:
-        """Add to a timestamp from ``peer_id`` to get our clock (None until both estimates exist)."""
-        mine = self.clock_offset_us
-        theirs = self._peer_clocks.get(peer_id)
-        if mine is None or theirs is None:
-            return None
-        return theirs[0] - mine
-
-    def to_local_us(self, peer_id: int, ts_us: int) -> int | None:
-        off = self.peer_clock_offset_us(peer_id)
-        return None if off is None else ts_us + off
+        return self.clock.rtt_ms_p50
 
     async def close(self) -> None:
         """Send LEAVE, close the socket, stop reconnecting; emits Closed."""
@@ -430,8 +337,7 @@ class RelayConnection:
         limit = welcome.limits.get("max_frame_bytes")
         if isinstance(limit, int) and P.HEADER_BYTES < limit < self.max_frame_bytes:
             self.max_frame_bytes = limit
-        self._clock_samples.clear()
-        self._peer_clocks.clear()
+        self.clock.reset()
         self._send_ping()
         return welcome
 
@@ -481,8 +387,8 @@ class RelayConnection:
             elif t == P.PEER_LEFT:
                 left = P.parse_peer_left(f.payload)
                 self.roster.pop(left.id, None)
-                self._peer_clocks.pop(left.id, None)
-                self._emit(PeerLeft(left.id, left.name, left.reason))
+                self.clock.forget(left.id)
+                self._emit(left)
             elif t == P.ERROR:
                 info = P.parse_error(f.payload)
                 proto.error = info
@@ -495,23 +401,14 @@ class RelayConnection:
             self.stats["bad_frames"] += 1
 
     def _on_pong(self, f: Frame) -> None:
-        t3 = now_us()
         relay_us, clocks = P.parse_pong(f.payload)
-        t0 = f.ts_us
-        rtt = t3 - t0
-        if 0 <= rtt < 60_000_000:
-            self._rtt_us.append(rtt)
-            self._clock_samples.append((rtt, relay_us - (t0 + t3) // 2))
-        for pid, off, r in clocks:
-            if pid != self.my_id:
-                self._peer_clocks[pid] = (off, r)
+        self.clock.on_pong(f.ts_us, now_us(), relay_us, clocks, self.my_id)
 
     def _send_ping(self) -> None:
         p = self._proto
         if p is None or p.transport is None or p.transport.is_closing():
             return
-        off = self.clock_offset_us
-        rtt = min(self._clock_samples)[0] if self._clock_samples else None
+        off, rtt = self.clock.report()
         self._ping_seq = (self._ping_seq + 1) & 0xFFFFFFFF
         p.enqueue(P.PING, 0, P.serialize(Frame(P.PING, P.encode_ping(off, rtt), seq=self._ping_seq,
                                                ts_us=now_us())))
@@ -522,7 +419,7 @@ class RelayConnection:
             p = self._proto
             if p is None or not self.connected:
                 continue
-            if time.monotonic() - p.last_rx_s > self.dead_after_s:
+            if now_s() - p.last_rx_s > self.dead_after_s:
                 p.error = P.ErrorInfo(P.E_TIMEOUT, f"no data from relay for {self.dead_after_s:g} s")
                 p.transport.abort()
                 continue
@@ -543,7 +440,7 @@ class RelayConnection:
             self._finish(reason)
 
     async def _reconnect_loop(self, reason: str) -> None:
-        t0 = time.monotonic()
+        t0 = now_s()
         old = list(self.roster.values())
         delay = self.backoff_initial_s
         attempt = 0
@@ -562,7 +459,7 @@ class RelayConnection:
             self.stats["reconnects"] += 1
             for peer in old:
                 self._emit(PeerLeft(peer.id, peer.name, "reconnect"))
-            self._emit(Reconnected(welcome, time.monotonic() - t0, attempt))
+            self._emit(Reconnected(welcome, now_s() - t0, attempt))
             for peer in welcome.roster:
                 self._emit(PeerJoined(peer))
             return

@@ -1,169 +1,56 @@
-"""The ``s2c`` command line.
+"""The ``s2c`` command line: dispatch to the subcommands and one clear line per error.
 
-Owns: argument parsing, help text, and turning S2CError into one clear line and an exit code.
-Must not: hold application logic (that lives in app, client, preview).
+Owns: choosing the subcommand, colour-depth detection of ``--colors auto``, and turning S2CError
+into ``s2c: message`` and exit code 2 (Ctrl-C: 130). Must not: hold application logic (the other
+s2c.cli modules and s2c.tui do) or define flags (s2c.cli.parsers).
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 
-from .errors import LocalError, S2CError
-from .render import COLOR_DEPTHS, DEFAULT_RAMP, MODES, detect_colors
+from ..errors import S2CError
+from ..render.renderer import detect_colors
+from . import parsers
 
 SUBCOMMANDS = ("snapshot", "preview", "demo")
-
-EPILOG = """\
-examples:
-  s2c demo                                   a local relay and three synthetic people: see it work
-  s2c-server -p 1122                         start a relay (another terminal or machine)
-  s2c -s session1 -c darker -i 127.0.0.1 -p 1122
-                                             join session1 as "darker" with camera 0
-  s2c -s team -c ana -i relay.example.org --video test --mode color
-  s2c -s team -c bot -i 127.0.0.1 --video clip.mp4 --headless --duration 30 --stats-json out.json
-  s2c snapshot --video test --cols 80 --rows 24 --mode ascii
-  s2c preview --video 0                      look at your camera, no network
-
-keys in a call:
-  q quit   m mute   v camera on/off   c cycle render mode   s self-view   Enter chat   ? help
-
-video sources (--video): a camera index (0), a file (looped), a URL (http://.../mjpg, rtsp://...)
-or 'test' (a generated scene). Colours follow COLORTERM/TERM; NO_COLOR turns them off.
-"""
-
-
-def _add_render_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mode", choices=MODES, default="blocks",
-                   help="blocks: two pixels per cell with half-blocks (default); color: coloured "
-                        "glyphs; ascii: a grey density ramp")
-    p.add_argument("--colors", choices=("auto",) + COLOR_DEPTHS, default="auto",
-                   help="colour depth (default: detected from COLORTERM/TERM, 'none' if NO_COLOR)")
-    p.add_argument("--ramp", default=DEFAULT_RAMP, help="glyphs for ascii/color, darkest first "
-                                                         f"(default {DEFAULT_RAMP!r})".replace("%", "%%"))
-
-
-def _positive_float(text: str) -> float:
-    v = float(text)
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-    return v
-
-
-def conference_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="s2c", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-        description="Video + audio conferencing in the terminal. Everyone in a named session sees "
-                    "everyone's camera as live character pictures, hears them and can chat; media "
-                    "and chat are end-to-end encrypted, the relay only routes.\n\n"
-                    "subcommands: s2c demo | s2c snapshot | s2c preview  (s2c SUBCOMMAND --help)")
-    p.add_argument("-s", "--session", default="default", help="session (room) name")
-    p.add_argument("-c", "--name", default=os.environ.get("USER", "guest"), help="your display name")
-    p.add_argument("-i", "--host", default="127.0.0.1", help="relay host (default 127.0.0.1)")
-    p.add_argument("-p", "--port", type=int, default=1122, help="relay port (default 1122)")
-    p.add_argument("--video", default="0", help="camera index, file, URL or 'test' (default 0)")
-    p.add_argument("--no-video", action="store_true", help="do not send video")
-    _add_render_flags(p)
-    p.add_argument("--fps", type=_positive_float, default=15.0, help="frames/s to send (default 15)")
-    p.add_argument("--max-fps", type=_positive_float, default=30.0,
-                   help="redraws of each picture per second at most (default 30); a picture is drawn "
-                        "as soon as it arrives within that")
-    from .audio.options import add_arguments as add_audio_arguments
-    add_audio_arguments(p)
-    e = p.add_argument_group("encryption")
-    e.add_argument("--secret", help="shared passphrase that authenticates the key exchange; '-' prompts "
-                                    "(default: S2C_SECRET; without one compare the safety code by voice)")
-    e.add_argument("--suite", type=int, default=1, choices=(1, 2, 3, 4, 5),
-                   help="SFrame cipher suite (1 = AES_128_CTR_HMAC_SHA256_80, 4 = AES_256_GCM...)")
-    h = p.add_argument_group("scripts and tests")
-    h.add_argument("--headless", action="store_true", help="no screen: join, send, receive, write stats")
-    h.add_argument("--duration", type=_positive_float, help="leave after this many seconds")
-    h.add_argument("--stats-json", metavar="FILE", help="write per-peer figures here on exit")
-    h.add_argument("--record", metavar="FILE.cast", help="record the screen as asciicast v2")
-    h.add_argument("--connect-timeout", type=_positive_float, default=5.0, help="seconds (default 5)")
-    h.add_argument("--give-up-after", type=_positive_float, default=30.0, metavar="S",
-                   help="leave with an error when the relay has been lost for S seconds (default 30)")
-    h.add_argument("--say", action="append", default=[], metavar="TEXT",
-                   help="send this chat message once joined (repeatable; for scripts)")
-    return p
-
-
-def snapshot_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="s2c snapshot", description="Print one frame of a source as characters.")
-    p.add_argument("--video", default="test", help="camera index, file, URL or 'test' (default test)")
-    p.add_argument("--cols", type=int, default=80)
-    p.add_argument("--rows", type=int, default=24)
-    _add_render_flags(p)
-    return p
-
-
-def preview_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="s2c preview", description="Show a source live, full screen, no network. "
-                                                                 "q or Ctrl-C quits, c cycles the mode.")
-    p.add_argument("--video", default="0", help="camera index, file, URL or 'test'")
-    p.add_argument("--max-fps", type=_positive_float, default=30.0)
-    _add_render_flags(p)
-    return p
-
-
-def demo_parser() -> argparse.ArgumentParser:
-    p = conference_parser()
-    p.prog = "s2c demo"
-    p.description = ("A relay on loopback in this process plus N synthetic participants (animated "
-                     "scenes with tones), and you joined to them. Needs no camera and no server.")
-    p.add_argument("--participants", type=int, default=3, help="synthetic participants (default 3)")
-    p.set_defaults(video="auto", session="demo", name=os.environ.get("USER", "you"))
-    return p
 
 
 def _colors(args) -> str:
     return detect_colors() if args.colors == "auto" else args.colors
 
 
-def _snapshot(args) -> int:
-    from .render import snapshot_lines
-    from .video import open_source
-    if not (1 <= args.cols <= 2000 and 1 <= args.rows <= 1000):
-        raise LocalError(f"--cols/--rows {args.cols}x{args.rows} out of range")
-    src = open_source(args.video)
-    pic = None
-    for _ in range(50):
-        pic = src.grab()
-        if pic is not None:
-            break
-    if pic is None:
-        raise LocalError(f"video source {args.video!r} gave no frame")
-    sys.stdout.buffer.write(snapshot_lines(pic.image_rgb, args.cols, args.rows, args.mode, _colors(args), args.ramp))
-    sys.stdout.flush()
-    return 0
+def _dispatch(argv: list[str]) -> int:
+    if argv and argv[0] == "snapshot":
+        from .snapshot import run_snapshot
+        args = parsers.snapshot_parser().parse_args(argv[1:])
+        return run_snapshot(args.video, args.cols, args.rows, args.mode, _colors(args), args.ramp)
+    if argv and argv[0] == "preview":
+        from ..tui import preview
+        args = parsers.preview_parser().parse_args(argv[1:])
+        return preview.run(args.video, args.mode, _colors(args), args.max_fps)
+    if argv and argv[0] == "demo":
+        from .demo import run_demo
+        args = parsers.demo_parser().parse_args(argv[1:])
+        args.colors = _colors(args)
+        return run_demo(args)
+    args = parsers.conference_parser().parse_args(argv)
+    args.colors = _colors(args)
+    if args.list_devices:
+        from ..audio.devices import list_devices
+        print(list_devices())
+        return 0
+    if args.headless:
+        from .headless import run_headless
+        return run_headless(args)
+    from .conference import run_conference
+    return run_conference(args)
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        if argv and argv[0] == "snapshot":
-            return _snapshot(snapshot_parser().parse_args(argv[1:]))
-        if argv and argv[0] == "preview":
-            from . import preview
-            args = preview_parser().parse_args(argv[1:])
-            return preview.run(args.video, args.mode, _colors(args), args.max_fps)
-        if argv and argv[0] == "demo":
-            from . import app
-            args = demo_parser().parse_args(argv[1:])
-            args.colors = _colors(args)
-            return app.run_demo(args)
-        args = conference_parser().parse_args(argv)
-        args.colors = _colors(args)
-        if args.list_devices:
-            from .audio.devices import list_devices
-            print(list_devices())
-            return 0
-        if args.headless:
-            from . import client
-            return client.run_headless(args)
-        from . import app
-        return app.run(args)
+        return _dispatch(argv)
     except KeyboardInterrupt:
         return 130
     except S2CError as exc:

@@ -6,11 +6,6 @@ HPKE-wrapped key messages, safety code). Must not: do I/O, read clocks, or print
 Threat model: docs/security.md.
 """
 
-from s2c.errors import CryptoError, LocalError
-
-
-class CryptoUsageError(LocalError):
-    """The crypto API was called wrongly (bad suite, key length, counter out of range)."""
-
+from s2c.errors import CryptoError, CryptoUsageError
 
 __all__ = ["CryptoError", "CryptoUsageError"]

@@ -5,7 +5,7 @@ and ``now_ms``. Must not: touch sockets, read the clock, await, or decode media 
 (VIDEO/AUDIO/CHAT/KEY/STATE/REFRESH are forwarded as the original bytes with only the
 header's sender field patched to the id the relay assigned).
 
-Use (what s2c.server does)::
+Use (what s2c.relay.server does)::
 
     relay = Relay(RelayConfig())
     cid = relay.open("10.0.0.5", now_ms)          # on accept (None: refuse, abort it)
@@ -18,22 +18,24 @@ Use (what s2c.server does)::
           for cid, abort in relay.pop_closing(): write(relay.data_to_send(cid)); close/abort
 
 Outgoing queues per receiver (used only when its socket is backed up; otherwise bytes go
-straight to ``data_to_send``): VIDEO newest-frame-per-(sender, stream) wins; AUDIO bounded
-FIFO, oldest dropped; relay control + CHAT/KEY/STATE/REFRESH bounded FIFO, oldest dropped;
-all of them under one byte budget. Every drop is counted in the room's stats.
+straight to ``data_to_send``): one s2c.wire.queues.OutQueue each (VIDEO newest-frame-per-
+(sender, stream) wins; AUDIO and control bounded FIFOs; one byte budget). Every drop is counted
+in the room's stats. Header fields are read and patched at the offsets s2c.wire.frames defines.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
-from . import protocol as P
-from .errors import ProtocolError
+from .. import wire as P
+from ..errors import ProtocolError
+from ..wire.queues import OutQueue
 
 _HDR = P.HEADER
 _unpack_hdr = _HDR.unpack_from
 _HB = P.HEADER_BYTES
+_SND, _SND_END = P.SENDER_OFFSET, P.SENDER_END
+_LEN, _LEN_END = P.LENGTH_OFFSET, P.LENGTH_END
 
 
 @dataclass
@@ -65,6 +67,9 @@ class RoomStats:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
+_NO_ROOM = RoomStats()   # drops of a receiver not in a room (yet) are counted here, unseen
+
+
 class Room:
     __slots__ = ("name", "members", "stats")
 
@@ -76,11 +81,10 @@ class Room:
 
 class _Conn:
     __slots__ = ("id", "addr", "sid", "room", "name", "caps", "inbuf", "opened_ms", "last_rx_ms",
-                 "writable", "unwritable_since_ms", "ready", "ready_bytes", "q_ctrl", "q_audio",
-                 "q_video", "q_bytes", "closing", "abort", "win_start_ms", "win_frames",
+                 "writable", "unwritable_since_ms", "ready", "ready_bytes", "q", "closing", "abort", "win_start_ms", "win_frames",
                  "rate_error_ms", "clock")
 
-    def __init__(self, cid: int, addr: str, now_ms: float):
+    def __init__(self, cid: int, addr: str, now_ms: float, config: "RelayConfig"):
         self.id = cid
         self.addr = addr
         self.sid = cid.to_bytes(2, "big")
@@ -94,10 +98,7 @@ class _Conn:
         self.unwritable_since_ms = 0.0
         self.ready: list = []
         self.ready_bytes = 0
-        self.q_ctrl: deque = deque()
-        self.q_audio: deque = deque()
-        self.q_video: dict = {}
-        self.q_bytes = 0
+        self.q = OutQueue(config.max_audio_frames, config.max_control_frames, config.max_queued_bytes)
         self.closing = False
         self.abort = False
         self.win_start_ms = now_ms
@@ -135,7 +136,7 @@ class Relay:
         if cid is None:
             self.totals["refused"] += 1
             return None
-        c = _Conn(cid, addr, now_ms)
+        c = _Conn(cid, addr, now_ms, self.config)
         self.conns[cid] = c
         self.totals["connections"] += 1
         n = self._per_ip.get(addr, 0) + 1
@@ -169,9 +170,7 @@ class Relay:
             self._leave(c, "disconnected")
         self._dirty.discard(cid)
         c.ready.clear()
-        c.q_ctrl.clear()
-        c.q_audio.clear()
-        c.q_video.clear()
+        c.q.clear()
 
     def eof_received(self, cid: int, now_ms: float) -> None:
         """The peer half-closed: a partial frame in the buffer earns an E_TRUNCATED error."""
@@ -190,7 +189,7 @@ class Relay:
             return
         if writable:
             c.writable = True
-            if c.ready or c.q_bytes:
+            if c.ready or c.q.nbytes:
                 self._dirty.add(cid)
         elif c.writable:
             c.writable = False
@@ -250,24 +249,10 @@ class Relay:
         if c is None:
             return b""
         parts = c.ready
-        if c.q_bytes and (c.writable or c.closing):
-            budget = self.config.ready_cap_bytes - c.ready_bytes
-            qb = c.q_bytes
-            for q in (c.q_ctrl, c.q_audio):
-                while q and budget > 0:
-                    b = q.popleft()
-                    parts.append(b)
-                    budget -= len(b)
-                    qb -= len(b)
-            qv = c.q_video
-            while qv and budget > 0:
-                key = next(iter(qv))
-                b = qv.pop(key)
-                parts.append(b)
-                budget -= len(b)
-                qb -= len(b)
-            c.q_bytes = qb
-            if qb and c.writable:
+        q = c.q
+        if q.nbytes and (c.writable or c.closing):
+            q.drain(self.config.ready_cap_bytes - c.ready_bytes, parts)
+            if q.nbytes and c.writable:
                 self._dirty.add(cid)
         if not parts:
             return b""
@@ -295,13 +280,14 @@ class Relay:
         run_frames = 0
         fwd = P.FORWARDED_TABLE
         known = P.KNOWN_TABLE
+        version = P.VERSION
         maxfb = self.config.max_frame_bytes
         maxfps = self.config.max_fps
         sid = c.sid
         while n - pos >= _HB:
             ver, t, _f, stream, _s, dest, _q, _ts, plen = _unpack_hdr(buf, pos)
             end = pos + _HB + plen
-            if ver != 1 or not known[t] or end - pos > maxfb:
+            if ver != version or not known[t] or end - pos > maxfb:
                 if run_start >= 0:
                     self._forward_run(c, mv, run_start, pos, run_frames)
                 self.totals["bad_frames"] += 1
@@ -327,7 +313,7 @@ class Relay:
                     pos = end
                     continue
             if fwd[t] and c.room is not None:
-                buf[pos + 4:pos + 6] = sid
+                buf[pos + _SND:pos + _SND_END] = sid
                 if dest == 0:
                     if run_start < 0:
                         run_start = pos
@@ -373,7 +359,7 @@ class Relay:
             if r is c:
                 continue
             k += 1
-            if r.writable and not r.q_bytes and r.ready_bytes < cap:
+            if r.writable and not r.q.nbytes and r.ready_bytes < cap:
                 r.ready.append(mv[start:end])
                 r.ready_bytes += nbytes
                 dirty.add(r.id)
@@ -381,7 +367,7 @@ class Relay:
                 p = start
                 while p < end:
                     t = mv[p + 1]
-                    e = p + _HB + int.from_bytes(mv[p + 20:p + 24], "big")
+                    e = p + _HB + int.from_bytes(mv[p + _LEN:p + _LEN_END], "big")
                     self._enqueue(r, t, mv[p + 3], c.id, bytes(mv[p:e]))
                     p = e
         st.frames_out += nframes * k
@@ -398,7 +384,7 @@ class Relay:
             return
         st.frames_out += 1
         st.bytes_out += len(frame)
-        if r.writable and not r.q_bytes and r.ready_bytes < self.config.ready_cap_bytes:
+        if r.writable and not r.q.nbytes and r.ready_bytes < self.config.ready_cap_bytes:
             r.ready.append(frame)
             r.ready_bytes += len(frame)
             self._dirty.add(r.id)
@@ -406,54 +392,14 @@ class Relay:
             self._enqueue(r, t, stream, c.id, bytes(frame))
 
     def _enqueue(self, r: _Conn, t: int, stream: int, sender: int, data: bytes) -> None:
-        """Queue one frame for a backed-up receiver under the drop policy."""
-        cfg = self.config
-        st = r.room.stats if r.room is not None else None
-        n = len(data)
-        if t == P.VIDEO:
-            key = (sender << 8) | stream
-            old = r.q_video.get(key)
-            if old is not None:
-                r.q_bytes -= len(old)
-                if st:
-                    st.video_replaced += 1
-            r.q_video[key] = data
-        elif t == P.AUDIO:
-            q = r.q_audio
-            q.append(data)
-            if len(q) > cfg.max_audio_frames:
-                r.q_bytes -= len(q.popleft())
-                if st:
-                    st.audio_dropped += 1
-        else:
-            q = r.q_ctrl
-            q.append(data)
-            if len(q) > cfg.max_control_frames:
-                r.q_bytes -= len(q.popleft())
-                if st:
-                    st.control_dropped += 1
-        r.q_bytes += n
-        while r.q_bytes > cfg.max_queued_bytes:  # byte budget: audio first, then video, then control
-            if r.q_audio:
-                r.q_bytes -= len(r.q_audio.popleft())
-                if st:
-                    st.audio_dropped += 1
-            elif r.q_video:
-                r.q_bytes -= len(r.q_video.pop(next(iter(r.q_video))))
-                if st:
-                    st.video_replaced += 1
-            elif len(r.q_ctrl) > 1:
-                r.q_bytes -= len(r.q_ctrl.popleft())
-                if st:
-                    st.control_dropped += 1
-            else:
-                break
+        """Queue one frame for a backed-up receiver under the drop policy (s2c.wire.queues)."""
+        r.q.push(t, (sender << 8) | stream, data, r.room.stats if r.room is not None else _NO_ROOM)
         if r.writable:
             self._dirty.add(r.id)
 
     def _send_ctrl(self, c: _Conn, t: int, payload: bytes, seq: int = 0, ts_us: int = 0) -> None:
-        data = P.HEADER.pack(1, t, 0, 0, 0, 0, seq, ts_us, len(payload)) + payload
-        if c.writable and not c.q_bytes and c.ready_bytes < self.config.ready_cap_bytes:
+        data = _HDR.pack(P.VERSION, t, 0, 0, 0, 0, seq, ts_us, len(payload)) + payload
+        if c.writable and not c.q.nbytes and c.ready_bytes < self.config.ready_cap_bytes:
             c.ready.append(data)
             c.ready_bytes += len(data)
             self._dirty.add(c.id)
@@ -552,10 +498,7 @@ class Relay:
         if abort:
             c.abort = True
             c.ready.clear()
-            c.q_ctrl.clear()
-            c.q_audio.clear()
-            c.q_video.clear()
-            c.q_bytes = 0
+            c.q.clear()
             c.ready_bytes = 0
             self._closing.append((c.id, True))
         elif not c.closing:
@@ -578,7 +521,7 @@ class Relay:
         for name, room in self.rooms.items():
             d = room.stats.as_dict()
             d["participants"] = len(room.members)
-            d["queued_bytes"] = sum(m.q_bytes for m in room.members.values())
+            d["queued_bytes"] = sum(m.q.nbytes for m in room.members.values())
             rooms[name] = d
         return {"connections": len(self.conns), "totals": dict(self.totals), "rooms": rooms}
 

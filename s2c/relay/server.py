@@ -1,9 +1,9 @@
-"""``s2c-server``: the relay process, a thin uvloop/asyncio adapter around ``s2c.relay``.
+"""``s2c-server``: the relay process, a thin uvloop/asyncio adapter around ``s2c.relay.core``.
 
 Owns: sockets (asyncio.Protocol per connection, TCP_NODELAY, write-buffer limits,
 pause/resume), the clock, coalesced writes (one write per connection per loop iteration),
 signals, logging, stats lines and the command line. Must not: make room/queue decisions
-(those are s2c.relay's) or look inside payloads.
+(those are s2c.relay.core's) or look inside payloads.
 
 Ready line on stdout (flushed): ``s2c-server listening on HOST:PORT`` (the real port with -p 0).
 """
@@ -18,15 +18,14 @@ import socket
 import sys
 import time
 
-from . import protocol as P
-from .relay import Relay, RelayConfig
+from .. import wire as P
+from ..clock import now_ms, now_s, wall_s
+from ..errors import ConfigError
+from .core import Relay, RelayConfig
 
 HIGH_WATER_BYTES = 64 * 1024
 LOW_WATER_BYTES = 16 * 1024
 TICK_S = 0.25
-
-_monotonic = time.monotonic
-
 
 class _Log:
     def __init__(self, fmt: str, stream=None):
@@ -35,7 +34,7 @@ class _Log:
 
     def __call__(self, level: str, event: str, **fields) -> None:
         if self.fmt == "json":
-            rec = {"ts": round(time.time(), 3), "level": level, "event": event}
+            rec = {"ts": round(wall_s(), 3), "level": level, "event": event}
             rec.update(fields)
             line = json.dumps(rec, separators=(",", ":"), default=str)
         else:
@@ -67,7 +66,7 @@ class _ConnProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         addr = str(peer[0]) if peer else "?"
         srv = self.srv
-        cid = srv.relay.open(addr, _monotonic() * 1000.0)
+        cid = srv.relay.open(addr, now_ms())
         if cid is None:
             transport.abort()
             return
@@ -77,21 +76,21 @@ class _ConnProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         srv = self.srv
-        srv.relay.receive_data(self.cid, data, _monotonic() * 1000.0)
+        srv.relay.receive_data(self.cid, data, now_ms())
         if not srv.flush_pending:
             srv.flush_pending = True
             srv.loop.call_soon(srv.flush)
 
     def eof_received(self):
-        self.srv.relay.eof_received(self.cid, _monotonic() * 1000.0)
+        self.srv.relay.eof_received(self.cid, now_ms())
         self.srv.kick()
         return True  # keep the write side open so an ERROR can still go out
 
     def pause_writing(self) -> None:
-        self.srv.relay.set_writable(self.cid, False, _monotonic() * 1000.0)
+        self.srv.relay.set_writable(self.cid, False, now_ms())
 
     def resume_writing(self) -> None:
-        self.srv.relay.set_writable(self.cid, True, _monotonic() * 1000.0)
+        self.srv.relay.set_writable(self.cid, True, now_ms())
         self.srv.kick()
 
     def connection_lost(self, exc) -> None:
@@ -99,7 +98,7 @@ class _ConnProtocol(asyncio.Protocol):
         if self.cid is None:
             return
         srv.transports.pop(self.cid, None)
-        srv.relay.connection_lost(self.cid, _monotonic() * 1000.0)
+        srv.relay.connection_lost(self.cid, now_ms())
         srv.kick()
 
 
@@ -158,17 +157,17 @@ class RelayServer:
         self.kick()
 
     def _tick(self) -> None:
-        self.relay.tick(_monotonic() * 1000.0)
+        self.relay.tick(now_ms())
         self.flush()
         self._tick_handle = self.loop.call_later(TICK_S, self._tick)
 
     async def shutdown(self, grace_s: float = 1.0) -> None:
         if self.server is not None:
             self.server.close()
-        self.relay.shutdown(_monotonic() * 1000.0)
+        self.relay.shutdown(now_ms())
         self.flush()
-        deadline = _monotonic() + grace_s
-        while self.transports and _monotonic() < deadline:
+        deadline = now_s() + grace_s
+        while self.transports and now_s() < deadline:
             await asyncio.sleep(0.02)
         for t in list(self.transports.values()):
             t.abort()
@@ -177,7 +176,7 @@ class RelayServer:
 
 
 def _stats_loop_factory(srv: RelayServer, interval_s: float):
-    prev = {"t": _monotonic(), "rooms": {}}
+    prev = {"t": now_s(), "rooms": {}}
 
     async def loop() -> None:
         while True:
@@ -188,7 +187,7 @@ def _stats_loop_factory(srv: RelayServer, interval_s: float):
                 srv.log("error", "stats_failed", error=f"{type(exc).__name__}: {exc}")
 
     def once() -> None:
-        now = _monotonic()
+        now = now_s()
         dt = max(1e-6, now - prev["t"])
         snap = srv.relay.stats()
         for name, d in snap["rooms"].items():
@@ -230,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args) -> RelayConfig:
     if args.max_frame_bytes < P.HEADER_BYTES + 1024:
-        raise SystemExit(f"s2c-server: --max-frame-bytes {args.max_frame_bytes} is below the minimum "
+        raise ConfigError(f"--max-frame-bytes {args.max_frame_bytes} is below the minimum "
                          f"{P.HEADER_BYTES + 1024}")
     return RelayConfig(max_participants=args.max_participants, max_frame_bytes=args.max_frame_bytes,
                        max_fps=args.max_fps, max_conns_per_ip=args.max_conns_per_ip,
@@ -241,7 +240,12 @@ def config_from_args(args) -> RelayConfig:
 
 async def serve(args) -> int:
     log = _Log(args.log_format)
-    srv = RelayServer(config_from_args(args), log)
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        print(f"s2c-server: {exc}", file=sys.stderr)
+        return 2
+    srv = RelayServer(config, log)
     try:
         port = await srv.start(args.host, args.port)
     except OSError as exc:

@@ -1,15 +1,14 @@
 """Screen layout of a call: where each tile, the chat area, the self-view inset and the status line go.
 
 Owns: the arithmetic that turns (participant count, terminal size, self-view mode) into
-rectangles, and fitting text into a number of terminal cells. Sans-I/O: takes numbers, returns
-rectangles; never reads the terminal size, the clock or writes anything.
-Must not: render pictures (s2c.render) or know about peers (s2c.app passes counts and names).
+rectangles. Sans-I/O: takes numbers, returns rectangles; never reads the terminal size, the
+clock or writes anything. Must not: render pictures (s2c.render.renderer), measure text
+(s2c.text) or know about peers (s2c.tui.screen passes counts).
 """
 
 from __future__ import annotations
 
 import math
-import unicodedata
 from dataclasses import dataclass
 
 PICTURE_ASPECT = 16 / 9      # what cameras and the test scene send
@@ -115,59 +114,3 @@ def compute(n_tiles: int, cols: int, rows: int, *, inset: bool = False, chat_row
                 chat_cols = cols - w - 1
         chat = Rect(grid_rows, 0, band, chat_cols)
     return Layout(cols, rows, tuple(tiles), chat, inset_tile, status)
-
-
-def cell_width(ch: str) -> int:
-    """Terminal cells one character takes: 0 for combining marks, 2 for wide (CJK, emoji)."""
-    if unicodedata.combining(ch):
-        return 0
-    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-
-
-def wrap_text(text: str, width: int, indent: int = 2) -> list[str]:
-    """``text`` as lines of at most ``width`` cells, broken at spaces where it can (a word longer
-    than a line is cut); lines after the first start with ``indent`` spaces. Never empty."""
-    if width <= 0:
-        return [""]
-    lines: list[str] = []
-    cur, used = "", 0
-    for word in text.split(" "):
-        w = sum(cell_width(ch) for ch in word)
-        sep = 1 if cur.strip() else 0
-        if used + sep + w <= width:
-            cur, used = cur + (" " if sep else "") + word, used + sep + w
-            continue
-        if cur.strip():
-            lines.append(cur)
-            cur, used = " " * indent, indent
-        for ch in word:                       # a word longer than the room: cut it
-            cw = cell_width(ch)
-            if used + cw > width and cur.strip():
-                lines.append(cur)
-                cur, used = " " * indent, indent
-            cur, used = cur + ch, used + cw
-    lines.append(cur)
-    return lines
-
-
-def fit_text(text: str, width: int) -> str:
-    """``text`` cut (with an ellipsis) or padded with spaces to exactly ``width`` cells."""
-    if width <= 0:
-        return ""
-    if text.isascii():   # every ASCII character takes one cell (the common case, on every draw pass)
-        if len(text) <= width:
-            return text + " " * (width - len(text))
-        return text[:width - 1] + "\u2026"
-    total = sum(cell_width(ch) for ch in text)
-    if total <= width:
-        return text + " " * (width - total)
-    out, used = [], 0
-    for ch in text:
-        w = cell_width(ch)
-        if used + w > width - 1:
-            break
-        out.append(ch)
-        used += w
-    out.append("\u2026")
-    used += 1
-    return "".join(out) + " " * (width - used)

@@ -12,8 +12,8 @@ from typing import Mapping
 
 import numpy as np
 
-from . import impl
-from .errors import ConfigError
+from .. import impl
+from ..errors import ConfigError
 
 MODES = ("ascii", "color", "blocks")
 COLOR_DEPTHS = ("truecolor", "256", "16", "none")

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 
-from . import term
-from .render import Renderer
-from .video import open_source
+from ..clock import now_s
+from ..render.renderer import Renderer
+from ..video.source import open_source
+from . import terminal as term
 
 
 async def _preview(spec: str, mode: str, colors: str, max_fps: float, screen: term.Screen) -> None:
@@ -50,7 +50,7 @@ async def _preview(spec: str, mode: str, colors: str, max_fps: float, screen: te
     if os.isatty(screen.in_fd):
         loop.add_reader(screen.in_fd, on_key)
     source.start()
-    frames, t_last, shown_fps = 0, time.monotonic(), 0.0
+    frames, t_last, shown_fps = 0, now_s(), 0.0
     min_period = 1.0 / max_fps
     try:
         while not quit_.is_set():
@@ -68,7 +68,7 @@ async def _preview(spec: str, mode: str, colors: str, max_fps: float, screen: te
             pic = source.latest()
             if pic is None:
                 continue
-            t0 = time.monotonic()
+            t0 = now_s()
             out = renderer.frame(pic.image_rgb)
             frames += 1
             if t0 - t_last >= 1.0:
@@ -76,7 +76,7 @@ async def _preview(spec: str, mode: str, colors: str, max_fps: float, screen: te
             status = (f" s2c preview  {spec}  {renderer.mode}/{colors}  {renderer.cols}x{renderer.rows}"
                       f"  {shown_fps:4.1f} fps   q quit  c mode ")[: renderer.cols]
             screen.write(out + f"\x1b[{renderer.rows + 1};1H\x1b[0;7m{status.ljust(renderer.cols)}\x1b[0m".encode())
-            spare = min_period - (time.monotonic() - t0)
+            spare = min_period - (now_s() - t0)
             if spare > 0:
                 await asyncio.sleep(spare)
     finally:

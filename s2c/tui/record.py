@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import codecs
 import json
-import time
+
+from ..clock import now_s, wall_s
 
 
 def header_line(width: int, height: int, timestamp: int, env: dict | None = None) -> str:
@@ -52,13 +53,13 @@ def parse(text: str) -> tuple[dict, list]:
 class Recorder:
     """Appends what is written to the screen to an asciicast v2 file, with times since start."""
 
-    def __init__(self, path: str, width: int, height: int, *, clock=time.monotonic, env: dict | None = None):
+    def __init__(self, path: str, width: int, height: int, *, clock=now_s, env: dict | None = None):
         self._clock = clock
         self._fh = open(path, "w", encoding="utf-8")
         self._t0 = clock()
         # bytes are UTF-8; a multi-byte character split across writes is kept for the next write
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._fh.write(header_line(width, height, int(time.time()), env))
+        self._fh.write(header_line(width, height, int(wall_s()), env))
 
     def output(self, data: bytes) -> None:
         text = self._decoder.decode(data)

@@ -1,35 +1,22 @@
 """The user's terminal: raw keyboard, alternate screen, size, and restoring it on every exit.
 
-Owns: termios state, the escape sequences that set up and tear down the screen, and the
-sanitising of text a peer controls. Must not: render pictures or know about the network.
+Owns: termios state, the escape sequences that set up and tear down the screen, and restoring
+them on every exit. Must not: render pictures, sanitise text (s2c.text) or know about the network.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import sys
 import termios
 import tty
 
-from .errors import DeviceError
+from ..errors import DeviceError
 
 ENTER_SCREEN = b"\x1b[?1049h\x1b[?25l\x1b[2J\x1b[H"
 LEAVE_SCREEN = b"\x1b[0m\x1b[?25h\x1b[?1049l"
-
-# C0, DEL, C1 controls and the Unicode bidi/format controls that can reorder or hide text.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-
-
-def sanitize(text: str, max_len: int | None = None) -> str:
-    """Text a peer controls, made safe to print: control and escape characters removed."""
-    clean = _UNSAFE.sub("", text)
-    if max_len is not None and len(clean) > max_len:
-        clean = clean[: max_len - 1] + "\u2026"
-    return clean
-
 
 def size(fd: int | None = None) -> tuple[int, int]:
     """(columns, rows) of the terminal."""
@@ -74,6 +61,12 @@ class Screen:
         self.write(ENTER_SCREEN)
         return self
 
+    def reinstall_signal_handlers(self) -> None:
+        """Put this Screen's restore-on-signal handlers back (after an asyncio loop removed its own)."""
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if sig in self._old_handlers:
+                signal.signal(sig, self._on_signal)
+
     def _on_signal(self, signum, frame):
         raise _Exit(signal.Signals(signum).name)
 
@@ -106,7 +99,3 @@ class Screen:
     def __exit__(self, exc_type, exc, tb):
         self.restore()
         return exc_type is _Exit
-
-
-def is_exit_signal(exc: BaseException) -> bool:
-    return isinstance(exc, _Exit)

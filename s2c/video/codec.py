@@ -31,40 +31,13 @@ newest-wins) is not applied: ``decode`` returns None and ``needs_keyframe`` stay
 keyframe arrives. frame_id starts at a random value per encoder so that a restarted sender's
 deltas can never be mistaken for the old sender's.
 
-Candidates measured (``/tmp`` exploration script, talking_head(200) at 160x96, 20 fps, this
-machine, 1 thread; bytes are per frame after the first; "cells<=12" is the share of 160x48
-half-block cells whose both colours are within 12 levels of what the Renderer draws from the
-source; "static bg" is the same sequence with everything outside the face held still):
-
-=====================================  ======  ======  =====  =========  ======  ======  =========
-candidate                              key B   med B   PSNR   cells<=12  enc us  dec us  static bg
-=====================================  ======  ======  =====  =========  ======  ======  =========
-raw RGB                                46080   46080   inf    1.000      -       -       46080
-JPEG 4:2:0 q80, every frame key        4706    4651    32.6   0.815      241     135     -
-JPEG 4:2:0 q80, headers stripped       4083    4028    32.6   0.815      252     138     -
-JPEG 4:4:4 q90, headers stripped       7379    7288    36.8   0.969      307     193     7513
-JPEG 4:4:4 q95, headers stripped       10736   10610   39.4   0.998      331     230     -
-changed 8x8 blocks RGB 6 bit, zstd     29194   19566   40.3   1.000      696     203     -
-hybrid JPEG444 q90 key + block tiles   7409    6387    36.5   0.969      647     ~200    6141
-  (tiles when max>16 or mean>4)        7409    5565    36.0   0.962      750     ~200    3885
-residual RGB step 8, zstd              21361   12002   40.8   1.000      585     281     -
-residual YCoCg 4:2:0 step 8, zstd      9707    5123    35.6   0.949      435     369     -
-residual YCoCg 4:4:4 8/16, zstd        12511   8705    37.1   1.000      287     158     8394
-residual YCoCg 4:4:4 8/16 dz 4/8       12511   7969    36.9   1.000      408     159     7291
-residual YCoCg 4:4:4 8/12 dz 4/8       -       7075    37.5   1.000      -       -       -
-**residual YCoCg 4:4:4 8/8 dz 4/8**    15741   6608    37.8   1.000      425     190     4641
-=====================================  ======  ======  =====  =========  ======  ======  =========
-
-(last rows: measured with this module; the bench suite ``codec`` has the current figures.)
-
-The sequence moves the whole picture by about a pixel every frame, so no candidate's deltas gain
-much over its keyframes. The pick (quality 3) is smaller than JPEG 4:4:4 q90 at a higher PSNR and
-about as small as the JPEG hybrid, and wins on the other axes: every cell stays within the
-renderer's threshold (worst channel error 12; JPEG leaves 3-19% of cells visibly off, 4:2:0 chroma
-subsampling 5%), the decoder is bit-exact with the encoder (CRC
-check: a broken chain or a corrupt delta is never shown), decoding costs ~160 us of NumPy + zstd
-with memory bounded by the declared 640x480 cap, and hostile payloads meet a small parser instead
-of libjpeg (which also prints "Corrupt JPEG data" to stderr, i.e. into the user's terminal).
+Why this coding (against JPEG 4:2:0/4:4:4, changed-block tiles and RGB residuals, measured in
+round 1 on talking_head at 160x96): at quality 3 it is smaller than JPEG 4:4:4 q90 at a higher
+PSNR, every cell stays within the renderer's redraw threshold (JPEG leaves 3-19% of cells visibly
+off), the decoder is bit-exact with the encoder (the CRC check means a broken chain or a corrupt
+delta is never shown), decoding costs ~160 us of NumPy + zstd with memory bounded by the declared
+640x480 cap, and hostile payloads meet a small parser instead of libjpeg. The bench suite
+``codec`` (``python -m s2c.bench codec``) measures the current figures.
 """
 
 from __future__ import annotations
@@ -76,7 +49,7 @@ import zlib
 import numpy as np
 import zstandard
 
-from .errors import ConfigError, LocalError, PeerError
+from ..errors import ConfigError, LocalError, PeerError
 
 VERSION = 1
 FLAG_KEY = 0x01

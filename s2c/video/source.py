@@ -1,13 +1,13 @@
-"""Video sources and the sender-side picture path.
+"""Video sources and the capture thread.
 
-Owns: opening a source from a spec (camera index, file, URL, ``test``), the generated test
-scene, the capture thread (newest frame wins), and ``area_downsample``. Must not: render
-characters (a receiver concern), touch the network.
+Owns: opening a source from a spec (camera index, file, URL, ``test``, ``test:N``), the capture
+thread that reads it at the requested rate, downsamples each frame to the wire size and hands
+the newest picture over (newest wins), and ``open_source``. Must not: render characters (a
+receiver concern), encode, or touch the network.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -15,77 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import impl
-from .errors import ConfigError, DeviceError
-
-SEND_WIDTH, SEND_HEIGHT = 160, 90  # the picture that travels on the wire (16:9)
-
-
-def area_downsample(frame_bgr: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Exact area average of a BGR frame to a height x width x 3 RGB uint8 image."""
-    return impl.load("pixels").area_resize(frame_bgr, width, height, True)
-
-
-def send_size(src_w: int, src_h: int, max_w: int = SEND_WIDTH, max_h: int = 96) -> tuple[int, int]:
-    """Size of the wire picture for a source: fits max_w x max_h keeping the aspect ratio."""
-    scale = min(max_w / src_w, max_h / src_h, 1.0)
-    return max(2, int(round(src_w * scale))), max(2, int(round(src_h * scale)))
-
-
-class TestScene:
-    """A generated, animated scene that shows what every render mode does: colour gradients,
-    moving shapes, fine detail (stripes, text) and a face-like drawing that blinks and talks."""
-
-    __test__ = False  # not a pytest class
-
-    def __init__(self, width: int = 640, height: int = 360, hue_shift: int = 0):
-        import cv2  # imported here: tests of the renderer need no OpenCV
-        self._cv2 = cv2
-        self.width, self.height = width, height
-        self.hue_shift = hue_shift % 180
-        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-        hsv = np.empty((height, width, 3), np.uint8)
-        hsv[..., 0] = ((xx / width * 180 + self.hue_shift) % 180).astype(np.uint8)
-        hsv[..., 1] = 200
-        hsv[..., 2] = (80 + 150 * yy / height).astype(np.uint8)
-        self._background = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
-        # fine detail: a strip of thin black/white stripes at the bottom
-        band = self._background[height - height // 10:, :]
-        band[:, (np.arange(width) // 2) % 2 == 0] = 255
-        band[:, (np.arange(width) // 2) % 2 == 1] = 0
-
-    def render(self, t_s: float) -> np.ndarray:
-        """The scene at time t_s seconds, as a BGR frame."""
-        cv2 = self._cv2
-        w, h = self.width, self.height
-        f = self._background.copy()
-        # bouncing ball and rotating bar
-        bx = int((0.5 + 0.4 * math.sin(t_s * 1.3)) * w)
-        by = int((0.3 + 0.2 * abs(math.sin(t_s * 2.1))) * h)
-        cv2.circle(f, (bx, by), h // 10, (40, 220, 250), -1)
-        ang = t_s * 90.0
-        box = cv2.boxPoints(((w * 0.82, h * 0.7), (w * 0.25, h * 0.05), ang)).astype(np.int32)
-        cv2.fillPoly(f, [box], (250, 250, 250))
-        # face-like drawing, sways and talks
-        cx = int(w * (0.3 + 0.03 * math.sin(t_s * 0.7)))
-        cy = int(h * 0.5)
-        r = int(h * 0.28)
-        cv2.ellipse(f, (cx, cy), (int(r * 0.8), r), 0, 0, 360, (150, 180, 230), -1)
-        cv2.ellipse(f, (cx, cy - int(r * 0.9)), (int(r * 0.85), int(r * 0.4)), 0, 180, 360, (30, 40, 60), -1)
-        blink = (t_s % 3.0) < 0.15
-        for ex in (-1, 1):
-            ec = (cx + ex * int(r * 0.32), cy - int(r * 0.2))
-            if blink:
-                cv2.line(f, (ec[0] - r // 8, ec[1]), (ec[0] + r // 8, ec[1]), (20, 20, 20), 2)
-            else:
-                cv2.circle(f, ec, r // 8, (255, 255, 255), -1)
-                cv2.circle(f, ec, r // 16, (60, 30, 10), -1)
-        mouth = int(r * (0.05 + 0.12 * abs(math.sin(t_s * 6.0))))
-        cv2.ellipse(f, (cx, cy + int(r * 0.45)), (int(r * 0.3), max(1, mouth)), 0, 0, 360, (40, 40, 160), -1)
-        cv2.putText(f, time.strftime("%H:%M:%S"), (int(w * 0.6), int(h * 0.15)),
-                    cv2.FONT_HERSHEY_SIMPLEX, h / 400, (255, 255, 255), max(1, h // 200), cv2.LINE_AA)
-        return f
-
+from ..clock import now_s, now_us
+from ..errors import ConfigError, DeviceError
+from .downsample import area_downsample, send_size
+from .scene import TestScene
 
 @dataclass
 class Picture:
@@ -93,10 +26,6 @@ class Picture:
     image_rgb: np.ndarray
     capture_ts_us: int
     seq: int
-
-
-def monotonic_us() -> int:
-    return time.monotonic_ns() // 1000
 
 
 class _Reader:
@@ -108,7 +37,7 @@ class _Reader:
         self.fps = 30.0
         self._scene: TestScene | None = None
         self._cap = None
-        self._t0 = time.monotonic()
+        self._t0 = now_s()
         if spec == "test" or spec.startswith("test:"):
             seed = int(spec.split(":", 1)[1]) if ":" in spec else 0
             self._scene = TestScene(hue_shift=seed * 37)
@@ -137,7 +66,7 @@ class _Reader:
 
     def read(self) -> np.ndarray | None:
         if self._scene is not None:
-            return self._scene.render(time.monotonic() - self._t0)
+            return self._scene.render(now_s() - self._t0)
         ok, frame = self._cap.read()
         if not ok and not self.paced:  # a file: loop
             import cv2
@@ -190,7 +119,7 @@ class VideoSource:
         return self._make(frame)
 
     def _make(self, frame: np.ndarray) -> Picture:
-        ts = monotonic_us()
+        ts = now_us()
         w, h = self._size or send_size(frame.shape[1], frame.shape[0])
         img = area_downsample(frame, w, h)
         self._seq += 1
@@ -198,15 +127,15 @@ class VideoSource:
 
     def _run(self) -> None:
         period = 1.0 / min(self.max_fps, self._reader.fps if not self._reader.paced else self.max_fps)
-        next_t = time.monotonic()
+        next_t = now_s()
         failures = 0
         while not self._stop.is_set():
             if not self._reader.paced:
-                delay = next_t - time.monotonic()
+                delay = next_t - now_s()
                 if delay > 0:
                     if self._stop.wait(delay):
                         break
-                next_t = max(next_t + period, time.monotonic() - period)
+                next_t = max(next_t + period, now_s() - period)
             frame = self._reader.read()
             if frame is None:
                 failures += 1
@@ -219,7 +148,7 @@ class VideoSource:
             self.frames_read += 1
             if self._reader.paced and self._latest is not None:
                 # camera/URL: read at the device's pace but publish at most max_fps
-                if (monotonic_us() - self._latest.capture_ts_us) < 1e6 / self.max_fps * 0.9:
+                if (now_us() - self._latest.capture_ts_us) < 1e6 / self.max_fps * 0.9:
                     continue
             pic = self._make(frame)
             with self._lock:

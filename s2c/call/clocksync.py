@@ -1,0 +1,74 @@
+"""Clock offsets between this client, the relay and the other participants, sans-I/O.
+
+Owns: the estimate of ``offset_us = relay clock - our clock`` from PING/PONG exchanges, RTT
+figures, and the offsets the other members reported (handed back by the relay in each PONG).
+Must not: read the clock, send anything, or know about sockets: times come in as arguments.
+
+Queueing only ever adds delay, so a sample's RTT bounds its error: the estimate is the offset of
+the lowest-RTT sample among the recent ones (NTP's minimum filter), which stays unbiased when
+PINGs queue behind media on a congested path. A peer's timestamp in our clock is
+``ts_us + peer_offset - my_offset``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+
+MAX_RTT_US = 60_000_000
+
+
+class ClockSync:
+    def __init__(self, window: int = 32):
+        self._rtt_us: deque = deque(maxlen=window)
+        self._samples: deque = deque(maxlen=window)   # (rtt_us, offset_us)
+        self._peers: dict[int, tuple[int, int]] = {}  # id -> (offset_us, rtt_us) as reported
+
+    def reset(self) -> None:
+        """A new connection: offsets to the old relay mean nothing now."""
+        self._samples.clear()
+        self._peers.clear()
+
+    def on_pong(self, sent_us: int, recv_us: int, relay_us: int, clocks, my_id: int | None) -> None:
+        """A PONG for a PING sent at ``sent_us`` arrived at ``recv_us`` (our clock)."""
+        rtt = recv_us - sent_us
+        if 0 <= rtt < MAX_RTT_US:
+            self._rtt_us.append(rtt)
+            self._samples.append((rtt, relay_us - (sent_us + recv_us) // 2))
+        for pid, off, r in clocks:
+            if pid != my_id:
+                self._peers[pid] = (off, r)
+
+    def forget(self, peer_id: int) -> None:
+        self._peers.pop(peer_id, None)
+
+    @property
+    def offset_us(self) -> int | None:
+        """relay clock - our clock, from the lowest-RTT recent sample (None before the first)."""
+        return min(self._samples)[1] if self._samples else None
+
+    def report(self) -> tuple[int | None, int | None]:
+        """(offset_us, rtt_us) to put in the next PING, for the others to use."""
+        if not self._samples:
+            return None, None
+        rtt, off = min(self._samples)
+        return off, rtt
+
+    @property
+    def rtt_ms_p50(self) -> float | None:
+        return statistics.median(self._rtt_us) / 1000 if self._rtt_us else None
+
+    def rtt_ms_samples(self) -> list[float]:
+        return [r / 1000 for r in self._rtt_us]
+
+    def peer_offset_us(self, peer_id: int) -> int | None:
+        """Add to a timestamp from ``peer_id`` to get our clock (None until both estimates exist)."""
+        mine = self.offset_us
+        theirs = self._peers.get(peer_id)
+        if mine is None or theirs is None:
+            return None
+        return theirs[0] - mine
+
+    def to_local_us(self, peer_id: int, ts_us: int) -> int | None:
+        off = self.peer_offset_us(peer_id)
+        return None if off is None else ts_us + off
