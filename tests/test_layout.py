@@ -52,25 +52,3 @@ def test_inset_sits_beside_the_chat():
     lay = L.compute(3, 160, 50, inset=True)
     assert lay.inset is not None and lay.chat is not None
     assert lay.inset.picture.col >= lay.chat.col + lay.chat.cols
-
-
-@pytest.mark.parametrize("text,width,expected", [
-    ("abc", 5, "abc  "), ("abcdef", 4, "abc\u2026"), ("", 0, ""), ("日本語", 5, "日本\u2026"),
-    ("日本語", 4, "日\u2026 "), ("e\u0301x", 2, "e\u0301x"),
-])
-def test_fit_text_counts_terminal_cells(text, width, expected):
-    out = L.fit_text(text, width)
-    assert out == expected
-    assert sum(L.cell_width(ch) for ch in out) == width
-
-
-@settings(max_examples=300, deadline=None)
-@given(words=st.lists(st.text(alphabet="abcXYZ\u65e5\u00e9", min_size=1, max_size=25), max_size=20),
-       width=st.integers(min_value=4, max_value=60))
-def test_wrap_text_keeps_every_word_within_the_width(words, width):
-    text = " ".join(words)
-    lines = L.wrap_text(text, width)
-    assert all(sum(L.cell_width(ch) for ch in ln) <= width for ln in lines)
-    assert all(ln.startswith("  ") for ln in lines[1:])
-    # nothing lost: the characters come back in order once the breaks are taken out
-    assert "".join(ln.strip().replace(" ", "") for ln in lines) == text.replace(" ", "")

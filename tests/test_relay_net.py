@@ -78,10 +78,10 @@ def test_rtt_and_peer_clock_offsets():
             await asyncio.sleep(0.6)
             assert a.rtt_ms_p50 is not None and 0 < a.rtt_ms_p50 < 20
             # same machine, same monotonic clock: offsets must come out near zero
-            assert abs(a.clock_offset_us) < 2000
-            off = b.peer_clock_offset_us(a.my_id)
+            assert abs(a.clock.offset_us) < 2000
+            off = b.clock.peer_offset_us(a.my_id)
             assert off is not None and abs(off) < 2000
-            assert b.to_local_us(a.my_id, 10**9) == 10**9 + off
+            assert b.clock.to_local_us(a.my_id, 10**9) == 10**9 + off
             await a.close(), await b.close()
         run(go())
 

@@ -179,7 +179,7 @@ def _pump(clients: list[_Client], stop: threading.Event, t0: float) -> None:
 def _full_redraw_bytes(joined: list[dict], clients: list[_Client]) -> list[float]:
     """Per receiver-second bytes if every drawn picture were a full truecolor redraw of its tile
     (the naive renderer), at the same tile sizes the app used (4 tiles of 160x50)."""
-    from .. import layout as L
+    from ..render import layout as L
     from ..render.renderer import Renderer
     from ..video.scene import TestScene
     from ..video.downsample import area_downsample, send_size
