@@ -14,135 +14,19 @@ peer's timestamp into ours (``clock.to_local_us(peer_id, ts_us)``).
 from __future__ import annotations
 
 import asyncio
-import errno
-import struct
-import sys
 from collections import deque
 
 from .. import wire as P
 from ..clock import now_s, now_us
 from ..errors import JoinRefused, LocalError, ProtocolError, RelayUnreachable
-from ..wire import Frame, Welcome
-from ..wire.queues import DropCounts, OutQueue
+from ..wire import Frame, Peer, Welcome
+from ..wire.queues import DropCounts
 from .clocksync import ClockSync
+from .transport import RelayProtocol, reason_of
 from .events import Closed, PeerJoined, PeerLeft, Reconnected, Reconnecting, RelayErrorEvent
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None
-# Linux ioctl: bytes in a TCP socket's send queue not yet sent (include/uapi/linux/sockios.h)
-_SIOCOUTQNSD = 0x894B if (fcntl is not None and sys.platform.startswith("linux")) else None
 
 __all__ = ["RelayConnection", "PeerJoined", "PeerLeft", "Reconnecting", "Reconnected",
            "RelayErrorEvent", "Closed"]
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError) or getattr(exc, "errno", None) == errno.ECONNREFUSED:
-        return "connection refused"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return str(exc) or type(exc).__name__
-
-
-class _ClientProtocol(asyncio.Protocol):
-    def __init__(self, owner: "RelayConnection"):
-        self.owner = owner
-        self.transport = None
-        self.parser = P.FrameParser(owner.max_frame_bytes)
-        self.welcome: asyncio.Future = owner._loop.create_future()
-        self.lost: asyncio.Future = owner._loop.create_future()
-        self.writable = True
-        self.pending: list[bytes] = []
-        self.flush_scheduled = False
-        self.q = OutQueue(owner.max_send_frames, owner.max_send_frames)
-        self.last_rx_s = now_s()
-        self.error: P.ErrorInfo | None = None
-        self.sock_fd: int | None = None
-
-    # asyncio callbacks
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            import socket
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-            try:
-                self.sock_fd = sock.fileno()
-            except (OSError, ValueError):
-                self.sock_fd = None
-        transport.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
-
-    def data_received(self, data: bytes) -> None:
-        self.last_rx_s = now_s()
-        parser = self.parser
-        owner = self.owner
-        try:
-            parser.receive_data(data)
-            while True:
-                f = parser.next_frame()
-                if f is None:
-                    break
-                owner._on_frame(self, f)
-        except ProtocolError as exc:
-            owner.stats["bad_frames"] += 1
-            self.error = P.ErrorInfo(exc.code, f"relay sent a malformed frame: {exc}")
-            self.transport.abort()
-
-    def eof_received(self):
-        return False
-
-    def pause_writing(self) -> None:
-        self.writable = False
-
-    def resume_writing(self) -> None:
-        self.writable = True
-        self._drain()
-
-    def connection_lost(self, exc) -> None:
-        self.writable = False
-        if not self.welcome.done():
-            if self.error is not None:
-                self.welcome.set_exception(JoinRefused(self.error.text, self.error.code))
-            else:
-                self.welcome.set_exception(ConnectionResetError("connection closed before welcome"))
-            self.welcome.exception()  # mark retrieved
-        if not self.lost.done():
-            self.lost.set_result(None)
-        self.owner._on_lost(self, exc)
-
-    # sending
-    def enqueue(self, ftype: int, stream: int, data: bytes) -> None:
-        if self.writable and not self.q and len(self.pending) < self.owner.max_send_frames:
-            self.pending.append(data)
-            if not self.flush_scheduled:
-                self.flush_scheduled = True
-                self.owner._loop.call_soon(self._flush)
-            return
-        drops = self.owner._drops
-        before = drops.total
-        self.q.push(ftype, stream, data, drops)
-        self.owner.stats["send_dropped"] += drops.total - before
-
-    def _flush(self) -> None:
-        self.flush_scheduled = False
-        if self.pending and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"".join(self.pending))
-        self.pending.clear()
-        self._drain()
-
-    def _drain(self) -> None:
-        t = self.transport
-        if t is None or t.is_closing():
-            return
-        while self.writable and self.q:
-            parts: list[bytes] = []
-            self.q.drain(1 << 62, parts)
-            t.write(b"".join(parts))
 
 
 class RelayConnection:
@@ -181,8 +65,8 @@ class RelayConnection:
         self.stats = {"sent_frames": 0, "sent_bytes": 0, "send_dropped": 0, "recv_frames": 0,
                       "recv_bytes": 0, "recv_dropped": 0, "bad_frames": 0, "reconnects": 0,
                       "relay_errors": 0}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._proto: _ClientProtocol | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._proto: RelayProtocol | None = None
         self._closed = False
         self._final = False
         self._queue: deque = deque()
@@ -192,7 +76,7 @@ class RelayConnection:
         self._ping_task: asyncio.Task | None = None
         self._reconnect_task: asyncio.Task | None = None
         self.clock = ClockSync()
-        self._drops = DropCounts()
+        self.drops = DropCounts()
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -213,12 +97,12 @@ class RelayConnection:
         bad name, ...); ``str(exc)`` is one line for the user."""
         if self._proto is not None or self._closed:
             raise LocalError("RelayConnection.connect() called twice")
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         self.host, self.port, self.session, self.name = host, int(port), session, name
         self.caps = dict(caps or {})
         self.timeout_s = timeout_s
         welcome = await self._open()
-        self._ping_task = self._loop.create_task(self._ping_loop())
+        self._ping_task = self.loop.create_task(self._ping_loop())
         return welcome
 
     def send(self, frame: Frame) -> bool:
@@ -238,25 +122,12 @@ class RelayConnection:
         return True
 
     def uplink_backlog_bytes(self) -> int:
-        """Bytes written but not yet on the wire: this side's queues, the transport's buffer and
-        (Linux) the kernel's not-yet-sent bytes (SIOCOUTQNSD). The sender checks it before
-        encoding a picture: a backlog means the link carries less than we send, and skipping the
-        picture costs nothing, where dropping an encoded one would break every receiver's chain."""
+        """Bytes written but not yet on the wire (see RelayProtocol.backlog_bytes). The sender
+        checks it before encoding a picture: a backlog means the link carries less than we send,
+        and skipping the picture costs nothing, where dropping an encoded one would break every
+        receiver's chain."""
         p = self._proto
-        if p is None or p.transport is None:
-            return 0
-        n = sum(len(x) for x in p.pending) + p.q.nbytes
-        try:
-            n += p.transport.get_write_buffer_size()
-        except (AttributeError, RuntimeError):
-            pass
-        fd = p.sock_fd
-        if fd is not None and _SIOCOUTQNSD is not None:
-            try:
-                n += struct.unpack("i", fcntl.ioctl(fd, _SIOCOUTQNSD, b"\0\0\0\0"))[0]
-            except OSError:
-                pass
-        return n
+        return 0 if p is None else p.backlog_bytes()
 
     def send_media(self, ftype: int, payload: bytes, *, stream: int = 0, flags: int = 0, dest: int = 0,
                    ts_us: int | None = None) -> bool:
@@ -266,6 +137,11 @@ class RelayConnection:
         self._seq[key] = seq
         return self.send(Frame(ftype, payload, flags, stream, 0, dest, seq,
                                now_us() if ts_us is None else ts_us))
+
+    @property
+    def queued_items(self) -> int:
+        """Items waiting for ``async for`` (frames and events without a callback)."""
+        return len(self._queue)
 
     @property
     def rtt_ms_p50(self) -> float | None:
@@ -299,7 +175,7 @@ class RelayConnection:
                 return self._queue.popleft()
             if self._final:
                 raise StopAsyncIteration
-            self._waiter = self._loop.create_future()
+            self._waiter = self.loop.create_future()
             try:
                 await self._waiter
             finally:
@@ -312,15 +188,15 @@ class RelayConnection:
                                 f"start one with: s2c-server -p {self.port}")
 
     async def _open(self) -> Welcome:
-        loop = self._loop
+        loop = self.loop
         deadline = loop.time() + self.timeout_s
         try:
             _t, proto = await asyncio.wait_for(
-                loop.create_connection(lambda: _ClientProtocol(self), self.host, self.port), self.timeout_s)
+                loop.create_connection(lambda: RelayProtocol(self), self.host, self.port), self.timeout_s)
         except asyncio.TimeoutError:
             raise self._unreachable(f"timed out after {self.timeout_s:g} s") from None
         except OSError as exc:
-            raise self._unreachable(_reason(exc)) from None
+            raise self._unreachable(reason_of(exc)) from None
         proto.transport.write(P.serialize(Frame(P.JOIN, P.encode_join(self.session, self.name, self.caps))))
         self._proto = proto
         try:
@@ -358,7 +234,7 @@ class RelayConnection:
         if w is not None and not w.done():
             w.set_result(None)
 
-    def _on_frame(self, proto: _ClientProtocol, f: Frame) -> None:
+    def frame_received(self, proto: RelayProtocol, f: Frame) -> None:
         t = f.type
         if P.FORWARDED_TABLE[t]:
             if proto is not self._proto:
@@ -425,17 +301,17 @@ class RelayConnection:
                 continue
             self._send_ping()
 
-    def _on_lost(self, proto: _ClientProtocol, exc) -> None:
+    def lost_connection(self, proto: RelayProtocol, exc) -> None:
         if proto is not self._proto or self._closed or not proto.welcome.done() or proto.welcome.exception():
             return
         if proto.error is not None:
             reason = proto.error.text
         elif exc is not None:
-            reason = _reason(exc)
+            reason = reason_of(exc)
         else:
             reason = "relay closed the connection"
         if self.reconnect:
-            self._reconnect_task = self._loop.create_task(self._reconnect_loop(reason))
+            self._reconnect_task = self.loop.create_task(self._reconnect_loop(reason))
         else:
             self._finish(reason)
 

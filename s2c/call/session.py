@@ -118,6 +118,11 @@ class CallSession:
 
     # ---- outputs ---------------------------------------------------------------------------
 
+    @property
+    def held_frames(self) -> int:
+        """Frames received before the (re)join was processed, waiting to be replayed."""
+        return len(self._early or ())
+
     def frames_to_send(self) -> list[Frame]:
         out, self._outbox = self._outbox, []
         return out

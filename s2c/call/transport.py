@@ -1,0 +1,152 @@
+"""The asyncio protocol of one TCP connection to the relay.
+
+Owns: socket options (TCP_NODELAY, write-buffer limits), parsing what arrives into frames and
+handing them to the RelayConnection, coalescing writes (one write per loop iteration), the send
+queue under backpressure (s2c.wire.queues.OutQueue) and the unsent-bytes figure (the kernel's
+SIOCOUTQNSD on Linux). Must not: interpret frames, reconnect or keep call state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import struct
+import sys
+
+from .. import wire as P
+from ..clock import now_s
+from ..errors import JoinRefused, ProtocolError
+from ..wire.queues import OutQueue
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
+# Linux ioctl: bytes in a TCP socket's send queue not yet sent (include/uapi/linux/sockios.h)
+_SIOCOUTQNSD = 0x894B if (fcntl is not None and sys.platform.startswith("linux")) else None
+
+
+def reason_of(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError) or getattr(exc, "errno", None) == errno.ECONNREFUSED:
+        return "connection refused"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+class RelayProtocol(asyncio.Protocol):
+    """One TCP connection to the relay (a RelayConnection makes a new one per (re)connect)."""
+
+    def __init__(self, owner):
+        self.owner = owner
+        self.transport = None
+        self.parser = P.FrameParser(owner.max_frame_bytes)
+        self.welcome: asyncio.Future = owner.loop.create_future()
+        self.lost: asyncio.Future = owner.loop.create_future()
+        self.writable = True
+        self.pending: list[bytes] = []
+        self.flush_scheduled = False
+        self.q = OutQueue(owner.max_send_frames, owner.max_send_frames)
+        self.last_rx_s = now_s()
+        self.error: P.ErrorInfo | None = None
+        self.sock_fd: int | None = None
+
+    # asyncio callbacks
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            import socket
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            try:
+                self.sock_fd = sock.fileno()
+            except (OSError, ValueError):
+                self.sock_fd = None
+        transport.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx_s = now_s()
+        parser = self.parser
+        owner = self.owner
+        try:
+            parser.receive_data(data)
+            while True:
+                f = parser.next_frame()
+                if f is None:
+                    break
+                owner.frame_received(self, f)
+        except ProtocolError as exc:
+            owner.stats["bad_frames"] += 1
+            self.error = P.ErrorInfo(exc.code, f"relay sent a malformed frame: {exc}")
+            self.transport.abort()
+
+    def eof_received(self):
+        return False
+
+    def pause_writing(self) -> None:
+        self.writable = False
+
+    def resume_writing(self) -> None:
+        self.writable = True
+        self._drain()
+
+    def connection_lost(self, exc) -> None:
+        self.writable = False
+        if not self.welcome.done():
+            if self.error is not None:
+                self.welcome.set_exception(JoinRefused(self.error.text, self.error.code))
+            else:
+                self.welcome.set_exception(ConnectionResetError("connection closed before welcome"))
+            self.welcome.exception()  # mark retrieved
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self.owner.lost_connection(self, exc)
+
+    # sending
+    def enqueue(self, ftype: int, stream: int, data: bytes) -> None:
+        if self.writable and not self.q and len(self.pending) < self.owner.max_send_frames:
+            self.pending.append(data)
+            if not self.flush_scheduled:
+                self.flush_scheduled = True
+                self.owner.loop.call_soon(self._flush)
+            return
+        drops = self.owner.drops
+        before = drops.total
+        self.q.push(ftype, stream, data, drops)
+        self.owner.stats["send_dropped"] += drops.total - before
+
+    def _flush(self) -> None:
+        self.flush_scheduled = False
+        if self.pending and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(self.pending))
+        self.pending.clear()
+        self._drain()
+
+    def _drain(self) -> None:
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        while self.writable and self.q:
+            parts: list[bytes] = []
+            self.q.drain(1 << 62, parts)
+            t.write(b"".join(parts))
+
+    def backlog_bytes(self) -> int:
+        """This side's queues, the transport's buffer and (Linux) the kernel's not-yet-sent
+        bytes (SIOCOUTQNSD)."""
+        if self.transport is None:
+            return 0
+        n = sum(len(x) for x in self.pending) + self.q.nbytes
+        try:
+            n += self.transport.get_write_buffer_size()
+        except (AttributeError, RuntimeError):
+            pass
+        if self.sock_fd is not None and _SIOCOUTQNSD is not None:
+            try:
+                n += struct.unpack("i", fcntl.ioctl(self.sock_fd, _SIOCOUTQNSD, b"\0\0\0\0"))[0]
+            except OSError:
+                pass
+        return n
