@@ -1,7 +1,7 @@
 """The call session (sans-I/O) wired through the relay core in memory: deterministic, no sockets,
 no sleeps. Each member is a CallSession behind a tiny in-memory transport that does what
 s2c.call.connection does with the relay's control frames (WELCOME -> roster, PEER_JOINED/LEFT ->
-events); time is a number the test moves."""
+events through s2c.call.roster); time is a number the test moves."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from s2c import wire as P
-from s2c.call.events import PeerJoined, Reconnected, Reconnecting
+from s2c.call.events import Reconnected, Reconnecting
+from s2c.call.roster import Roster
 from s2c.call.session import CallSession, CallState
 from s2c.relay.core import Relay, RelayConfig
 from s2c.video.codec import VideoEncoder
@@ -21,7 +22,7 @@ class Member:
         self.core = CallSession("room", name, secret=secret)
         self.cid = None
         self.parser = None
-        self.roster: dict[int, P.Peer] = {}
+        self.roster = Roster()
         self.welcomed = False
         self.audio: list = []
         self.core.audio = self          # receives opened audio frames
@@ -55,20 +56,16 @@ class Member:
             self.core.receive(f, now)
         elif f.type == P.WELCOME:
             w = P.parse_welcome(f.payload)
-            self.roster = {p.id: p for p in w.roster}
+            self.roster.start(w)
             self.welcomed = True
             if self.core.state is CallState.RECONNECTING:
                 self.core.on_event(Reconnected(w, 0.1, 1), now, roster=list(self.roster.values()))
             else:
                 self.core.joined(w, list(self.roster.values()), now)
-        elif f.type == P.PEER_JOINED:
-            peer = P.parse_peer_joined(f.payload)
-            self.roster[peer.id] = peer
-            self.core.on_event(PeerJoined(peer), now)
-        elif f.type == P.PEER_LEFT:
-            left = P.parse_peer_left(f.payload)
-            self.roster.pop(left.id, None)
-            self.core.on_event(left, now)
+        else:
+            ev = self.roster.apply(f)     # PEER_JOINED / PEER_LEFT, as the connection does
+            if ev is not None:
+                self.core.on_event(ev, now)
         self.flush()
 
     def flush(self) -> None:

@@ -1,8 +1,8 @@
 """A live call: wires the relay connection, the sans-I/O session, the camera and the audio engine.
 
 Owns: the asyncio glue of one participant — starting and stopping the connection, the video
-source (its thread hands pictures to the loop) and the audio engine; encoding and sending our
-pictures with sender pacing, our audio, chat and mute/camera state; the clock reads the session
+source (its thread hands pictures to the loop; s2c.call.sender encodes and paces them) and the
+audio engine; sending our audio, chat and mute/camera state; the clock reads the session
 must not do; the --say hand-off. It is what the terminal screen talks to, through the
 ``s2c.tui.view.CallView`` protocol. Must not: draw on the terminal (s2c.tui), decide anything
 the session decides (roster, keys, dispatch, give-up), or block the loop on a device.
@@ -20,10 +20,10 @@ from ..clock import now_s, now_us, wall_s
 from ..errors import S2CError
 from .connection import RelayConnection
 from .events import PeerJoined, Reconnected
+from .sender import VideoSender
 from .session import CallSession, CallState
 from .trace import StageTrace
 
-UPLINK_BACKLOG_MAX_BYTES = 32 * 1024   # more unsent than this: the next picture is skipped
 SAY_WAIT_S = 10.0                      # --say waits for everyone's keys at most this long
 
 
@@ -55,12 +55,10 @@ class Call:
         self.muted = False
         self.camera_on = video is not None
         self._source = None
-        self._encoder = None
+        self.video = VideoSender(self.core, self.conn, self.trace)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-        self.stats = {"video_sent": 0, "video_sent_bytes": 0, "audio_sent": 0, "chat_sent": 0,
-                      "video_skipped_uplink": 0}
-        self.uplink_skipped_us = 0       # when a picture was last skipped for a backed-up uplink
+        self.stats = {"audio_sent": 0, "chat_sent": 0}
         self._delay_series: deque = deque(maxlen=600)
 
     # ---- what the screen reads (s2c.tui.view.CallView) --------------------------------------
@@ -100,6 +98,10 @@ class Call:
     @property
     def sending_video(self) -> bool:
         return self.video_spec is not None
+
+    @property
+    def uplink_skipped_us(self) -> int:
+        return self.video.skipped_us
 
     @property
     def km(self):
@@ -160,10 +162,8 @@ class Call:
                 self.core.audio = None
 
     def _start_video(self) -> None:
-        from ..video.codec import VideoEncoder
         from ..video.source import open_source
         loop = self._loop
-        self._encoder_cls = VideoEncoder
         self._source = open_source(self.video_spec, max_fps=self.fps,
                                    on_picture=lambda pic: loop.call_soon_threadsafe(self._send_picture, pic))
         self._source.start()
@@ -201,8 +201,8 @@ class Call:
         """Send what the session queued (KEY, REFRESH) and pass a keyframe request on."""
         for f in self.core.frames_to_send():
             self.conn.send(f)
-        if self.core.take_keyframe_request() and self._encoder is not None:
-            self._encoder.request_keyframe()
+        if self.core.take_keyframe_request():
+            self.video.request_keyframe()
 
     def _on_event(self, ev) -> None:
         self.core.on_event(ev, now_us(), roster=list(self.conn.roster.values()))
@@ -220,30 +220,8 @@ class Call:
         if self._closed:
             return
         self.self_picture = pic.image_rgb
-        if not self.camera_on or not self.conn.connected or not self.core.connected:
-            self.on_change()
-            return
-        if self.conn.uplink_backlog_bytes() > UPLINK_BACKLOG_MAX_BYTES:
-            # the link carries less than we send: skip this picture rather than queue it (latency)
-            # or drop it once encoded (every receiver's delta chain would break)
-            self.stats["video_skipped_uplink"] += 1
-            self.uplink_skipped_us = now_us()
-            self.on_change()
-            return
-        t0 = now_us()
-        h, w = pic.image_rgb.shape[:2]
-        if self._encoder is None or (self._encoder.width, self._encoder.height) != (w, h):
-            self._encoder = self._encoder_cls(w, h)
-        payload, is_key = self._encoder.encode(pic.image_rgb, t0 // 1000)
-        t1 = now_us()
-        flags = P.FLAG_KEYFRAME if is_key else 0
-        data = self.core.protect(P.VIDEO, flags, 0, payload)
-        t2 = now_us()
-        self.conn.send_media(P.VIDEO, data, flags=flags, ts_us=pic.capture_ts_us)
-        self.stats["video_sent"] += 1
-        self.stats["video_sent_bytes"] += len(data)
-        if self.trace is not None:  # [e2e trace] opt-in, S2C_TRACE_FILE
-            self.trace.sent(self.core.my_id, (pic.capture_ts_us, t0, t1, t2, now_us()), len(data))
+        if self.camera_on and self.conn.connected and self.core.connected:
+            self.video.send(pic)
         self.on_change()
 
     def _on_audio_frame(self, payload: bytes, seq: int, capture_ts_us: int) -> None:
@@ -272,8 +250,8 @@ class Call:
     def set_camera(self, on: bool) -> None:
         self.camera_on = on and self._source is not None
         self._send_state()
-        if self.camera_on and self._encoder is not None:
-            self._encoder.request_keyframe()
+        if self.camera_on:
+            self.video.request_keyframe()
         self.on_change()
 
     def _send_state(self) -> None:
@@ -297,7 +275,7 @@ class Call:
     def figures(self) -> dict:
         doc = self.core.figures()
         doc.update({
-            "rtt_ms_p50": self.conn.rtt_ms_p50, "sent": dict(self.stats), "net": dict(self.conn.stats),
+            "rtt_ms_p50": self.conn.rtt_ms_p50, "sent": {**self.stats, **self.video.stats()}, "net": dict(self.conn.stats),
             "audio": self.audio.stats() if self.audio is not None else None,
             "audio_delay_ms": self._audio_delay_series(), "time": wall_s(),
         })

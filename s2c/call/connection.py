@@ -19,14 +19,54 @@ from collections import deque
 from .. import wire as P
 from ..clock import now_s, now_us
 from ..errors import JoinRefused, LocalError, ProtocolError, RelayUnreachable
-from ..wire import Frame, Peer, Welcome
+from ..wire import Frame, Welcome
 from ..wire.queues import DropCounts
 from .clocksync import ClockSync
+from .roster import Roster
 from .transport import RelayProtocol, reason_of
 from .events import Closed, PeerJoined, PeerLeft, Reconnected, Reconnecting, RelayErrorEvent
 
 __all__ = ["RelayConnection", "PeerJoined", "PeerLeft", "Reconnecting", "Reconnected",
            "RelayErrorEvent", "Closed"]
+
+
+class Inbox:
+    """The bounded queue behind ``async for item in conn``: oldest items dropped (and counted)
+    when the reader is slow; iteration ends after ``close()``."""
+
+    def __init__(self, max_items: int, stats: dict):
+        self.max_items, self.stats = max_items, stats
+        self.items: deque = deque()
+        self.final = False
+        self._waiter: asyncio.Future | None = None
+
+    def push(self, item) -> None:
+        self.items.append(item)
+        if len(self.items) > self.max_items:
+            self.items.popleft()
+            self.stats["recv_dropped"] += 1
+        self._wake()
+
+    def close(self) -> None:
+        self.final = True
+        self._wake()
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def next(self, loop):
+        while True:
+            if self.items:
+                return self.items.popleft()
+            if self.final:
+                raise StopAsyncIteration
+            self._waiter = loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
 
 class RelayConnection:
@@ -61,16 +101,14 @@ class RelayConnection:
         self.caps: dict = {}
         self.timeout_s = 5.0
         self.welcome: Welcome | None = None
-        self.roster: dict[int, Peer] = {}
+        self.roster = Roster()
         self.stats = {"sent_frames": 0, "sent_bytes": 0, "send_dropped": 0, "recv_frames": 0,
                       "recv_bytes": 0, "recv_dropped": 0, "bad_frames": 0, "reconnects": 0,
                       "relay_errors": 0}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._proto: RelayProtocol | None = None
         self._closed = False
-        self._final = False
-        self._queue: deque = deque()
-        self._waiter: asyncio.Future | None = None
+        self._inbox = Inbox(max_recv_items, self.stats)
         self._seq: dict[int, int] = {}
         self._ping_seq = 0
         self._ping_task: asyncio.Task | None = None
@@ -141,7 +179,7 @@ class RelayConnection:
     @property
     def queued_items(self) -> int:
         """Items waiting for ``async for`` (frames and events without a callback)."""
-        return len(self._queue)
+        return len(self._inbox.items)
 
     @property
     def rtt_ms_p50(self) -> float | None:
@@ -170,16 +208,7 @@ class RelayConnection:
         return self
 
     async def __anext__(self):
-        while True:
-            if self._queue:
-                return self._queue.popleft()
-            if self._final:
-                raise StopAsyncIteration
-            self._waiter = self.loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+        return await self._inbox.next(self.loop)
 
     # ---- internals --------------------------------------------------------------------------
 
@@ -209,7 +238,7 @@ class RelayConnection:
                               exc.code) from None
         except ConnectionError as exc:
             raise self._unreachable(str(exc)) from None
-        self.welcome = welcome  # self.roster was set when the WELCOME frame arrived
+        self.welcome = welcome  # self.roster started when the WELCOME frame arrived
         limit = welcome.limits.get("max_frame_bytes")
         if isinstance(limit, int) and P.HEADER_BYTES < limit < self.max_frame_bytes:
             self.max_frame_bytes = limit
@@ -222,17 +251,7 @@ class RelayConnection:
             self.on_event(event)
             if not isinstance(event, Closed):
                 return
-        self._push(event)
-
-    def _push(self, item) -> None:
-        q = self._queue
-        q.append(item)
-        if len(q) > self.max_recv_items:
-            q.popleft()
-            self.stats["recv_dropped"] += 1
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        self._inbox.push(event)
 
     def frame_received(self, proto: RelayProtocol, f: Frame) -> None:
         t = f.type
@@ -244,7 +263,7 @@ class RelayConnection:
             if self.on_frame is not None:
                 self.on_frame(f)
             else:
-                self._push(f)
+                self._inbox.push(f)
             return
         try:
             if t == P.PONG:
@@ -252,19 +271,8 @@ class RelayConnection:
             elif t == P.WELCOME:
                 if not proto.welcome.done():
                     welcome = P.parse_welcome(f.payload)
-                    # the roster starts here, in frame order: a PEER_JOINED processed before
-                    # _open() resumes must not be overwritten by the older welcome roster
-                    self.roster = {p.id: p for p in welcome.roster}
+                    self.roster.start(welcome)   # in frame order: see s2c.call.roster
                     proto.welcome.set_result(welcome)
-            elif t == P.PEER_JOINED:
-                peer = P.parse_peer_joined(f.payload)
-                self.roster[peer.id] = peer
-                self._emit(PeerJoined(peer))
-            elif t == P.PEER_LEFT:
-                left = P.parse_peer_left(f.payload)
-                self.roster.pop(left.id, None)
-                self.clock.forget(left.id)
-                self._emit(left)
             elif t == P.ERROR:
                 info = P.parse_error(f.payload)
                 proto.error = info
@@ -272,7 +280,13 @@ class RelayConnection:
                 if proto.welcome.done():
                     self._emit(RelayErrorEvent(info.code, info.text))
             else:
-                self.stats["bad_frames"] += 1
+                ev = self.roster.apply(f)
+                if ev is None:
+                    self.stats["bad_frames"] += 1
+                    return
+                if isinstance(ev, PeerLeft):
+                    self.clock.forget(ev.id)
+                self._emit(ev)
         except ProtocolError:
             self.stats["bad_frames"] += 1
 
@@ -341,11 +355,8 @@ class RelayConnection:
             return
 
     def _finish(self, reason: str) -> None:
-        if self._final:
+        if self._inbox.final:
             return
         self._closed = True
-        self._final = True
         self._emit(Closed(reason))
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        self._inbox.close()

@@ -1,0 +1,56 @@
+"""Our pictures on their way out: encode, protect, pace against the uplink, send.
+
+Owns: the video encoder (made anew when the picture size changes), keyframe requests, sender
+pacing (a picture is skipped, not queued, while more than UPLINK_BACKLOG_MAX_BYTES are unsent:
+skipping costs nothing, where dropping an encoded delta would break every receiver's chain),
+the sent-video counters and the [e2e trace] sent records. Must not: capture (s2c.video.source),
+decide keys (s2c.call.session) or touch the socket other than through RelayConnection.
+"""
+
+from __future__ import annotations
+
+from .. import wire as P
+from ..clock import now_us
+
+UPLINK_BACKLOG_MAX_BYTES = 32 * 1024   # more unsent than this: the next picture is skipped
+
+
+class VideoSender:
+    def __init__(self, core, conn, trace=None):
+        self.core, self.conn, self.trace = core, conn, trace
+        self.encoder = None
+        self.sent = 0
+        self.sent_bytes = 0
+        self.skipped_uplink = 0
+        self.skipped_us = 0          # when a picture was last skipped for a backed-up uplink
+
+    def request_keyframe(self) -> None:
+        if self.encoder is not None:
+            self.encoder.request_keyframe()
+
+    def send(self, pic) -> bool:
+        """Encode and send one Picture; False if it was skipped for a backed-up uplink."""
+        if self.conn.uplink_backlog_bytes() > UPLINK_BACKLOG_MAX_BYTES:
+            self.skipped_uplink += 1
+            self.skipped_us = now_us()
+            return False
+        from ..video.codec import VideoEncoder
+        t0 = now_us()
+        h, w = pic.image_rgb.shape[:2]
+        if self.encoder is None or (self.encoder.width, self.encoder.height) != (w, h):
+            self.encoder = VideoEncoder(w, h)
+        payload, is_key = self.encoder.encode(pic.image_rgb, t0 // 1000)
+        t1 = now_us()
+        flags = P.FLAG_KEYFRAME if is_key else 0
+        data = self.core.protect(P.VIDEO, flags, 0, payload)
+        t2 = now_us()
+        self.conn.send_media(P.VIDEO, data, flags=flags, ts_us=pic.capture_ts_us)
+        self.sent += 1
+        self.sent_bytes += len(data)
+        if self.trace is not None:  # [e2e trace] opt-in, S2C_TRACE_FILE
+            self.trace.sent(self.core.my_id, (pic.capture_ts_us, t0, t1, t2, now_us()), len(data))
+        return True
+
+    def stats(self) -> dict:
+        return {"video_sent": self.sent, "video_sent_bytes": self.sent_bytes,
+                "video_skipped_uplink": self.skipped_uplink}
