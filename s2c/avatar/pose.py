@@ -144,7 +144,7 @@ class PoseSender:
       receiver that joins or lost a frame catches up and a silent sender is known to be alive.
     """
 
-    def __init__(self, *, max_interval_ms: int = 500, min_move_interval_ms: int = 150,
+    def __init__(self, *, max_interval_ms: int = 500, min_move_interval_ms: int = 250,
                  move_steps: int = 2, angle_step_deg: float = 3.0):
         if max_interval_ms <= 0 or min_move_interval_ms < 0:
             raise LocalError(f"pose send intervals {min_move_interval_ms}/{max_interval_ms} ms are not valid")
