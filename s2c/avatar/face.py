@@ -43,7 +43,8 @@ WINDOW_NEIGHBOURS = 3         # the window holds one face: fewer neighbours are 
 TEMPLATE_PX = 30              # the middle of the face (at TRACK_FACE_PX) matched when the cascade misses
 TEMPLATE_MIN_SCORE = 0.6      # normalised correlation needed to follow the face by its picture
 TEMPLATE_MAX_FRAMES = 8       # then a cascade must find it again
-FULL_NEIGHBOURS = 2           # whole-picture frontal pass (checked: no false faces on the bench clips)
+FULL_NEIGHBOURS = 2           # whole-picture frontal pass; a hit there must also show an eye
+TRACK_PROFILE_PX = 48         # profiles need a larger window to be found again
 FULL_PASS_COST = 4            # a whole-picture pass costs about this many window passes
 DARK_SHARE = 0.55              # a pixel darker than this share of the skin median is "dark"
 MOUTH_BOX = (0.30, 0.70, 0.70, 0.95)    # x0, x1, y0, y1 as shares of the face box
@@ -203,6 +204,7 @@ class FaceTracker:
         self._halves: dict = {}
         self._template: np.ndarray | None = None   # the face's last upright picture (TEMPLATE_PX)
         self._template_run = 0                      # frames followed by the template alone
+        self._track_kind = "f"
         # tracking state (in frame pixels)
         self._track: tuple[float, float, float] | None = None   # cx, cy, w
         self._track_angle = 0.0
@@ -263,6 +265,7 @@ class FaceTracker:
             return FaceReading(False, passes=passes)
         kind, cx, cy, fw, angle = hit
         self._track = (cx, cy, fw)
+        self._track_kind = kind
         self._track_angle = angle
         self._last_seen_ms = now_ms
         if kind in ("p", "q"):
@@ -339,6 +342,8 @@ class FaceTracker:
             plan += [("w", "f", a) for a in angles]
             if self._profile is not None:
                 plan += [("w", "p", 0.0), ("w", "q", 0.0)]
+                if self._track_kind in ("p", "q"):      # a profile is looked for as one first
+                    plan.insert(0, plan.pop(-2 if self._track_kind == "p" else -1))
         return plan + self._full_plan
 
     def _search(self, gray):
@@ -360,10 +365,22 @@ class FaceTracker:
             if n > 0 or self._track is None:
                 self._cursor = (i + 1) % len(plan)
             found = self._pass(gray, where, kind, a, n == 0 and where == "w")
+            if found and where == "a" and kind == "f" and not self._has_eye(gray, found):
+                found = None          # a new face must show an eye: no false faces from the background
             if found:
                 self._cursor = 0
                 return found, passes
         return None, passes
+
+    def _has_eye(self, gray, hit) -> bool:
+        _kind, cx, cy, fw, angle = hit
+        p = self.patch_px
+        patch = self.face_patch(gray, cx, cy, fw, angle)
+        y0, y1 = int(EYE_BAND[0] * p), int(EYE_BAND[1] * p)
+        eyes = self._eye.detectMultiScale(patch[y0:y1], scaleFactor=EYE_SCALE_STEP, minNeighbors=3,
+                                          minSize=(int(EYE_SIZES[0] * p), int(EYE_SIZES[0] * p)),
+                                          maxSize=(int(EYE_SIZES[1] * p), int(EYE_SIZES[1] * p)))
+        return len(eyes) > 0
 
     def _pass(self, gray, where: str, kind: str, angle: float, first: bool):
         cv2 = self._cv2
@@ -372,11 +389,11 @@ class FaceTracker:
             # a window of the full picture normalised so that the last face is TRACK_FACE_PX wide
             # (a constant cost whatever the camera size), faces of 0.7-1.45x the last size
             cx, cy, fw = self._track
-            side = int(round(2 * TRACK_FACE_PX))
-            z = TRACK_FACE_PX / max(1.0, fw)
+            t_px = TRACK_FACE_PX if kind == "f" else TRACK_PROFILE_PX
+            side = int(round(2 * t_px))
+            z = t_px / max(1.0, fw)
             win, m, k = self._warp(gray, (cx, cy), (side, side), angle, z)
-            found = self._detect(win, kind, 0.7 * TRACK_FACE_PX, 1.45 * TRACK_FACE_PX,
-                                 WINDOW_NEIGHBOURS if kind == "f" else 4)
+            found = self._detect(win, kind, 0.7 * t_px, 1.45 * t_px, WINDOW_NEIGHBOURS)
             if found:
                 bx, by, bw = min(found, key=lambda f: (f[0] - side / 2) ** 2 + (f[1] - side / 2) ** 2)
                 return (kind,) + self._back(m, k, bx, by) + (bw / z, angle)
