@@ -226,7 +226,7 @@ def render_figure(pose: Pose, cols: int, rows: int, t_ms: int = 0) -> Figure:
         raise ConfigError(f"tile of {cols}x{rows} cells is too small")
     cv = _Canvas(cols, rows)
     role = "head" if (pose.face_found or pose.looking_away) else "dim"
-    if rows < 3 or cols < 9:
+    if rows < 4 or cols < 9:
         _line_face(cv, pose, t_ms)
         return cv.figure("line")
     full = rows >= 7 and cols >= 14
