@@ -64,3 +64,7 @@ class JoinRefused(LocalError):
     def __init__(self, message: str, code: int = 0):
         super().__init__(message)
         self.code = code
+
+
+class PosePayloadError(PeerError):
+    """An avatar POSE payload from a peer is malformed (truncated, wrong version, out of range)."""
