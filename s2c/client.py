@@ -406,6 +406,8 @@ class Call:
         peer.picture_capture_us = cap_local
         peer.latencies_ms.append((t_recv - cap_local) / 1000.0)
         peer.last_stages_us = (cap_local, t_recv, t_open, t_dec, f.ts_us)  # last: sender's clock
+        if self.trace is not None:  # [net trace] opt-in, S2C_TRACE_FILE: every decoded picture
+            self.trace.received(self, peer, f, t_recv, t_dec)
         self.on_change()
 
     # ---- figures --------------------------------------------------------------------------------
@@ -416,6 +418,8 @@ class Call:
         if self.audio is None:
             return []
         recs = self.audio.take_playout_records()
+        if self.trace is not None and recs:  # [net trace] opt-in, S2C_TRACE_FILE: every played frame
+            self.trace.played(self, recs)
         if recs:
             d = np.asarray([r.mouth_to_ear_ms for r in recs])
             self._delay_series.append((round(time.monotonic(), 3), int(d.size), float(np.median(d)), float(d.max())))
@@ -471,6 +475,24 @@ class StageTrace:
                               "capture_us": cap_local, "capture_sender_us": ts, "recv_us": t_recv,
                               "open_us": t_open, "decode_us": t_dec, "render_start_us": render_start_us,
                               "render_end_us": render_end_us, "bytes": nbytes})
+
+    def received(self, call: "Call", peer: PeerView, f, recv_us: int, decode_us: int) -> None:
+        """[net trace] A peer's picture was decoded (headless mode has no draw pass): the net
+        bench (s2c/bench/suite_net.py) counts pictures, gaps and latency from these lines."""
+        self._fh.write(json.dumps({"ev": "recv", "id": call.my_id, "name": call.name, "peer": peer.id,
+                                   "peer_name": peer.name, "seq": f.seq, "key": bool(f.flags & P.FLAG_KEYFRAME),
+                                   "capture_sender_us": f.ts_us, "recv_us": recv_us, "decode_us": decode_us,
+                                   "bytes": len(f.payload)}) + "\n")
+
+    def played(self, call: "Call", records) -> None:
+        """[net trace] Audio frames that left the mixer (``PlayoutRecord``; taken when the call's
+        figures are, i.e. every second in headless mode with --stats-json)."""
+        for r in records:
+            peer = call.peers.get(r.talker_id) or call.departed.get(r.talker_id)
+            self._fh.write(json.dumps({"ev": "played", "id": call.my_id, "name": call.name, "peer": r.talker_id,
+                                       "peer_name": peer.name if peer else None, "seq": r.seq,
+                                       "capture_us": r.capture_us, "mixed_us": r.mixed_us}) + "\n")
+        self._fh.flush()
 
     def written(self, written_us: int, nbytes_total: int | None = None) -> None:
         for rec in self._pending:
