@@ -449,6 +449,9 @@ class StageTrace:
     The app calls ``drawn(call, peer_id, render_start_us, render_end_us, nbytes)`` after
     rendering a peer's current picture into its output, and ``written(written_us)`` right after
     those bytes went to the terminal; the e2e bench (s2c/bench/suite_e2e.py) reads the file.
+    [net trace] The call itself adds a ``recv`` line per decoded peer picture and a ``played``
+    line per audio frame its mixer played (headless mode too); the net bench
+    (s2c/bench/suite_net.py) reads those.
     """
 
     def __init__(self, path: str):

@@ -180,6 +180,10 @@ class Link:
     def pop_due(self, now_us: int) -> list[bytes]:
         """Packets whose time has come, in delivery order (those that met an outage on the
         wire are dropped here)."""
+        return [pkt for _, pkt in self.pop_due_timed(now_us)]
+
+    def pop_due_timed(self, now_us: int) -> list[tuple[int, bytes]]:
+        """``pop_due`` with each packet's due time (the adapter measures its own lateness)."""
         out = []
         fl, c, p = self._flight, self.counters, self.params
         while fl and fl[0].due_us <= now_us:
@@ -189,7 +193,7 @@ class Link:
                 continue
             c.out_packets += 1
             c.out_bytes += len(item.packet)
-            out.append(item.packet)
+            out.append((item.due_us, item.packet))
         return out
 
     @property
@@ -208,6 +212,7 @@ IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 CLONE_NEWNET = 0x40000000
 READ_BURST = 64                      # packets read from one fd before looking at the others
+LATENESS_SAMPLES = 50_000
 
 
 def _setns(fd: int) -> None:
@@ -263,6 +268,7 @@ class TunPump:
         self.sel = selectors.DefaultSelector()
         self.pairs: dict[str, tuple] = {}
         self.write_errors = 0
+        self.late_us: deque = deque(maxlen=LATENESS_SAMPLES)   # write time - due time, per packet
 
     def add(self, name: str, fd_a: int, fd_b: int, a_to_b: Link, b_to_a: Link) -> None:
         self.pairs[name] = (fd_a, fd_b, a_to_b, b_to_a)
@@ -293,12 +299,22 @@ class TunPump:
                     break
                 link.push(pkt, clock_us())
         now = clock_us()
+        late = self.late_us
         for link, dst in self._links():
-            for pkt in link.pop_due(now):
+            for due, pkt in link.pop_due_timed(now):
+                late.append(now - due)
                 try:
                     os.write(dst, pkt)
                 except OSError:
                     self.write_errors += 1
+
+    def lateness(self) -> dict:
+        """How late the adapter delivered (the emulator's own error), over the last packets."""
+        v = sorted(self.late_us)
+        if not v:
+            return {"packets": 0}
+        return {"packets": len(v), "p50_us": v[len(v) // 2], "p99_us": v[min(len(v) - 1, len(v) * 99 // 100)],
+                "max_us": v[-1]}
 
 
 def _main(argv=None) -> int:
@@ -361,8 +377,10 @@ def _main(argv=None) -> int:
                     if kind == "quit":
                         running = False
                     elif kind == "stats":
-                        print(json.dumps({"stats": stats(), "now_us": clock_us(),
-                                          "write_errors": pump.write_errors}), flush=True)
+                        print(json.dumps({"stats": stats(), "now_us": clock_us(), "write_errors": pump.write_errors,
+                                          "lateness": pump.lateness()}), flush=True)
+                        if cmd.get("reset_lateness"):
+                            pump.late_us.clear()
                     elif kind == "set":
                         _, _, ab, ba = pump.pairs[cmd["pair"]]
                         (ab if cmd["dir"] == "a_to_b" else ba).set_params(LinkParams.from_dict(cmd["params"]))

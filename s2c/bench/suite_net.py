@@ -330,7 +330,7 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
                                    f"(exited: {dead}; stderr tails: {errs})")
             time.sleep(0.2)
         time.sleep(SETTLE_S)
-        c0 = emu.stats()
+        c0 = emu.command(cmd="stats", reset_lateness=True)
         w_from = _now_us()
         if sc.outage:
             k, start_s, length_s = sc.outage
@@ -352,6 +352,7 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
         topo.delete()
     result["window_us"] = (w_from, w_to)
     result["wire"] = _wire(c0, c1, names)
+    result["emulator_lateness"] = c1.get("lateness")
     by_viewer = {nm: _read_jsonl(traces[k]) for k, nm in names.items()}
     recv, played, seen_as = split_records(by_viewer)
     all_pairs = [f"{a}<-{b}" for a in names.values() for b in names.values() if a != b]
@@ -365,6 +366,8 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
         involved = [p for p in all_pairs if cut in p.split("<-")]
         result["resume"] = resume_figures(recv, involved, result["outage_back_us"], w_to)
         result["affected"] = involved
+        # the others see the cut client under a second name ('p3 (2)'): it came back as a new participant
+        result["rejoined_as_new"] = any(len(v) > 1 for p, v in seen_as.items() if p.endswith(f"<-{cut}"))
     shutil.rmtree(tmp, ignore_errors=True)
     return result
 
@@ -435,7 +438,8 @@ def metrics_of(result: dict) -> dict[str, Metric]:
             extra=dict(common, what=f"bytes the emulator delivered on each client's {d}link (median/max of clients)",
                        per_client={nm: round(v, 1) for nm, v in vals.items()},
                        dropped={nm: w[f"{d}_dropped"] for nm, w in wire.items()},
-                       queue_bytes_max={nm: w[f"{d}_queue_bytes_max"] for nm, w in wire.items()}))
+                       queue_bytes_max={nm: w[f"{d}_queue_bytes_max"] for nm, w in wire.items()},
+                       emulator_lateness_us=result.get("emulator_lateness")))
     if "resume" in result:
         res = result["resume"]
         vals = {p: r["resume_ms"] for p, r in res.items()}
@@ -447,7 +451,8 @@ def metrics_of(result: dict) -> dict[str, Metric]:
                        "the cut client", pairs=vals, never_resumed=missing,
                        stale_pictures={p: r["stale_pictures"] for p, r in res.items()},
                        stale_max_ms={p: r["stale_max_ms"] for p, r in res.items()},
-                       seen_as=result["seen_as"]))
+                       rejoined_as_new_participant=result["rejoined_as_new"],
+                       seen_as=result["seen_as"], reconnects=result["reconnects"]))
     return out
 
 
@@ -463,6 +468,10 @@ def format_pairs(result: dict) -> str:
                      f(r["mouth_to_ear_p50_ms"]), f(r["mouth_to_ear_p99_ms"])))
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(x) for c, x in zip(r, w)) for r in rows]
+    late = result.get("emulator_lateness") or {}
+    if late.get("packets"):
+        lines.append(f"  emulator's own lateness over {late['packets']} packets: p50 {late['p50_us']} us, "
+                     f"p99 {late['p99_us']} us, max {late['max_us']} us")
     for nm, wr in result["wire"].items():
         lines.append(f"  wire {nm}: up {wr['up_kbps']:.0f} kbit/s (dropped {wr['up_dropped']}), "
                      f"down {wr['down_kbps']:.0f} kbit/s (dropped {wr['down_dropped']})")
