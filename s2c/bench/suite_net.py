@@ -500,3 +500,48 @@ def run(quick: bool, scenario: str | None = None, seconds: float | None = None, 
               f"{seconds:g} s window, run took {time.monotonic() - t0:.0f} s)\n{format_pairs(res)}", file=sys.stderr)
         out.update(metrics_of(res))
     return out
+
+
+def markdown_table(metrics: dict) -> str:
+    """The docs' table from a bench JSON's ``metrics`` (``python -m s2c.bench.suite_net F.json``)."""
+    def g(sc, key, nd=0):
+        m = metrics.get(f"net.{sc}.{key}")
+        if m is None or m["median"] != m["median"]:        # missing or NaN
+            return "–"
+        return f"{m['median']:.{nd}f}"
+    def wire(sc):
+        sp = SCENARIOS[sc]
+        k = next(iter(sp.special), None) or (sp.outage[0] if sp.outage else None)
+        if k is None:
+            return f"{g(sc, 'wire_up_kbps')} / {g(sc, 'wire_down_kbps')}"
+        nm = f"p{k}"
+        up = metrics[f"net.{sc}.wire_up_kbps"]["per_client"][nm]
+        down = metrics[f"net.{sc}.wire_down_kbps"]["per_client"][nm]
+        return f"{nm}: {up:.0f} / {down:.0f}"
+    rows = ["| scenario | pair (worst video p99) | video p50 / p99 ms | pictures/s | freezes/min (longest gap ms) | "
+            "audio played % / longest silence ms | mouth-to-ear p50 / p99 ms | wire up / down kbit/s (median client, or the impaired one) |",
+            "|---|---|---|---|---|---|---|---|"]
+    for sc in SCENARIOS:
+        if f"net.{sc}.video_p99_ms" not in metrics:
+            continue
+        pair = metrics[f"net.{sc}.video_p99_ms"].get("pair")
+        if SCENARIOS[sc].affected:
+            pair = f"affected: {', '.join(SCENARIOS[sc].affected)}"
+        rows.append(f"| `{sc}` | {pair} | {g(sc, 'video_p50_ms')} / {g(sc, 'video_p99_ms')} | {g(sc, 'fps', 1)} | "
+                    f"{g(sc, 'freezes_per_min', 1)} ({g(sc, 'longest_gap_ms')}) | "
+                    f"{g(sc, 'audio_played_pct', 1)} / {g(sc, 'audio_longest_silence_ms')} | "
+                    f"{g(sc, 'mouth_to_ear_p50_ms')} / {g(sc, 'mouth_to_ear_p99_ms')} | "
+                    f"{wire(sc)} |")
+    r = metrics.get("net.outage5s.resume_ms")
+    if r is not None:
+        new = r.get("rejoined_as_new_participant")
+        rows.append(f"\n`outage5s`: pictures resume {r['median']:.0f} ms after the link returns (worst pair; "
+                    f"{json.dumps(r.get('pairs'))}); pictures > 300 ms old drawn after it returned: "
+                    f"{sum(v or 0 for v in r.get('stale_pictures', {}).values())}; "
+                    f"came back as a new participant: {'yes (' + ', '.join(sorted({n for v in r.get('seen_as', {}).values() for n in v if '(' in n})) + ')' if new else 'no'}.")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as fh:
+        print(markdown_table(json.load(fh)["metrics"]))
