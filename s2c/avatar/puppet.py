@@ -111,7 +111,7 @@ class PhotoScene:
         self._photo = _skimage_photo(name)
         self._fallback = None
         if self._photo is None:
-            from ..video import TestScene
+            from ..video.scene import TestScene
             self._fallback = TestScene(width, height, hue_shift=variant * 50)
             self.name = "test scene"
         self._focus = (fx, fy)

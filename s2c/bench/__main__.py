@@ -52,6 +52,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="FILE", help="write {machine, metrics} as JSON")
     ap.add_argument("--profile", action="store_true", help="print the per-stage latency breakdown (e2e)")
     ap.add_argument("--plot", metavar="FILE.png", help="plot latency distribution per stage (needs matplotlib)")
+    ap.add_argument("--scenario", metavar="NAME[,NAME]", help="net: scenario(s) to run (default: all; --quick: lan,rtt50_loss1)")
+    ap.add_argument("--seconds", type=float, metavar="S", help="net: measured window per scenario (default 30; env S2C_NET_SECONDS)")
     args = ap.parse_args(argv)
     names = args.suites or list(SUITES)
     unknown = [n for n in names if n not in SUITES]
@@ -70,6 +72,8 @@ def main(argv=None) -> int:
         kwargs = {}
         if name == "e2e":
             kwargs = {"profile": args.profile, "plot": args.plot}
+        elif name == "net":
+            kwargs = {"scenario": args.scenario, "seconds": args.seconds}
         try:
             got = mod.run(args.quick, **kwargs)
         except Exception as exc:  # a broken suite must not hide the others' figures

@@ -25,12 +25,12 @@ import numpy as np
 
 from . import Metric, summarize
 
-VIDEO_FPS = 15.0   # s2c.client.Call's default
+VIDEO_FPS = 15.0   # s2c.call.call.Call default
 
 
 def _wire_bytes(payloads, ftype: int) -> list[int]:
     """Bytes on the wire of each payload: SFrame-protected (suite 1) plus the frame header."""
-    from .. import protocol as P
+    from .. import wire as P
     from ..client import metadata
     from ..crypto.sframe import SenderContext
     ctx = SenderContext(1, 3, os.urandom(32), first_ctr=1 << 20)   # a counter a long call reaches
@@ -53,8 +53,8 @@ def run(quick: bool, **_) -> dict[str, Metric]:
     from ..avatar.face import FaceTracker
     from ..avatar.pose import PoseSender, encode_pose
     from ..avatar.puppet import Puppet
-    from ..codec import VideoEncoder
-    from ..video import area_downsample, send_size
+    from ..video.codec import VideoEncoder
+    from ..video.downsample import area_downsample, send_size
     from .avatar_media import have_photos, talking_head_roll
     if not have_photos():
         raise ModuleNotFoundError("scikit-image (its astronaut photo is the bench input)")

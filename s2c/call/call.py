@@ -51,6 +51,9 @@ class Call:
                                 audio=audio, decode_video=decode_video, give_up_after_s=give_up_after_s,
                                 on_change=self._changed, log=log,
                                 stamp=now_us if self.trace is not None else None)
+        if self.trace is not None:   # [net trace] every decoded picture
+            self.core.on_picture = lambda peer, f, t_recv, t_dec: self.trace.received(
+                self.core.my_id, self.core.name, peer, f, t_recv, t_dec)
         self.self_picture: np.ndarray | None = None
         self.muted = False
         self.camera_on = video is not None
@@ -267,10 +270,16 @@ class Call:
         if self.audio is None:
             return []
         recs = self.audio.take_playout_records()
+        if self.trace is not None and recs:  # [net trace] every played frame
+            self.trace.played(self.core.my_id, self.core.name, recs, self._peer_name)
         if recs:
             d = np.asarray([r.mouth_to_ear_ms for r in recs])
             self._delay_series.append((round(now_s(), 3), int(d.size), float(np.median(d)), float(d.max())))
         return list(self._delay_series)
+
+    def _peer_name(self, peer_id: int) -> str | None:
+        peer = self.core.peers.get(peer_id) or self.core.departed.get(peer_id)
+        return peer.name if peer else None
 
     def figures(self) -> dict:
         doc = self.core.figures()

@@ -101,6 +101,7 @@ class CallSession:
         self.on_change = on_change or (lambda: None)
         self.log = log or (lambda line: None)
         self.stamp = stamp
+        self.on_picture = None            # optional: (peer, frame, recv_us, decoded_us) per decoded picture
         self.km = KeyManager(session, secret, suite)
         self.my_id: int | None = None
         self.state = CallState.CONNECTING
@@ -334,6 +335,8 @@ class CallSession:
             cap_local = f.ts_us  # same machine clock until offsets are known
         peer.latencies_ms.append((t_recv - cap_local) / 1000.0)
         peer.last_stages_us = (cap_local, t_recv, t_open, t_dec, f.ts_us)  # last: sender's clock
+        if self.on_picture is not None:
+            self.on_picture(peer, f, t_recv, t_dec)
         self.on_change()
 
     # ---- figures ---------------------------------------------------------------------------

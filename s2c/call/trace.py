@@ -7,7 +7,9 @@ processes compare directly). Must not: change what the call or the screen do; th
 
 The screen calls ``drawn(my_id, peer, render_start_us, render_end_us, nbytes)`` after rendering a
 peer's current picture into its output, and ``written(written_us)`` right after those bytes went
-to the terminal.
+to the terminal. [net trace] The call adds a ``recv`` line per decoded peer picture and a
+``played`` line per audio frame its mixer played (headless mode too); the net bench
+(s2c/bench/suite_net.py) reads those.
 """
 
 from __future__ import annotations
@@ -40,6 +42,23 @@ class StageTrace:
                               "capture_us": cap_local, "capture_sender_us": ts, "recv_us": t_recv,
                               "open_us": t_open, "decode_us": t_dec, "render_start_us": render_start_us,
                               "render_end_us": render_end_us, "bytes": nbytes})
+
+    def received(self, my_id, my_name: str, peer, f, recv_us: int, decode_us: int) -> None:
+        """[net trace] A peer's picture was decoded (headless mode has no draw pass): the net
+        bench (s2c/bench/suite_net.py) counts pictures, gaps and latency from these lines."""
+        self._fh.write(json.dumps({"ev": "recv", "id": my_id, "name": my_name, "peer": peer.id,
+                                   "peer_name": peer.name, "seq": f.seq, "key": bool(f.flags & 0x01),
+                                   "capture_sender_us": f.ts_us, "recv_us": recv_us, "decode_us": decode_us,
+                                   "bytes": len(f.payload)}) + "\n")
+
+    def played(self, my_id, my_name: str, records, peer_name) -> None:
+        """[net trace] Audio frames that left the mixer (``PlayoutRecord``; taken when the call's
+        figures are, i.e. every second in headless mode with --stats-json); ``peer_name(id)``."""
+        for r in records:
+            self._fh.write(json.dumps({"ev": "played", "id": my_id, "name": my_name, "peer": r.talker_id,
+                                       "peer_name": peer_name(r.talker_id), "seq": r.seq,
+                                       "capture_us": r.capture_us, "mixed_us": r.mixed_us}) + "\n")
+        self._fh.flush()
 
     def written(self, written_us: int, nbytes_total: int | None = None) -> None:
         for rec in self._pending:
