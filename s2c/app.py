@@ -618,9 +618,10 @@ def _make_call(args, host: str, port: int, secret, video):
         note = f"audio: {exc} — continuing without audio"
     else:
         note = None
+    identity, known_peers = client.identity_from_args(args)
     call = client.Call(host=host, port=port, session=args.session, name=args.name, video=video,
                        fps=args.fps, secret=secret, suite=args.suite, audio=audio,
-                       connect_timeout_s=args.connect_timeout)
+                       connect_timeout_s=args.connect_timeout, identity=identity, known_peers=known_peers)
     if note:
         call.notices.append(note)
     return call

@@ -13,7 +13,7 @@ import sys
 from .errors import LocalError, S2CError
 from .render import COLOR_DEPTHS, DEFAULT_RAMP, MODES, detect_colors
 
-SUBCOMMANDS = ("snapshot", "preview", "demo")
+SUBCOMMANDS = ("snapshot", "preview", "demo", "identity")
 
 EPILOG = """\
 examples:
@@ -57,7 +57,7 @@ def conference_parser() -> argparse.ArgumentParser:
         description="Video + audio conferencing in the terminal. Everyone in a named session sees "
                     "everyone's camera as live character pictures, hears them and can chat; media "
                     "and chat are end-to-end encrypted, the relay only routes.\n\n"
-                    "subcommands: s2c demo | s2c snapshot | s2c preview  (s2c SUBCOMMAND --help)")
+                    "subcommands: s2c demo | s2c snapshot | s2c preview | s2c identity  (s2c SUBCOMMAND --help)")
     p.add_argument("-s", "--session", default="default", help="session (room) name")
     p.add_argument("-c", "--name", default=os.environ.get("USER", "guest"), help="your display name")
     p.add_argument("-i", "--host", default="127.0.0.1", help="relay host (default 127.0.0.1)")
@@ -74,6 +74,13 @@ def conference_parser() -> argparse.ArgumentParser:
     e = p.add_argument_group("encryption")
     e.add_argument("--secret", help="shared passphrase that authenticates the key exchange; '-' prompts "
                                     "(default: S2C_SECRET; without one compare the safety code by voice)")
+    e.add_argument("--identity", action="store_true",
+                   help="sign your keys with your long-term identity (created on first use; see "
+                        "'s2c identity') and remember others' identities in known_peers")
+    e.add_argument("--identity-file", metavar="PATH", help="identity key file (default: S2C_IDENTITY "
+                                                          "or ~/.config/s2c/identity)")
+    e.add_argument("--known-peers", metavar="PATH", help="remembered identities (default: "
+                                                        "S2C_KNOWN_PEERS or ~/.config/s2c/known_peers)")
     e.add_argument("--suite", type=int, default=1, choices=(1, 2, 3, 4, 5),
                    help="SFrame cipher suite (1 = AES_128_CTR_HMAC_SHA256_80, 4 = AES_256_GCM...)")
     h = p.add_argument_group("scripts and tests")
@@ -117,6 +124,22 @@ def demo_parser() -> argparse.ArgumentParser:
     return p
 
 
+def identity_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="s2c identity", description="Print the fingerprint of your long-term "
+                                "identity key (created on first use, mode 0600). Read it to the people "
+                                "you call: with --identity their s2c remembers it and marks you verified.")
+    p.add_argument("--identity-file", metavar="PATH", help="default: S2C_IDENTITY or ~/.config/s2c/identity")
+    return p
+
+
+def _identity(args) -> int:
+    from .crypto.identity import Identity, default_identity_path
+    path = args.identity_file or default_identity_path()
+    ident = Identity.load_or_create(path)
+    print(f"{ident.fingerprint}  ({path})")
+    return 0
+
+
 def _colors(args) -> str:
     return detect_colors() if args.colors == "auto" else args.colors
 
@@ -148,6 +171,8 @@ def main(argv=None) -> int:
             from . import preview
             args = preview_parser().parse_args(argv[1:])
             return preview.run(args.video, args.mode, _colors(args), args.max_fps)
+        if argv and argv[0] == "identity":
+            return _identity(identity_parser().parse_args(argv[1:]))
         if argv and argv[0] == "demo":
             from . import app
             args = demo_parser().parse_args(argv[1:])

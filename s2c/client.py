@@ -22,6 +22,7 @@ import numpy as np
 from . import net
 from . import protocol as P
 from .crypto.keys import KeyManager
+from .decode_budget import DecodeBudget
 from .errors import CryptoError, PeerError, S2CError
 from .term import sanitize
 
@@ -56,6 +57,7 @@ class PeerView:
     video_gaps: int = 0
     undecryptable: int = 0
     bad_payloads: int = 0
+    shed_frames: int = 0            # video frames dropped undecoded: over the decode budget
     last_video_seq: int | None = None
     last_refresh_us: int = 0
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
@@ -71,6 +73,7 @@ class PeerView:
             "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else None,
             "video_gaps": self.video_gaps, "undecryptable": self.undecryptable,
             "bad_payloads": self.bad_payloads, "muted": self.muted, "camera_off": self.camera_off,
+            "shed_frames": self.shed_frames,
         }
 
 
@@ -93,7 +96,8 @@ class Call:
     def __init__(self, *, host: str, port: int, session: str, name: str, video: str | None = "0",
                  fps: float = 15.0, secret: str | bytes | None = None, suite: int = 1,
                  audio=None, connect_timeout_s: float = 5.0, on_change=None, log=None,
-                 reconnect: bool = True):
+                 reconnect: bool = True, identity=None, known_peers=None,
+                 decode_budget: DecodeBudget | None = None):
         self.host, self.port, self.session, self.name = host, port, session, name
         self.video_spec = video
         self.fps = fps
@@ -112,7 +116,9 @@ class Call:
         self.muted = False
         self.camera_on = video is not None
         self.state = "connecting"
-        self.km = KeyManager(session, secret, suite)
+        self.km = KeyManager(session, secret, suite, identity=identity, known_peers=known_peers)
+        self.security_alerts: list = []   # s2c.crypto.keys.SecurityAlert, in order (also event lines)
+        self.decode_budget = decode_budget or DecodeBudget()
         self.conn = net.RelayConnection(on_frame=self._on_frame, on_event=self._on_event, reconnect=reconnect)
         self._source = None
         self._encoder = None
@@ -197,7 +203,7 @@ class Call:
             for pid in self.peers:
                 self.audio.remove_talker(pid)
         self.peers = {p.id: PeerView(p.id, sanitize(p.name, 32)) for p in self.conn.roster.values()}
-        self.km.reset(welcome.id)
+        self.km.reset(welcome.id, sanitize(welcome.name, 32))
         self._roster_changed()
         self.state = "connected"
         self._send_state()
@@ -207,10 +213,20 @@ class Call:
         self.on_change()
 
     def _roster_changed(self) -> None:
-        self.km.on_roster([self.my_id, *self.peers])
+        self.km.on_roster({self.my_id: sanitize(self.name, 32), **{pid: p.name for pid, p in self.peers.items()}})
         self._flush_keys()
+        self._drain_alerts()
         if self._encoder is not None:
             self._encoder.request_keyframe()  # newcomers need a picture to start from
+
+    def _drain_alerts(self) -> None:
+        """Security alerts the KeyManager raised: a notice and an event line each (issue 13)."""
+        for al in self.km.pop_alerts():
+            self.security_alerts.append(al)
+            self.notices.append(al.text)
+            self.log(json.dumps({"event": "security_alert", "kind": al.kind, "id": al.peer_id,
+                                 "name": al.name, "text": al.text}))
+            self.on_change()
 
     def _flush_keys(self) -> None:
         for dest, payload in self.km.outgoing():
@@ -342,6 +358,7 @@ class Call:
                     self.crypto_errors[f.sender] = str(exc)
                     self.notice(str(exc))
             self._flush_keys()
+            self._drain_alerts()
             self.on_change()
             return
         if peer is None:
@@ -350,10 +367,14 @@ class Call:
             if self._encoder is not None:
                 self._encoder.request_keyframe()
             return
+        if f.type == P.VIDEO and not self.decode_budget.admit(f.sender, len(f.payload), t_recv):
+            peer.shed_frames += 1   # over its share: dropped before decrypt and decode (issue 13)
+            return
         try:
             plain = self.km.unprotect(f.sender, metadata(f.type, f.flags, f.stream, f.sender), f.payload)
         except CryptoError:
             peer.undecryptable += 1
+            self._drain_alerts()
             return
         t_open = net.now_us()
         if f.type == P.VIDEO:
@@ -430,7 +451,11 @@ class Call:
             "departed": {str(p.id): p.figures() for p in list(self.departed.values())[-64:]},
             "sent": dict(self.stats), "net": dict(self.conn.stats),
             "crypto": {"safety_code": self.km.safety_code(), "state": self.km.state_text(),
-                       "rejected": self.km.stats.rejected},
+                       "rejected": self.km.stats.rejected, "alert": self.km.alert_text(),
+                       "alerts": [{"kind": a.kind, "id": a.peer_id, "name": a.name, "text": a.text}
+                                  for a in self.security_alerts[-32:]],
+                       "rejected_by_peer": {str(k): v for k, v in self.km.rejected_by_peer.items()},
+                       "identity": {str(p): self.km.identity_status(p) for p in self.peers}},
             "audio": self.audio.stats() if self.audio is not None else None,
             "audio_delay_ms": self._audio_delay_series(),
             "time": time.time(),
@@ -504,6 +529,18 @@ def _write_json_atomic(path: str, doc: dict) -> None:
     os.replace(tmp, path)
 
 
+def identity_from_args(args):
+    """(Identity or None, KnownPeers or None) from --identity / --identity-file / --known-peers."""
+    from .crypto.identity import Identity, KnownPeers, default_known_peers_path
+    identity = None
+    if getattr(args, "identity", False) or getattr(args, "identity_file", None):
+        identity = Identity.load_or_create(getattr(args, "identity_file", None))
+    known = getattr(args, "known_peers", None)
+    if identity is None and not known:
+        return None, None   # no identities: as before issue 13 (ephemeral keys + safety code)
+    return identity, KnownPeers(known or default_known_peers_path())
+
+
 def video_spec_from_args(args) -> str | None:
     if getattr(args, "no_video", False):
         return None
@@ -521,10 +558,11 @@ def audio_from_args(args):
 async def _headless(args) -> int:
     def log(text: str) -> None:
         print(text if text.startswith("{") else json.dumps({"event": "notice", "text": text}), flush=True)
+    identity, known_peers = identity_from_args(args)
     call = Call(host=args.host, port=args.port, session=args.session, name=args.name,
                 video=video_spec_from_args(args), fps=args.fps, secret=read_secret(args.secret),
                 suite=args.suite, audio=audio_from_args(args), connect_timeout_s=args.connect_timeout,
-                log=log)
+                log=log, identity=identity, known_peers=known_peers)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
