@@ -13,6 +13,7 @@ Misuse by the caller (serialising out-of-range fields) raises ``s2c.errors.Local
 from __future__ import annotations
 
 import json
+import math
 import struct
 import unicodedata
 from dataclasses import dataclass, field
@@ -79,6 +80,8 @@ E_TIMEOUT = 13
 E_STALLED = 14
 E_SHUTTING_DOWN = 15
 E_SERVER_FULL = 16
+E_TOO_MANY_ROOMS = 17
+E_JOINS_RATE_LIMITED = 18
 
 ERROR_NAMES = {
     E_MALFORMED: "malformed", E_BAD_VERSION: "bad_version", E_UNKNOWN_TYPE: "unknown_type",
@@ -87,6 +90,7 @@ ERROR_NAMES = {
     E_TOO_MANY_CONNECTIONS: "too_many_connections", E_BAD_NAME: "bad_name",
     E_BAD_SESSION: "bad_session", E_TIMEOUT: "timeout", E_STALLED: "stalled",
     E_SHUTTING_DOWN: "server_shutting_down", E_SERVER_FULL: "server_full",
+    E_TOO_MANY_ROOMS: "too_many_rooms", E_JOINS_RATE_LIMITED: "joins_rate_limited",
 }
 
 MAX_NAME_CHARS = 32
@@ -312,12 +316,20 @@ def _reject_constant(name):
     raise ValueError(f"non-finite number {name}")
 
 
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if v != v or v in (float("inf"), float("-inf")):  # 1e400 parses as inf: not JSON's number
+        raise ValueError(f"number {text[:20]} is out of range")
+    return v
+
+
 def _load(payload, what: str) -> dict:
     n = len(payload)
     if n > MAX_CONTROL_PAYLOAD_BYTES:
         raise ProtocolError(f"{what} payload of {n} bytes exceeds limit {MAX_CONTROL_PAYLOAD_BYTES}", E_BAD_CONTROL)
     try:
-        obj = json.loads(bytes(payload).decode("utf-8"), parse_constant=_reject_constant)
+        obj = json.loads(bytes(payload).decode("utf-8"), parse_constant=_reject_constant,
+                         parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"{what} payload is not valid JSON: {str(exc)[:80]}", E_BAD_CONTROL) from None
     if not isinstance(obj, dict):
@@ -336,6 +348,8 @@ def _caps_value(v, what: str):
     if v is None or type(v) in (bool, int, float):
         if type(v) is int and abs(v) > 2**53:
             raise ProtocolError(f"{what} integer out of range", E_BAD_CONTROL)
+        if type(v) is float and not math.isfinite(v):
+            raise ProtocolError(f"{what} is not a finite number", E_BAD_CONTROL)
         return v
     if type(v) is str:
         if len(v) > MAX_CAPS_STR_CHARS:
