@@ -9,8 +9,9 @@ Must not: render pictures (s2c.render) or know about peers (s2c.app passes count
 from __future__ import annotations
 
 import math
-import unicodedata
 from dataclasses import dataclass
+
+from . import text as _text
 
 PICTURE_ASPECT = 16 / 9      # what cameras and the test scene send
 CELL_ASPECT = 2.0            # a terminal cell is about twice as tall as wide
@@ -118,56 +119,15 @@ def compute(n_tiles: int, cols: int, rows: int, *, inset: bool = False, chat_row
 
 
 def cell_width(ch: str) -> int:
-    """Terminal cells one character takes: 0 for combining marks, 2 for wide (CJK, emoji)."""
-    if unicodedata.combining(ch):
-        return 0
-    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    """Terminal cells a character (or a string) takes: s2c.text.cell_width."""
+    return _text.cell_width(ch)
 
 
 def wrap_text(text: str, width: int, indent: int = 2) -> list[str]:
-    """``text`` as lines of at most ``width`` cells, broken at spaces where it can (a word longer
-    than a line is cut); lines after the first start with ``indent`` spaces. Never empty."""
-    if width <= 0:
-        return [""]
-    lines: list[str] = []
-    cur, used = "", 0
-    for word in text.split(" "):
-        w = sum(cell_width(ch) for ch in word)
-        sep = 1 if cur.strip() else 0
-        if used + sep + w <= width:
-            cur, used = cur + (" " if sep else "") + word, used + sep + w
-            continue
-        if cur.strip():
-            lines.append(cur)
-            cur, used = " " * indent, indent
-        for ch in word:                       # a word longer than the room: cut it
-            cw = cell_width(ch)
-            if used + cw > width and cur.strip():
-                lines.append(cur)
-                cur, used = " " * indent, indent
-            cur, used = cur + ch, used + cw
-    lines.append(cur)
-    return lines
+    """``text`` as lines of at most ``width`` cells (s2c.text.wrap_text)."""
+    return _text.wrap_text(text, width, indent)
 
 
 def fit_text(text: str, width: int) -> str:
-    """``text`` cut (with an ellipsis) or padded with spaces to exactly ``width`` cells."""
-    if width <= 0:
-        return ""
-    if text.isascii():   # every ASCII character takes one cell (the common case, on every draw pass)
-        if len(text) <= width:
-            return text + " " * (width - len(text))
-        return text[:width - 1] + "\u2026"
-    total = sum(cell_width(ch) for ch in text)
-    if total <= width:
-        return text + " " * (width - total)
-    out, used = [], 0
-    for ch in text:
-        w = cell_width(ch)
-        if used + w > width - 1:
-            break
-        out.append(ch)
-        used += w
-    out.append("\u2026")
-    used += 1
-    return "".join(out) + " " * (width - used)
+    """``text`` cut (with an ellipsis) or padded with spaces to exactly ``width`` cells (s2c.text.fit_text)."""
+    return _text.fit_text(text, width)

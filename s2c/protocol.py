@@ -19,6 +19,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from . import text as _text
 from .errors import LocalError, ProtocolError
 
 VERSION = 1
@@ -221,24 +222,9 @@ _DROP_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def sanitize_name(raw: str, max_chars: int = MAX_NAME_CHARS) -> str:
-    """A display name safe to print: control/format/unassigned characters removed, any
+    """A display name safe to print: unsafe characters removed (s2c.text.sanitize), any
     whitespace run made one space, trimmed, at most ``max_chars`` characters. May be ''."""
-    out = []
-    space = False
-    for ch in unicodedata.normalize("NFC", raw):
-        cat = unicodedata.category(ch)
-        if cat in _DROP_CATEGORIES:
-            if ch in "\t\n\r\x0b\x0c\x85\u2028\u2029":
-                space = True
-            continue
-        if ch.isspace():
-            space = True
-            continue
-        if space and out:
-            out.append(" ")
-        space = False
-        out.append(ch)
-    return "".join(out)[:max_chars].rstrip()
+    return _text.sanitize(raw, max_chars, single_space=True, ellipsis=False)
 
 
 def check_session(raw: str) -> str:
@@ -252,7 +238,7 @@ def check_session(raw: str) -> str:
     if len(s) > MAX_SESSION_CHARS:
         raise ProtocolError(f"session name of {len(s)} characters exceeds limit {MAX_SESSION_CHARS}", E_BAD_SESSION)
     for ch in s:
-        if unicodedata.category(ch) in _DROP_CATEGORIES or (ch.isspace() and ch != " "):
+        if _text.is_unsafe(ch) or (ch.isspace() and ch != " "):
             raise ProtocolError(f"session name contains control character U+{ord(ch):04X}", E_BAD_SESSION)
     return s
 

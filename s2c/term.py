@@ -7,28 +7,21 @@ sanitising of text a peer controls. Must not: render pictures or know about the 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import sys
 import termios
 import tty
 
+from . import text as _text
 from .errors import DeviceError
 
 ENTER_SCREEN = b"\x1b[?1049h\x1b[?25l\x1b[2J\x1b[H"
 LEAVE_SCREEN = b"\x1b[0m\x1b[?25h\x1b[?1049l"
 
-# C0, DEL, C1 controls and the Unicode bidi/format controls that can reorder or hide text.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-
-
 def sanitize(text: str, max_len: int | None = None) -> str:
-    """Text a peer controls, made safe to print: control and escape characters removed."""
-    clean = _UNSAFE.sub("", text)
-    if max_len is not None and len(clean) > max_len:
-        clean = clean[: max_len - 1] + "\u2026"
-    return clean
+    """Text a peer controls, made safe to print (the one sanitizer: s2c.text.sanitize)."""
+    return _text.sanitize(text, max_len)
 
 
 def size(fd: int | None = None) -> tuple[int, int]:
