@@ -1,55 +1,61 @@
-"""Text a peer controls, made safe and measured for the terminal.
+"""Text a peer controls, made safe to print, and how many terminal cells it takes.
 
-Owns: the one sanitizer for everything a peer sends that reaches a screen (display names, chat,
-relay error texts, notices) and terminal cell widths (combining marks, wide characters, emoji
-presentation), with the fitting and wrapping built on them. Must not: know about the network,
-the screen layout or colours.
+Owns: the one sanitizer for display names, chat and relay texts (``sanitize``), and cell widths
+(``char_width``, ``cell_width``, ``clusters``, ``fit_text``, ``wrap_text``). s2c.term.sanitize,
+s2c.protocol.sanitize_name and s2c.layout delegate here. Pure functions: no I/O, no terminal.
 
-Removed: C0/C1 controls and DEL, line and paragraph separators, and every format character that
-can reorder, hide or smuggle text — bidi controls (U+061C, U+200E/F, U+202A–202E, U+2066–2069),
-zero-width and invisible operators (U+200B–200D, U+2060–2064, U+180E, U+FEFF), tag characters
-(U+E0000–E007F) — plus surrogates, private-use and unassigned code points, and noncharacters.
-Whitespace runs become one space. Kept: ZWJ (U+200D) between emoji and variation selectors,
-because emoji sequences need them; they take no cells.
+``sanitize`` removes everything that can move the cursor, reorder, hide or fake text: C0/C1
+controls and DEL, every format character (category Cf: bidi embeddings/overrides/isolates
+U+202A-202E/U+2066-2069, U+061C, U+200B-200F, U+2060-2064, U+180E, U+FEFF, the tag characters
+U+E0000-E007F, ...), line and paragraph separators U+2028/2029, surrogates, private-use
+characters, noncharacters and unassigned code points.
+
+Widths follow what terminals (and wcwidth) do: 0 for combining marks (categories Mn, Me and
+Mc, whatever their combining class: U+0902 is class 0) and Hangul medial/final jamo, 2 for East
+Asian wide/fullwidth characters and for a character followed by VS16 (U+FE0F, emoji
+presentation: "heart" + VS16 takes two cells), 1 otherwise.
 """
 
 from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["sanitize", "cell_width", "text_width", "fit_text", "wrap_text"]
-
-ELLIPSIS = "\u2026"
 _DROP_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-_KEEP_FORMAT = frozenset({"\u200d"})          # ZWJ inside emoji sequences (zero width)
-_BREAKS = frozenset("\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
-_VS16 = "\ufe0f"
-_VS15 = "\ufe0e"
+_ZERO_WIDTH_CATEGORIES = frozenset({"Mn", "Me", "Mc"})
+_BREAKS = "\t\n\r\x0b\x0c\x85\u2028\u2029"
+VS16 = "\ufe0f"
+ELLIPSIS = "\u2026"
 
 
-def _dropped(ch: str) -> bool:
+def is_unsafe(ch: str) -> bool:
+    """True for a character ``sanitize`` removes."""
     o = ord(ch)
-    if ch in _KEEP_FORMAT:
-        return False
-    if (0xFDD0 <= o <= 0xFDEF) or (o & 0xFFFE) == 0xFFFE:    # noncharacters
+    if 0xFDD0 <= o <= 0xFDEF or (o & 0xFFFE) == 0xFFFE:  # noncharacters
         return True
-    if 0xE0000 <= o <= 0xE007F or o == 0x180E:                 # tags, Mongolian vowel separator
+    if 0xE0000 <= o <= 0xE007F:  # tags (also Cf/Cn, listed for clarity)
         return True
     return unicodedata.category(ch) in _DROP_CATEGORIES
 
 
-def sanitize(text: str, max_chars: int | None = None) -> str:
-    """``text`` safe to print: the characters above removed, whitespace runs made one space,
-    trimmed; longer than ``max_chars`` characters → cut with an ellipsis. May be ''."""
+def sanitize(text: str, max_chars: int | None = None, *, single_space: bool = False,
+             ellipsis: bool = True) -> str:
+    """``text`` with every unsafe character removed (NFC-normalised first). With
+    ``single_space`` every whitespace run (line breaks and tabs included) becomes one space and
+    the ends are trimmed (names); otherwise tabs and line breaks are dropped. Longer than
+    ``max_chars``: cut, ending in an ellipsis unless ``ellipsis`` is False."""
     if not isinstance(text, str):
         text = str(text)
     out: list[str] = []
     space = False
-    for ch in unicodedata.normalize("NFC", text):
-        if ch in _BREAKS or (ch.isspace() and not _dropped(ch)):
+    try:
+        text = unicodedata.normalize("NFC", text)
+    except UnicodeError:  # pragma: no cover - lone surrogates normalise fine in CPython
+        pass
+    for ch in text:
+        if single_space and (ch in _BREAKS or ch.isspace()):
             space = True
             continue
-        if _dropped(ch):
+        if is_unsafe(ch):
             continue
         if space and out:
             out.append(" ")
@@ -57,65 +63,47 @@ def sanitize(text: str, max_chars: int | None = None) -> str:
         out.append(ch)
     clean = "".join(out)
     if max_chars is not None and len(clean) > max_chars:
-        clean = clean[: max(0, max_chars - 1)].rstrip() + ELLIPSIS
-    return clean
+        clean = clean[: max_chars - 1] + ELLIPSIS if ellipsis and max_chars > 0 else clean[:max(0, max_chars)]
+    return clean.rstrip() if single_space else clean
 
 
-def cell_width(ch: str) -> int:
-    """Cells one code point takes on its own: 0 for combining marks (Mn, Me; spacing marks Mc
-    take their own cell only in scripts where terminals draw them so — counted 0 here like
-    wcwidth for the Indic Mc signs that join the previous cluster), ZWJ and variation selectors;
-    2 for East Asian wide/fullwidth; else 1."""
+def char_width(ch: str) -> int:
+    """Cells one code point takes on its own (a VS16 after it can make it 2: see ``clusters``)."""
     o = ord(ch)
-    if o < 0x300:
+    if o < 0x7F:
         return 1 if o >= 0x20 else 0
     cat = unicodedata.category(ch)
-    if cat in ("Mn", "Me", "Mc") or ch in _KEEP_FORMAT or 0xFE00 <= o <= 0xFE0F or cat == "Cf":
+    if cat in _ZERO_WIDTH_CATEGORIES or cat in _DROP_CATEGORIES or ch == "\u200b":
+        return 0
+    if 0x1160 <= o <= 0x11FF or 0xD7B0 <= o <= 0xD7FF:  # Hangul medial vowels / final consonants
         return 0
     return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
-def text_width(text: str) -> int:
-    """Cells ``text`` takes: the sum of its code points, except that VS16 after a narrow
-    character (emoji presentation, e.g. U+2764 U+FE0F) widens that character to 2 cells."""
-    if text.isascii():
-        return sum(1 for ch in text if ch >= " ")
-    total = 0
-    prev = 0
+def clusters(text: str):
+    """(cluster, cells) pairs: each base character with the marks and selectors that follow it.
+    A cluster ending in VS16 takes 2 cells."""
+    cur = ""
+    w = 0
     for ch in text:
-        if ch == _VS16 and prev == 1:
-            total += 1
-            prev = 2
-            continue
-        w = cell_width(ch)
-        total += w
-        if w:
-            prev = w
-    return total
-
-
-def _clusters(text: str):
-    """(cluster text, cells) for each printable cluster: a base character with the zero-width
-    characters that follow it (combining marks, ZWJ sequences, variation selectors)."""
-    cur, cur_w = "", 0
-    join = False
-    for ch in text:
-        w = cell_width(ch)
-        if cur and (w == 0 or join):
-            if ch == _VS16 and cur_w == 1:
-                cur_w = 2
+        cw = char_width(ch)
+        if cur and cw == 0:
             cur += ch
-            join = ch in _KEEP_FORMAT
-            if join and w == 0:
-                continue
-            if w:
-                cur_w = max(cur_w, w)
+            if ch == VS16:
+                w = 2
             continue
         if cur:
-            yield cur, cur_w
-        cur, cur_w, join = ch, w, False
+            yield cur, w
+        cur, w = ch, cw
     if cur:
-        yield cur, cur_w
+        yield cur, w
+
+
+def cell_width(text: str) -> int:
+    """Cells ``text`` takes in a terminal."""
+    if text.isascii() and text.isprintable():
+        return len(text)
+    return sum(w for _c, w in clusters(text))
 
 
 def fit_text(text: str, width: int) -> str:
@@ -126,14 +114,15 @@ def fit_text(text: str, width: int) -> str:
         if len(text) <= width:
             return text + " " * (width - len(text))
         return text[:width - 1] + ELLIPSIS
-    total = text_width(text)
+    parts = list(clusters(text))
+    total = sum(w for _c, w in parts)
     if total <= width:
         return text + " " * (width - total)
     out, used = [], 0
-    for cl, w in _clusters(text):
+    for c, w in parts:
         if used + w > width - 1:
             break
-        out.append(cl)
+        out.append(c)
         used += w
     out.append(ELLIPSIS)
     used += 1
@@ -142,15 +131,13 @@ def fit_text(text: str, width: int) -> str:
 
 def wrap_text(text: str, width: int, indent: int = 2) -> list[str]:
     """``text`` as lines of at most ``width`` cells, broken at spaces where it can (a word longer
-    than a line is cut between clusters); lines after the first start with ``indent`` spaces.
-    Never empty."""
+    than a line is cut between clusters); lines after the first start with ``indent`` spaces."""
     if width <= 0:
         return [""]
-    indent = min(indent, max(0, width - 1))
     lines: list[str] = []
     cur, used = "", 0
     for word in text.split(" "):
-        w = text_width(word)
+        w = cell_width(word)
         sep = 1 if cur.strip() else 0
         if used + sep + w <= width:
             cur, used = cur + (" " if sep else "") + word, used + sep + w
@@ -158,10 +145,14 @@ def wrap_text(text: str, width: int, indent: int = 2) -> list[str]:
         if cur.strip():
             lines.append(cur)
             cur, used = " " * indent, indent
-        for cl, cw in _clusters(word):          # a word longer than the room: cut it
+        for c, cw in clusters(word):           # a word longer than the room: cut it
             if used + cw > width and cur.strip():
                 lines.append(cur)
                 cur, used = " " * indent, indent
-            cur, used = cur + cl, used + cw
+            cur, used = cur + c, used + cw
     lines.append(cur)
     return lines
+
+
+#: the width of a whole string in cells (clusters, VS16 emoji presentation) — the same as cell_width
+text_width = cell_width

@@ -36,7 +36,8 @@ class Call:
                  fps: float = 15.0, secret: str | bytes | None = None, suite: int = 1,
                  audio=None, connect_timeout_s: float = 5.0, on_change=None, log=None,
                  reconnect: bool = True, decode_video: bool = True,
-                 give_up_after_s: float | None = 30.0):
+                 give_up_after_s: float | None = 30.0, identity=None, known_peers=None,
+                 decode_budget=None):
         self.host, self.port = host, port
         self.video_spec = video
         self.fps = fps
@@ -50,7 +51,8 @@ class Call:
         self.core = CallSession(session, name, secret=secret, suite=suite, clock=self.conn.clock,
                                 audio=audio, decode_video=decode_video, give_up_after_s=give_up_after_s,
                                 on_change=self._changed, log=log,
-                                stamp=now_us if self.trace is not None else None)
+                                stamp=now_us if self.trace is not None else None,
+                                identity=identity, known_peers=known_peers, decode_budget=decode_budget)
         if self.trace is not None:   # [net trace] every decoded picture
             self.core.on_picture = lambda peer, f, t_recv, t_dec: self.trace.received(
                 self.core.my_id, self.core.name, peer, f, t_recv, t_dec)
@@ -105,6 +107,10 @@ class Call:
     @property
     def uplink_skipped_us(self) -> int:
         return self.video.skipped_us
+
+    @property
+    def security_alerts(self) -> list:
+        return self.core.security_alerts
 
     @property
     def km(self):

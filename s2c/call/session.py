@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import wire as P
 from ..crypto.keys import KeyManager
+from .budget import DecodeBudget
 from ..errors import CryptoError, PeerError
 from ..text import sanitize
 from ..wire import Frame
@@ -56,6 +57,7 @@ class PeerView:
     video_gaps: int = 0
     undecryptable: int = 0
     bad_payloads: int = 0
+    shed_frames: int = 0            # video frames dropped undecoded: over the decode budget
     last_video_seq: int | None = None
     last_refresh_us: int = 0
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
@@ -71,6 +73,7 @@ class PeerView:
             "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else None,
             "video_gaps": self.video_gaps, "undecryptable": self.undecryptable,
             "bad_payloads": self.bad_payloads, "muted": self.muted, "camera_off": self.camera_off,
+            "shed_frames": self.shed_frames,
         }
 
 
@@ -92,7 +95,7 @@ class CallSession:
     def __init__(self, session: str, name: str, *, secret: str | bytes | None = None, suite: int = 1,
                  clock: ClockSync | None = None, audio=None, decode_video: bool = True,
                  give_up_after_s: float | None = DEFAULT_GIVE_UP_AFTER_S, on_change=None, log=None,
-                 stamp=None):
+                 stamp=None, identity=None, known_peers=None, decode_budget: DecodeBudget | None = None):
         self.session, self.name = session, name
         self.clock = clock or ClockSync()
         self.audio = audio
@@ -102,7 +105,9 @@ class CallSession:
         self.log = log or (lambda line: None)
         self.stamp = stamp
         self.on_picture = None            # optional: (peer, frame, recv_us, decoded_us) per decoded picture
-        self.km = KeyManager(session, secret, suite)
+        self.km = KeyManager(session, secret, suite, identity=identity, known_peers=known_peers)
+        self.security_alerts: list = []   # s2c.crypto.keys.SecurityAlert, in order (also event lines)
+        self.decode_budget = decode_budget or DecodeBudget()
         self.my_id: int | None = None
         self.state = CallState.CONNECTING
         self.state_detail = ""
@@ -166,7 +171,7 @@ class CallSession:
             for pid in self.peers:
                 self.audio.remove_talker(pid)
         self.peers = {p.id: PeerView(p.id, sanitize(p.name, P.MAX_NAME_CHARS)) for p in roster}
-        self.km.reset(welcome.id)
+        self.km.reset(welcome.id, sanitize(welcome.name, P.MAX_NAME_CHARS))
         self._roster_changed()
         self.state, self.state_detail = CallState.CONNECTED, ""
         self._lost_since_us = None
@@ -222,9 +227,21 @@ class CallSession:
                              "name": gone.name if gone else ev.name, "reason": ev.reason}))
 
     def _roster_changed(self) -> None:
-        self.km.on_roster([self.my_id, *self.peers])
+        self.km.on_roster({self.my_id: sanitize(self.name, P.MAX_NAME_CHARS),
+                           **{pid: p.name for pid, p in self.peers.items()}})
         self._flush_keys()
+        self._drain_alerts()
         self.keyframe_wanted = True   # newcomers need a picture to start from
+
+    def _drain_alerts(self) -> None:
+        """Security alerts the KeyManager raised: a notice and an event line each."""
+        for al in self.km.pop_alerts():
+            self.security_alerts.append(al)
+            del self.security_alerts[:-64]
+            self.notices.append(al.text)
+            self.log(json.dumps({"event": "security_alert", "kind": al.kind, "id": al.peer_id,
+                                 "name": al.name, "text": al.text}))
+            self.on_change()
 
     def _flush_keys(self) -> None:
         for dest, payload in self.km.outgoing():
@@ -264,10 +281,14 @@ class CallSession:
         if f.type == P.REFRESH:
             self.keyframe_wanted = True
             return
+        if f.type == P.VIDEO and not self.decode_budget.admit(f.sender, len(f.payload), now_us):
+            peer.shed_frames += 1   # over its share: dropped before decrypt and decode
+            return
         try:
             plain = self.km.unprotect(f.sender, P.metadata(f.type, f.flags, f.stream, f.sender), f.payload)
         except CryptoError:
             peer.undecryptable += 1
+            self._drain_alerts()
             return
         t_open = self.stamp() if self.stamp else now_us
         if f.type == P.VIDEO:
@@ -293,6 +314,7 @@ class CallSession:
                 self.crypto_errors[f.sender] = str(exc)
                 self.notice(str(exc))
         self._flush_keys()
+        self._drain_alerts()
         self.on_change()
 
     def _on_chat(self, peer: PeerView, plain: bytes, now_us: int) -> None:
@@ -352,5 +374,9 @@ class CallSession:
             "peers": {str(p.id): p.figures() for p in self.peers.values()},
             "departed": {str(p.id): p.figures() for p in self.departed.values()},
             "crypto": {"safety_code": self.km.safety_code(), "state": self.km.state_text(),
-                       "rejected": self.km.stats.rejected},
+                       "rejected": self.km.stats.rejected, "alert": self.km.alert_text(),
+                       "alerts": [{"kind": a.kind, "id": a.peer_id, "name": a.name, "text": a.text}
+                                  for a in self.security_alerts[-32:]],
+                       "rejected_by_peer": {str(k): v for k, v in self.km.rejected_by_peer.items()},
+                       "identity": {str(p): self.km.identity_status(p) for p in self.peers}},
         }

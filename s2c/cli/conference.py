@@ -28,9 +28,11 @@ def make_call(args, host: str, port: int, secret, video):
         audio, note = None, f"audio: {exc} — continuing without audio"
     else:
         note = None
+    ident, known = options.identity(args)
     call = Call(host=host, port=port, session=args.session, name=args.name, video=video,
                 fps=args.fps, secret=secret, suite=args.suite, audio=audio,
-                connect_timeout_s=args.connect_timeout, give_up_after_s=args.give_up_after)
+                connect_timeout_s=args.connect_timeout, give_up_after_s=args.give_up_after,
+                identity=ident, known_peers=known)
     if note:
         call.notices.append(note)
     return call

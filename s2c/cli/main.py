@@ -13,7 +13,7 @@ from ..errors import S2CError
 from ..render.renderer import detect_colors
 from . import parsers
 
-SUBCOMMANDS = ("snapshot", "preview", "demo")
+SUBCOMMANDS = ("snapshot", "preview", "demo", "identity")
 
 
 def _colors(args) -> str:
@@ -29,6 +29,12 @@ def _dispatch(argv: list[str]) -> int:
         from ..tui import preview
         args = parsers.preview_parser().parse_args(argv[1:])
         return preview.run(args.video, args.mode, _colors(args), args.max_fps)
+    if argv and argv[0] == "identity":
+        from ..crypto.identity import Identity, default_identity_path
+        args = parsers.identity_parser().parse_args(argv[1:])
+        path = args.identity_file or default_identity_path()
+        print(f"{Identity.load_or_create(path).fingerprint}  ({path})")
+        return 0
     if argv and argv[0] == "demo":
         from .demo import run_demo
         args = parsers.demo_parser().parse_args(argv[1:])

@@ -1,7 +1,8 @@
 """Turning parsed arguments into what a call is made of: the secret, the video spec, the audio.
 
-Owns: --secret / S2C_SECRET / the prompt, --video/--no-video, and building the audio engine from
-the audio flags (none for a headless client without explicit endpoints). Must not: start
+Owns: --secret / S2C_SECRET / the prompt, --video/--no-video, --identity / --known-peers, and
+building the audio engine from the audio flags (none for a headless client without explicit
+endpoints). Must not: start
 anything.
 """
 
@@ -32,3 +33,15 @@ def audio_engine(args):
             and not args.no_audio and getattr(args, "headless", False):
         return None  # headless without explicit audio endpoints: no devices
     return engine_from_args(args)
+
+
+def identity(args):
+    """(Identity or None, KnownPeers or None) from --identity / --identity-file / --known-peers."""
+    from ..crypto.identity import Identity, KnownPeers, default_known_peers_path
+    ident = None
+    if getattr(args, "identity", False) or getattr(args, "identity_file", None):
+        ident = Identity.load_or_create(getattr(args, "identity_file", None))
+    known = getattr(args, "known_peers", None)
+    if ident is None and not known:
+        return None, None   # no identities: ephemeral keys + safety code
+    return ident, KnownPeers(known or default_known_peers_path())

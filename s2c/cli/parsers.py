@@ -53,7 +53,7 @@ def conference_parser() -> argparse.ArgumentParser:
         description="Video + audio conferencing in the terminal. Everyone in a named session sees "
                     "everyone's camera as live character pictures, hears them and can chat; media "
                     "and chat are end-to-end encrypted, the relay only routes.\n\n"
-                    "subcommands: s2c demo | s2c snapshot | s2c preview  (s2c SUBCOMMAND --help)")
+                    "subcommands: s2c demo | s2c snapshot | s2c preview | s2c identity  (s2c SUBCOMMAND --help)")
     p.add_argument("-s", "--session", default="default", help="session (room) name")
     p.add_argument("-c", "--name", default=os.environ.get("USER", "guest"), help="your display name")
     p.add_argument("-i", "--host", default="127.0.0.1", help="relay host (default 127.0.0.1)")
@@ -70,6 +70,13 @@ def conference_parser() -> argparse.ArgumentParser:
     e = p.add_argument_group("encryption")
     e.add_argument("--secret", help="shared passphrase that authenticates the key exchange; '-' prompts "
                                     "(default: S2C_SECRET; without one compare the safety code by voice)")
+    e.add_argument("--identity", action="store_true",
+                   help="sign your keys with your long-term identity (created on first use; see "
+                        "'s2c identity') and remember others' identities in known_peers")
+    e.add_argument("--identity-file", metavar="PATH", help="identity key file (default: S2C_IDENTITY "
+                                                          "or ~/.config/s2c/identity)")
+    e.add_argument("--known-peers", metavar="PATH", help="remembered identities (default: "
+                                                        "S2C_KNOWN_PEERS or ~/.config/s2c/known_peers)")
     e.add_argument("--suite", type=int, default=1, choices=(1, 2, 3, 4, 5),
                    help="SFrame cipher suite (1 = AES_128_CTR_HMAC_SHA256_80, 4 = AES_256_GCM...)")
     h = p.add_argument_group("scripts and tests")
@@ -110,4 +117,12 @@ def demo_parser() -> argparse.ArgumentParser:
                      "scenes with tones), and you joined to them. Needs no camera and no server.")
     p.add_argument("--participants", type=int, default=3, help="synthetic participants (default 3)")
     p.set_defaults(video="auto", session="demo", name=os.environ.get("USER", "you"))
+    return p
+
+
+def identity_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="s2c identity", description="Print the fingerprint of your long-term "
+                                "identity key (created on first use, mode 0600). Read it to the people "
+                                "you call: with --identity their s2c remembers it and marks you verified.")
+    p.add_argument("--identity-file", metavar="PATH", help="default: S2C_IDENTITY or ~/.config/s2c/identity")
     return p

@@ -11,15 +11,24 @@ payloads the relay delivers, sends what ``outgoing()`` returns, and calls ``prot
 
 KEY message payloads (all integers big-endian)::
 
-    announce: 01 01 | flags u8 (bit 0: a secret is set) | participant u16 | X25519 public key (32)
-    wrap:     01 02 | epoch u32 | suite u8 | recipient key fingerprint (8) | HPKE enc (32)
+    announce: 02 01 | flags u8 (bit 0: a secret is set, bit 1: identity block follows)
+              | participant u16 | X25519 public key (32) | name length u8 | name (UTF-8)
+              | [identity: Ed25519 public key (32) | signature (64)]
+    wrap:     02 02 | epoch u32 | suite u8 | recipient key fingerprint (8) | HPKE enc (32)
               | HPKE ciphertext of the 32-byte sender key (48)
 
 A wrap is HPKE (RFC 9180, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM) in AUTH mode
 (binds the sender's announced static key), or AUTH_PSK mode when a secret is set
 (PSK = scrypt(secret, session name)); info names the protocol and the session, and the
-AAD binds the wrap header and both participant ids. SFrame KIDs are
+AAD binds the wrap header, both participant ids and both display names (as each side shows
+them), so a relay that swaps names makes the wraps fail. The identity signature (optional,
+s2c.crypto.identity) covers session, participant id, name and X25519 key. SFrame KIDs are
 ``participant << 16 | (epoch & 0xffff)``.
+
+Key-change policy: a participant's public key is fixed for as long as the roster shows it;
+another key for the same participant without a leave and a join is refused and reported
+(``security_alerts`` / ``pop_alerts()``), and a key seen before a leave is never accepted
+again, so the newest-epoch check and the replay windows never reset for a key already seen.
 """
 
 from __future__ import annotations
@@ -39,14 +48,17 @@ from s2c.errors import CryptoError
 from . import CryptoUsageError
 from . import sframe
 
-VERSION = 1
+VERSION = 2
 ANNOUNCE = 1
 WRAP = 2
 FLAG_SECRET = 0x01
+FLAG_IDENTITY = 0x02
 PUBLIC_KEY_BYTES = 32
 SENDER_KEY_BYTES = 32
 FINGERPRINT_BYTES = 8
-ANNOUNCE_BYTES = 2 + 1 + 2 + PUBLIC_KEY_BYTES
+ANNOUNCE_BYTES = 2 + 1 + 2 + PUBLIC_KEY_BYTES + 1  # without the name and the identity block
+MAX_NAME_BYTES = 255
+IDENTITY_BLOCK_BYTES = 32 + 64
 WRAP_HEADER_BYTES = 2 + 4 + 1 + FINGERPRINT_BYTES
 WRAP_BYTES = WRAP_HEADER_BYTES + 32 + SENDER_KEY_BYTES + 16
 BROADCAST = 0
@@ -103,6 +115,34 @@ class CryptoStats:
                 + self.rejected_replay + self.rejected_auth)
 
 
+def _lp(text: str) -> bytes:
+    b = text.encode("utf-8")[:MAX_NAME_BYTES]
+    return bytes((len(b),)) + b
+
+
+def announce_signed_bytes(session: str, participant: int, name: str, public_key: bytes) -> bytes:
+    """What an identity signs in a key announcement (session, id, name, ephemeral key)."""
+    return (b"s2c identity announce v1\x00" + _lp(session) + participant.to_bytes(2, "big")
+            + _lp(name) + public_key)
+
+
+#: alert kinds that mean the key exchange itself was interfered with (status ``e2e !``)
+SERIOUS_ALERTS = frozenset({"key_changed", "old_key", "duplicate_key", "name_mismatch",
+                            "identity_mismatch", "bad_signature", "wrong_fingerprint",
+                            "wrap_failed"})
+
+
+@dataclass(frozen=True)
+class SecurityAlert:
+    """Something a user must be told: ``kind`` (see SERIOUS_ALERTS, or ``auth_failed`` /
+    ``replayed``), the participant and the name shown for it, and a sentence for the screen."""
+
+    kind: str
+    peer_id: int
+    name: str
+    text: str
+
+
 @dataclass
 class _Peer:
     public_key: bytes | None = None
@@ -112,6 +152,9 @@ class _Peer:
     contexts: "OrderedDict[int, sframe.ReceiverContext]" = field(default_factory=OrderedDict)
     pending_wrap: bytes | None = None  # a wrap that arrived before the announcement
     error: str | None = None
+    announced_name: str | None = None
+    identity: bytes | None = None       # Ed25519 public key that signed the announcement
+    identity_status: str = "none"       # none | new | known | mismatch
 
 
 class KeyManager:
@@ -130,7 +173,7 @@ class KeyManager:
     """
 
     def __init__(self, session: str, secret: bytes | str | None = None, suite: int = sframe.DEFAULT_SUITE,
-                 *, window_size: int = 1024, keep_epochs: int = 3):
+                 *, window_size: int = 1024, keep_epochs: int = 3, identity=None, known_peers=None):
         sframe.suite(suite)  # CryptoUsageError if unknown
         if isinstance(secret, str):
             secret = secret.encode()
@@ -158,14 +201,27 @@ class KeyManager:
         self._sender_key = b""
         self._key_holders: set[int] = set()  # who was sent the current sender key
         self._key_used = False
+        self.my_name = ""
+        self.identity = identity            # s2c.crypto.identity.Identity or None
+        self.known_peers = known_peers      # s2c.crypto.identity.KnownPeers or None
+        self._names: dict[int, str] = {}    # display name of each member, from the roster
+        self._retired: set[bytes] = set()   # keys of participants who left: never accepted again
+        self.security_alerts: list[SecurityAlert] = []
+        self._alerts_popped = 0
+        self.rejected_by_peer: dict[int, dict[str, int]] = {}
 
     # --- membership -------------------------------------------------------------------
 
-    def reset(self, my_id: int) -> None:
-        """Start a (re)join as participant ``my_id``: fresh key pair, epoch 0, no peers."""
+    def reset(self, my_id: int, my_name: str = "") -> None:
+        """Start a (re)join as participant ``my_id`` named ``my_name`` (the name the relay
+        registered, as every other screen shows it): fresh key pair, epoch 0, no peers."""
         if not 0 < my_id <= MAX_PARTICIPANT:
             raise CryptoUsageError(f"participant id {my_id} is not in 1..{MAX_PARTICIPANT}")
         self.my_id = my_id
+        self.my_name = str(my_name)
+        self._names = {}
+        # the others keep their keys across our rejoin; their wraps for our old key fail the
+        # fingerprint check, so nothing recorded before opens again
         self._sk = ECC.generate(curve="X25519")
         self.public_key = self._sk.public_key().export_key(format="raw")
         self._out = []
@@ -176,14 +232,30 @@ class KeyManager:
         self._out.append((BROADCAST, self._announcement()))
 
     def on_roster(self, member_ids) -> None:
-        """The relay's current participant list. A join or leave starts a new epoch."""
+        """The relay's current participant list: ids, or a mapping id -> display name (the
+        names are bound into the key exchange and the safety code). A join or leave starts a
+        new epoch."""
         self._need_reset()
+        names = dict(member_ids) if hasattr(member_ids, "items") else None
         members = {int(m) for m in member_ids} - {self.my_id}
         joined = members - self._members
         left = self._members - members
         self._members = members
         for pid in left:
-            self._peers.pop(pid, None)
+            gone = self._peers.pop(pid, None)
+            if gone is not None and gone.public_key is not None:
+                self._retired.add(gone.public_key)  # a later join comes with a fresh key
+            self._names.pop(pid, None)
+        for pid in members:
+            if names is not None:
+                self._names[pid] = str(names.get(pid, ""))
+            else:
+                self._names.setdefault(pid, "")
+        for pid in joined:
+            peer = self._peers.get(pid)
+            if peer is not None and peer.announced_name is not None and peer.announced_name != self._names[pid]:
+                # announced before the roster named it, under another name
+                self._refuse_key(pid, peer, "name_mismatch", self._name_mismatch_text(pid, peer.announced_name))
         for pid in joined:
             self._out.append((pid, self._announcement()))  # so the newcomer learns our key
         if not (joined or left):
@@ -235,13 +307,25 @@ class KeyManager:
             raise
 
     def _on_announce(self, sender_id: int, payload: bytes) -> None:
-        if len(payload) != ANNOUNCE_BYTES:
+        if len(payload) < ANNOUNCE_BYTES:
             raise CryptoError(
-                f"key announcement from participant {sender_id} is {len(payload)} bytes, expected {ANNOUNCE_BYTES}"
+                f"key announcement from participant {sender_id} is {len(payload)} bytes, "
+                f"shorter than {ANNOUNCE_BYTES}"
             )
         flags = payload[2]
         pid = int.from_bytes(payload[3:5], "big")
-        public_key = payload[5:]
+        public_key = payload[5:5 + PUBLIC_KEY_BYTES]
+        n = payload[ANNOUNCE_BYTES - 1]
+        want = ANNOUNCE_BYTES + n + (IDENTITY_BLOCK_BYTES if flags & FLAG_IDENTITY else 0)
+        if len(payload) != want:
+            raise CryptoError(
+                f"key announcement from participant {sender_id} is {len(payload)} bytes, expected {want}"
+            )
+        try:
+            name = payload[ANNOUNCE_BYTES:ANNOUNCE_BYTES + n].decode("utf-8")
+        except UnicodeDecodeError:
+            raise CryptoError(f"key announcement from participant {sender_id} has a name that is not UTF-8") from None
+        ident = payload[ANNOUNCE_BYTES + n:] if flags & FLAG_IDENTITY else None
         if pid != sender_id:
             raise CryptoError(f"key announcement of participant {pid} arrived from participant {sender_id}")
         try:
@@ -249,20 +333,38 @@ class KeyManager:
         except ValueError as exc:
             raise CryptoError(f"participant {sender_id} announced an invalid X25519 key ({exc})") from None
         peer = self._peers.setdefault(sender_id, _Peer())
+        shown = self.display_name(sender_id)
+        if peer.public_key is not None:
+            if peer.public_key == public_key:
+                return  # repeated announcement
+            # another key while the roster shows the same participant: refused, the old key stays
+            self._alert("key_changed", sender_id,
+                        f"{shown}'s key changed — the relay may be attacking; compare codes")
+            raise CryptoError(f"participant {sender_id} ({shown}) announced a different key without "
+                              f"leaving and joining: refused (the relay may be attacking)")
+        if public_key in self._retired:
+            self._alert("old_key", sender_id,
+                        f"{shown} announced a key from an earlier join (a replay) — the relay may be attacking")
+            raise CryptoError(f"participant {sender_id} announced a key that belonged to a departed "
+                              f"participant: refused (replay)")
+        if public_key == self.public_key or any(
+                p.public_key == public_key for q, p in self._peers.items() if q != sender_id):
+            self._alert("duplicate_key", sender_id,
+                        f"{shown} announced a key another participant uses — the relay may be attacking")
+            raise CryptoError(f"participant {sender_id} announced another participant's key: refused")
+        roster_name = self._names.get(sender_id) if sender_id in self._members else None
+        if roster_name is not None and name != roster_name:
+            text = self._name_mismatch_text(sender_id, name)
+            self._alert("name_mismatch", sender_id, text)
+            raise CryptoError(text)
+        status = self._check_identity(sender_id, name, public_key, ident)
+        peer.announced_name = name
+        peer.identity = ident[:32] if ident else None
+        peer.identity_status = status
         peer.secret_flag = bool(flags & FLAG_SECRET)
-        if peer.public_key == public_key:
-            return  # repeated announcement
-        rejoined = peer.public_key is not None
         peer.public_key, peer.public_key_obj = public_key, key_obj
-        peer.contexts.clear()
-        peer.latest_epoch = -1
         peer.error = None
-        if rejoined and sender_id in self._members:
-            self._out.append((sender_id, self._announcement()))  # the new instance lacks our key
-        if rejoined and sender_id in self._key_holders:
-            self._new_epoch()  # the old instance of this participant held our key
-            self._wrap_for_all()
-        elif sender_id in self._members:
+        if sender_id in self._members and sender_id not in self._key_holders:
             self._out.append((sender_id, self._wrap(sender_id, peer)))
             self._key_holders.add(sender_id)
         if peer.secret_flag != self.has_secret:
@@ -274,6 +376,48 @@ class KeyManager:
         pending, peer.pending_wrap = peer.pending_wrap, None
         if pending is not None:
             self._on_wrap(sender_id, pending)
+
+    def _name_mismatch_text(self, pid: int, announced: str) -> str:
+        return (f"participant {pid} announced its key as {announced!r} but the roster calls it "
+                f"{self.display_name(pid)!r} — the relay may be swapping names; key refused")
+
+    def _refuse_key(self, pid: int, peer: _Peer, kind: str, text: str) -> None:
+        if peer.public_key is not None:
+            self._retired.add(peer.public_key)
+        peer.public_key = peer.public_key_obj = None
+        peer.contexts.clear()
+        peer.error = text
+        self._alert(kind, pid, text)
+
+    def _check_identity(self, pid: int, name: str, public_key: bytes, ident: bytes | None) -> str:
+        """Identity status of an announcement: none/new/known; CryptoError (alerted) if refused."""
+        from . import identity as _identity
+        shown = name or f"participant {pid}"
+        if ident is not None:
+            if not _identity.verify(ident[:32], announce_signed_bytes(self.session, pid, name, public_key),
+                                    ident[32:]):
+                self._alert("bad_signature", pid, f"{shown}'s identity signature does not verify — "
+                                                  f"the relay may be attacking; key refused")
+                raise CryptoError(f"participant {pid}: identity signature does not verify")
+        if self.known_peers is None:
+            return "new" if ident is not None else "none"
+        pinned = self.known_peers.get(self.session, name)
+        if pinned is None:
+            if ident is None:
+                return "none"
+            self.known_peers.pin(self.session, name, ident[:32])
+            return "new"
+        if ident is not None and ident[:32] == pinned:
+            return "known"
+        got = "no identity" if ident is None else f"identity {_identity.fingerprint(ident[:32])}"
+        text = (f"{shown} arrived with {got}, not the remembered identity "
+                f"{_identity.fingerprint(pinned)} — someone else may be using the name; key refused")
+        peer = self._peers.get(pid)
+        if peer is not None:
+            peer.error = text
+            peer.identity_status = "mismatch"
+        self._alert("identity_mismatch", pid, text)
+        raise CryptoError(text)
 
     def _on_wrap(self, sender_id: int, payload: bytes) -> None:
         if len(payload) != WRAP_BYTES:
@@ -290,10 +434,13 @@ class KeyManager:
         enc = payload[WRAP_HEADER_BYTES:WRAP_HEADER_BYTES + 32]
         sealed = payload[WRAP_HEADER_BYTES + 32:]
         if fp != fingerprint(self.public_key):
-            raise CryptoError(
-                f"participant {sender_id} sent its key wrapped for a public key that is not ours "
-                f"(a stale message, or the relay substituted our key)"
-            )
+            peer.error = (f"participant {sender_id} sent its key wrapped for a public key that is not ours "
+                          f"(a stale message, or the relay substituted our key)")
+            if self.has_secret:
+                self._alert("wrong_fingerprint", sender_id,
+                            f"{self.display_name(sender_id)} got a different key for us — the relay may be "
+                            f"attacking (key exchange intercepted); compare codes")
+            raise CryptoError(peer.error)
         if suite_id not in sframe.SUITES:
             raise CryptoError(f"participant {sender_id} uses unknown cipher suite {suite_id}")
         if epoch <= peer.latest_epoch:
@@ -301,7 +448,8 @@ class KeyManager:
                 f"key wrap from participant {sender_id} for epoch {epoch} is not newer than epoch "
                 f"{peer.latest_epoch} (replayed or stale)"
             )
-        aad = payload[:WRAP_HEADER_BYTES] + sender_id.to_bytes(2, "big") + self.my_id.to_bytes(2, "big")
+        aad = self._wrap_aad(payload[:WRAP_HEADER_BYTES], sender_id, self.my_id,
+                             self._names.get(sender_id, ""), self.my_name)
         try:
             ctx = HPKE.new(receiver_key=self._sk, aead_id=HPKE.AEAD.AES128_GCM, enc=enc,
                            sender_key=peer.public_key_obj, psk=self._psk_arg(), info=self._info)
@@ -312,7 +460,9 @@ class KeyManager:
                 + ("they use a different secret, or the relay altered the key exchange"
                    if self.has_secret else
                    "they use a secret and this side has none, or the relay altered the key exchange")
+                + " (keys or names)"
             )
+            self._alert("wrap_failed", sender_id, f"{self.display_name(sender_id)}: {peer.error}")
             raise CryptoError(peer.error) from None
         if len(base_key) != SENDER_KEY_BYTES:
             raise CryptoError(f"participant {sender_id} sent a sender key of {len(base_key)} bytes")
@@ -334,8 +484,19 @@ class KeyManager:
         return (PSK_ID, self._psk) if self._psk is not None else None
 
     def _announcement(self) -> bytes:
-        flags = FLAG_SECRET if self.has_secret else 0
-        return bytes((VERSION, ANNOUNCE, flags)) + self.my_id.to_bytes(2, "big") + self.public_key
+        flags = (FLAG_SECRET if self.has_secret else 0) | (FLAG_IDENTITY if self.identity is not None else 0)
+        name = self.my_name.encode("utf-8")[:MAX_NAME_BYTES].decode("utf-8", "ignore")
+        out = (bytes((VERSION, ANNOUNCE, flags)) + self.my_id.to_bytes(2, "big") + self.public_key
+               + _lp(name))
+        if self.identity is not None:
+            out += self.identity.public_key + self.identity.sign(
+                announce_signed_bytes(self.session, self.my_id, name, self.public_key))
+        return out
+
+    @staticmethod
+    def _wrap_aad(header: bytes, sender: int, recipient: int, sender_name: str, recipient_name: str) -> bytes:
+        return (header + sender.to_bytes(2, "big") + recipient.to_bytes(2, "big")
+                + _lp(sender_name) + _lp(recipient_name))
 
     def _new_epoch(self) -> None:
         self._epoch += 1
@@ -357,7 +518,7 @@ class KeyManager:
     def _wrap(self, pid: int, peer: _Peer) -> bytes:
         header = (bytes((VERSION, WRAP)) + (self._epoch & 0xFFFFFFFF).to_bytes(4, "big")
                   + bytes((self.suite,)) + fingerprint(peer.public_key))
-        aad = header + self.my_id.to_bytes(2, "big") + pid.to_bytes(2, "big")
+        aad = self._wrap_aad(header, self.my_id, pid, self.my_name, self._names.get(pid, ""))
         ctx = HPKE.new(receiver_key=peer.public_key_obj, aead_id=HPKE.AEAD.AES128_GCM,
                        sender_key=self._sk, psk=self._psk_arg(), info=self._info)
         sealed = ctx.seal(self._sender_key, aad)
@@ -380,30 +541,109 @@ class KeyManager:
             kid, ctr, header_len = self._kern.header_parse(data)
         except CryptoError:
             stats.rejected_malformed += 1
+            self._count(sender_id, "malformed")
             raise
         pid = kid >> 16
         if pid != sender_id:
             stats.rejected_wrong_sender += 1
+            self._count(sender_id, "wrong_sender")
             raise CryptoError(f"frame from participant {sender_id} carries the key id of participant {pid}")
         peer = self._peers.get(sender_id)
         ctx = peer.contexts.get(kid) if peer is not None else None
         if ctx is None:
             stats.rejected_no_key += 1
+            self._count(sender_id, "no_key")
             why = f": {peer.error}" if peer is not None and peer.error else ""
             raise CryptoError(f"no key for participant {sender_id} epoch {kid & 0xFFFF}{why}")
         try:
             ctx.window.check(ctr)
         except CryptoError:
             stats.rejected_replay += 1
+            w = ctx.window
+            if self._count(sender_id, "replay" if w.top - ctr < w.size else "too_old") == 1 and w.top - ctr < w.size:
+                self._alert("replayed", sender_id, f"{self.display_name(sender_id)}: a frame was replayed "
+                                                   f"(the relay may be tampering)")
             raise
         try:
             plaintext = ctx.frame_key.open(ctr, header_len, metadata, data)
         except CryptoError:
             stats.rejected_auth += 1
+            if self._count(sender_id, "auth") == 1:
+                self._alert("auth_failed", sender_id, f"{self.display_name(sender_id)}: a frame failed "
+                                                      f"authentication (the relay may be tampering)")
             raise
         ctx.window.accept(ctr)
         stats.unprotected += 1
         return plaintext
+
+    def _count(self, pid: int, reason: str) -> int:
+        d = self.rejected_by_peer.get(pid)
+        if d is None:
+            if len(self.rejected_by_peer) >= 4096:
+                return 0  # bounded: a flood of invented sender ids is counted in stats only
+            d = self.rejected_by_peer[pid] = {}
+        n = d[reason] = d.get(reason, 0) + 1
+        return n
+
+    # --- alerts -------------------------------------------------------------------------
+
+    def _alert(self, kind: str, pid: int, text: str) -> None:
+        alerts = self.security_alerts
+        if alerts and alerts[-1].kind == kind and alerts[-1].peer_id == pid and alerts[-1].text == text:
+            return  # the same thing again (repeated message): said once
+        if len(alerts) >= 256:
+            del alerts[:128]
+            self._alerts_popped = max(0, self._alerts_popped - 128)
+        alerts.append(SecurityAlert(kind, pid, self.display_name(pid), text))
+
+    def pop_alerts(self) -> list[SecurityAlert]:
+        """Alerts raised since the last call (for a notice / an event line each)."""
+        new = self.security_alerts[self._alerts_popped:]
+        self._alerts_popped = len(self.security_alerts)
+        return new
+
+    def display_name(self, pid: int) -> str:
+        """The name shown for a participant: the roster's, else the announced one, else its id."""
+        name = self._names.get(pid)
+        if not name:
+            peer = self._peers.get(pid)
+            name = peer.announced_name if peer is not None else None
+        return name or f"participant {pid}"
+
+    def rejected_counts(self, pid: int) -> dict[str, int]:
+        """Frames from ``pid`` refused, by reason: auth, replay, too_old, no_key, wrong_sender, malformed."""
+        return dict(self.rejected_by_peer.get(pid, {}))
+
+    def alarm(self) -> bool:
+        """True once the key exchange was interfered with or a frame failed authentication/replayed."""
+        return bool(self.alert_text())
+
+    def alert_text(self) -> str:
+        """'' when nothing is wrong, else a short status text starting with 'e2e !', naming the peer."""
+        serious = [a for a in self.security_alerts if a.kind in SERIOUS_ALERTS]
+        if serious:
+            more = f" (+{len(serious) - 1} more)" if len(serious) > 1 else ""
+            return f"e2e ! {serious[-1].text}{more}"
+        parts = []
+        for pid, d in sorted(self.rejected_by_peer.items()):
+            bits = []
+            if d.get("auth"):
+                bits.append(f"{d['auth']} frame{'s' if d['auth'] > 1 else ''} failed authentication")
+            if d.get("replay"):
+                bits.append(f"{d['replay']} replayed")
+            if bits:
+                parts.append(f"{self.display_name(pid)}: {', '.join(bits)}")
+        return "e2e ! " + "; ".join(parts) if parts else ""
+
+    def identity_status(self, pid: int) -> str:
+        """none (no identity), new (first seen, now remembered), known (matches the remembered
+        identity), mismatch (refused)."""
+        peer = self._peers.get(pid)
+        return peer.identity_status if peer is not None else "none"
+
+    def verified(self, pid: int) -> bool:
+        """True if ``pid`` signed its key with the identity remembered for its (session, name)."""
+        return self.identity_status(pid) == "known"
 
     # --- what to show -------------------------------------------------------------------
 
@@ -432,6 +672,9 @@ class KeyManager:
         if self.my_id is None:
             return "e2e: not joined"
         mode = "secret" if self.has_secret else "no secret, compare code"
+        alert = self.alert_text()
+        if alert:
+            return alert
         problems = self.problems()
         if problems:
             pid, why = next(iter(problems.items()))
@@ -445,20 +688,23 @@ class KeyManager:
     def safety_code(self) -> str:
         """Code that is the same on every screen iff everyone sees the same public keys.
 
-        Four groups of five digits from all participants' public keys sorted by id (ours
-        included) and the session name, stretched with scrypt so that a relay cannot grind
-        key pairs to make two different views collide. "" until every member's key is known.
+        Four groups of five digits from all participants' (id, display name, public key,
+        identity key if any) sorted by id (ours included) and the session name, stretched with
+        scrypt so that a relay cannot grind key pairs to make two different views collide.
+        A relay that swaps or renames participants changes it. "" until every member's key is known.
         """
         if self.my_id is None:
             return ""
-        keys = {self.my_id: self.public_key}
+        mine = self.identity.public_key if self.identity is not None else b""
+        keys = {self.my_id: (self.my_name, self.public_key, mine)}
         for pid in self._members:
             peer = self._peers.get(pid)
             if peer is None or peer.public_key is None:
                 return ""
-            keys[pid] = peer.public_key
-        material = self.session.encode() + b"\x00" + b"".join(
-            pid.to_bytes(2, "big") + pk for pid, pk in sorted(keys.items())
+            keys[pid] = (self._names.get(pid, ""), peer.public_key, peer.identity or b"")
+        material = b"s2c safety v2\x00" + _lp(self.session) + b"".join(
+            pid.to_bytes(2, "big") + _lp(name) + pk + bytes((len(ident),)) + ident
+            for pid, (name, pk, ident) in sorted(keys.items())
         )
         value = int.from_bytes(_safety_digest(material), "big")
         groups = []

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import wire as P
-from ..errors import ProtocolError
+from ..errors import LocalError, ProtocolError
 from ..wire.queues import OutQueue
 
 _HDR = P.HEADER
@@ -44,6 +44,9 @@ class RelayConfig:
     max_frame_bytes: int = P.DEFAULT_MAX_FRAME_BYTES  # header included
     max_fps: int = 250                  # frames/s accepted per client (all types); 0 = no limit
     max_conns_per_ip: int = 16
+    max_connections: int = 1024         # all addresses together; 0 = no limit (E_SERVER_FULL)
+    max_rooms: int = 256                # sessions at once; 0 = no limit (E_TOO_MANY_ROOMS)
+    max_joins_per_s: int = 100          # JOINs accepted per second, all clients; 0 = no limit
     silence_timeout_ms: float = 10_000.0  # joined client silent this long -> gone
     join_timeout_ms: float = 10_000.0     # connected but no JOIN this long -> closed
     stall_timeout_ms: float = 5_000.0     # socket not writable this long -> disconnected
@@ -123,8 +126,10 @@ class Relay:
         self._dirty: set[int] = set()
         self._closing: list[tuple[int, bool]] = []
         self._shutting_down = False
+        self._join_win_start_ms = -1e18
+        self._join_win_count = 0
         self.totals = {"connections": 0, "refused": 0, "bad_frames": 0, "ignored_frames": 0,
-                       "timeouts": 0, "stalls": 0}
+                       "timeouts": 0, "stalls": 0, "internal_errors": 0}
 
     # ---- connection life ------------------------------------------------------------------
 
@@ -142,8 +147,12 @@ class Relay:
         n = self._per_ip.get(addr, 0) + 1
         self._per_ip[addr] = n
         limit = self.config.max_conns_per_ip
+        total = self.config.max_connections
         if self._shutting_down:
             self._fatal(c, P.E_SHUTTING_DOWN, "server shutting down")
+        elif total and len(self.conns) > total:
+            self.totals["refused"] += 1
+            self._fatal(c, P.E_SERVER_FULL, f"relay has {total} connections, its limit; try later")
         elif limit and n > limit:
             self.totals["refused"] += 1
             self._fatal(c, P.E_TOO_MANY_CONNECTIONS, f"{n} connections from {addr} exceed limit {limit}")
@@ -420,7 +429,14 @@ class Relay:
                 self.totals["bad_frames"] += 1
                 self._fatal(c, exc.code, str(exc))
                 return
-            self._join(c, join)
+            try:
+                self._join(c, join, now_ms)
+            except (ValueError, TypeError, LocalError) as exc:  # our own encoder refused it
+                self.totals["bad_frames"] += 1
+                self.totals["internal_errors"] += 1
+                if c.room is not None:
+                    self._leave(c, "bad join")
+                self._fatal(c, P.E_BAD_CONTROL, f"join cannot be relayed: {str(exc)[:80]}")
         elif t == P.PING:
             try:
                 clock = P.parse_ping(payload)
@@ -443,9 +459,24 @@ class Relay:
         else:  # ERROR from a client, or relay-only types: count and drop
             self.totals["ignored_frames"] += 1
 
-    def _join(self, c: _Conn, join: P.Join) -> None:
+    def _join(self, c: _Conn, join: P.Join, now_ms: float = 0.0) -> None:
+        cfg = self.config
+        if cfg.max_joins_per_s:
+            if now_ms - self._join_win_start_ms >= 1000.0:
+                self._join_win_start_ms = now_ms
+                self._join_win_count = 0
+            self._join_win_count += 1
+            if self._join_win_count > cfg.max_joins_per_s:
+                self.totals["refused"] += 1
+                self._fatal(c, P.E_JOINS_RATE_LIMITED,
+                            f"relay accepts {cfg.max_joins_per_s} joins/s; try again in a second")
+                return
         room = self.rooms.get(join.session)
         if room is None:
+            if cfg.max_rooms and len(self.rooms) >= cfg.max_rooms:
+                self.totals["refused"] += 1
+                self._fatal(c, P.E_TOO_MANY_ROOMS, f"relay has {cfg.max_rooms} sessions, its limit")
+                return
             room = self.rooms[join.session] = Room(join.session)
         limit = self.config.max_participants
         if len(room.members) >= limit:
@@ -466,7 +497,6 @@ class Relay:
         c.room = room
         room.members[c.id] = c
         room.stats.joins += 1
-        cfg = self.config
         limits = {"max_frame_bytes": cfg.max_frame_bytes, "max_fps": cfg.max_fps,
                   "max_participants": cfg.max_participants,
                   "silence_timeout_ms": int(cfg.silence_timeout_ms)}

@@ -76,7 +76,10 @@ class _ConnProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         srv = self.srv
-        srv.relay.receive_data(self.cid, data, now_ms())
+        try:
+            srv.relay.receive_data(self.cid, data, now_ms())
+        except Exception as exc:  # noqa: BLE001 - a relay bug must cost one connection, logged once
+            srv.internal_error(self.cid, exc)
         if not srv.flush_pending:
             srv.flush_pending = True
             srv.loop.call_soon(srv.flush)
@@ -98,6 +101,7 @@ class _ConnProtocol(asyncio.Protocol):
         if self.cid is None:
             return
         srv.transports.pop(self.cid, None)
+        srv._logged_errors.discard(self.cid)
         srv.relay.connection_lost(self.cid, now_ms())
         srv.kick()
 
@@ -113,6 +117,7 @@ class RelayServer:
         self.flush_pending = False
         self.log = log or _Log("text")
         self._tick_handle = None
+        self._logged_errors: set[int] = set()
 
     async def start(self, host: str, port: int) -> int:
         self.loop = asyncio.get_running_loop()
@@ -120,6 +125,19 @@ class RelayServer:
             lambda: _ConnProtocol(self), host, port, reuse_address=True, backlog=512)
         self._tick_handle = self.loop.call_later(TICK_S, self._tick)
         return self.server.sockets[0].getsockname()[1]
+
+    def internal_error(self, cid: int, exc: BaseException) -> None:
+        """The relay core raised on this connection's bytes: answer it with an ERROR, close it,
+        log once per connection (not once per frame)."""
+        if cid not in self._logged_errors:
+            self._logged_errors.add(cid)
+            self.log("error", "internal_error", conn=cid, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        t = self.transports.get(cid)
+        if t is not None and not t.is_closing():
+            t.write(P.serialize(P.Frame(P.ERROR, P.encode_error(P.E_BAD_CONTROL, "frame could not be handled"))))
+            t.close()
+        self.relay.connection_lost(cid, now_ms())
+        self.kick()
 
     def kick(self) -> None:
         if not self.flush_pending:
@@ -220,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-frame-bytes", type=int, default=d.max_frame_bytes, help="header included")
     ap.add_argument("--max-fps", type=int, default=d.max_fps, help="frames/s accepted per client (0 = no limit)")
     ap.add_argument("--max-conns-per-ip", type=int, default=d.max_conns_per_ip, help="0 = no limit")
+    ap.add_argument("--max-connections", type=int, default=d.max_connections,
+                    help="connections from all addresses together (0 = no limit)")
+    ap.add_argument("--max-rooms", type=int, default=d.max_rooms, help="sessions at once (0 = no limit)")
+    ap.add_argument("--max-joins-per-s", type=int, default=d.max_joins_per_s,
+                    help="JOINs accepted per second from all clients together (0 = no limit)")
     ap.add_argument("--stall-timeout-s", type=float, default=d.stall_timeout_ms / 1000,
                     help="disconnect a client that has not read for this long")
     ap.add_argument("--silence-timeout-s", type=float, default=d.silence_timeout_ms / 1000,
@@ -233,6 +256,8 @@ def config_from_args(args) -> RelayConfig:
                          f"{P.HEADER_BYTES + 1024}")
     return RelayConfig(max_participants=args.max_participants, max_frame_bytes=args.max_frame_bytes,
                        max_fps=args.max_fps, max_conns_per_ip=args.max_conns_per_ip,
+                       max_connections=args.max_connections, max_rooms=args.max_rooms,
+                       max_joins_per_s=args.max_joins_per_s,
                        stall_timeout_ms=args.stall_timeout_s * 1000,
                        silence_timeout_ms=args.silence_timeout_s * 1000,
                        join_timeout_ms=max(args.silence_timeout_s, 1.0) * 1000)

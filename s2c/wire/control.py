@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from ..errors import ProtocolError
-from ..text import sanitize
+from ..text import is_unsafe, sanitize
 from .frames import (E_BAD_CONTROL, E_BAD_NAME, E_BAD_SESSION, E_BAD_VERSION, MAX_CONTROL_PAYLOAD_BYTES,
                      VERSION, _U16, _U32, _U64)
 
@@ -30,13 +30,11 @@ MAX_ROSTER = 256
 
 # ---- names ---------------------------------------------------------------------------------
 
-_SESSION_FORBIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-
-
 def sanitize_name(raw: str, max_chars: int = MAX_NAME_CHARS) -> str:
-    """A display name safe to print (s2c.text.sanitize's rules), cut to ``max_chars``
-    characters without an ellipsis (names are compared, so they are never decorated). May be ''."""
-    return sanitize(raw)[:max_chars].rstrip()
+    """A display name safe to print: unsafe characters removed (s2c.text.sanitize), any
+    whitespace run made one space, trimmed, at most ``max_chars`` characters (no ellipsis: names
+    are compared). May be ''."""
+    return sanitize(raw, max_chars, single_space=True, ellipsis=False)
 
 
 def check_session(raw: str) -> str:
@@ -50,7 +48,7 @@ def check_session(raw: str) -> str:
     if len(s) > MAX_SESSION_CHARS:
         raise ProtocolError(f"session name of {len(s)} characters exceeds limit {MAX_SESSION_CHARS}", E_BAD_SESSION)
     for ch in s:
-        if unicodedata.category(ch) in _SESSION_FORBIDDEN or (ch.isspace() and ch != " "):
+        if is_unsafe(ch) or (ch.isspace() and ch != " "):
             raise ProtocolError(f"session name contains control character U+{ord(ch):04X}", E_BAD_SESSION)
     return s
 
@@ -114,12 +112,20 @@ def _reject_constant(name):
     raise ValueError(f"non-finite number {name}")
 
 
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):  # 1e400 parses as inf: not JSON's number
+        raise ValueError(f"number {text[:20]} is out of range")
+    return v
+
+
 def _load(payload, what: str) -> dict:
     n = len(payload)
     if n > MAX_CONTROL_PAYLOAD_BYTES:
         raise ProtocolError(f"{what} payload of {n} bytes exceeds limit {MAX_CONTROL_PAYLOAD_BYTES}", E_BAD_CONTROL)
     try:
-        obj = json.loads(bytes(payload).decode("utf-8"), parse_constant=_reject_constant)
+        obj = json.loads(bytes(payload).decode("utf-8"), parse_constant=_reject_constant,
+                         parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"{what} payload is not valid JSON: {str(exc)[:80]}", E_BAD_CONTROL) from None
     if not isinstance(obj, dict):

@@ -89,6 +89,8 @@ E_TIMEOUT = 13
 E_STALLED = 14
 E_SHUTTING_DOWN = 15
 E_SERVER_FULL = 16
+E_TOO_MANY_ROOMS = 17
+E_JOINS_RATE_LIMITED = 18
 
 ERROR_NAMES = {
     E_MALFORMED: "malformed", E_BAD_VERSION: "bad_version", E_UNKNOWN_TYPE: "unknown_type",
@@ -97,6 +99,7 @@ ERROR_NAMES = {
     E_TOO_MANY_CONNECTIONS: "too_many_connections", E_BAD_NAME: "bad_name",
     E_BAD_SESSION: "bad_session", E_TIMEOUT: "timeout", E_STALLED: "stalled",
     E_SHUTTING_DOWN: "server_shutting_down", E_SERVER_FULL: "server_full",
+    E_TOO_MANY_ROOMS: "too_many_rooms", E_JOINS_RATE_LIMITED: "joins_rate_limited",
 }
 
 _U16 = 0xFFFF
