@@ -174,7 +174,7 @@ class Renderer:
             tp = np.empty((self.rows, self.cols), np.uint8)
             tfg = np.empty((self.rows, self.cols, 3), np.uint8)
             tbg = np.empty((self.rows, self.cols, 3), np.uint8)
-            self._cells.mosaic_fit(px, self._sx, self._sy, self._fit_patterns, self.flat_tol, tp, tfg, tbg)
+            self._cells.mosaic_fit(np.ascontiguousarray(px), self._sx, self._sy, self._fit_patterns, self.flat_tol, tp, tfg, tbg)
             if self.mode == "mosaic":
                 return tp, tfg, tbg, True, True
             tg, tfg, tbg = _mosaic.painted_targets(tp, tfg, tbg, self._sx * self._sy, self._ink_lut,

@@ -325,8 +325,14 @@ def diff_cells(const unsigned char[:, :] tg, const unsigned char[:, :, :] tfg,
 
 # ---- symbol mosaics (see s2c/_ref/cells.py for the contract) -------------------------------------
 
-def mosaic_fit(const unsigned char[:, :, :] px, int sx, int sy, bytes patterns, int flat_tol,
-               unsigned char[:, :] tp, unsigned char[:, :, :] tfg, unsigned char[:, :, :] tbg):
+cdef inline void _cswap(int* a, int i, int j) noexcept nogil:
+    cdef int x = a[i], y = a[j]
+    a[i] = x if x < y else y
+    a[j] = y if x < y else x
+
+
+def mosaic_fit(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns, int flat_tol,
+               unsigned char[:, ::1] tp, unsigned char[:, :, ::1] tfg, unsigned char[:, :, ::1] tbg):
     """Per cell: the two-colour pattern and colours that best fit its sx x sy pixels."""
     cdef Py_ssize_t rows = tp.shape[0], cols = tp.shape[1]
     cdef int n = sx * sy
@@ -352,32 +358,44 @@ def mosaic_fit(const unsigned char[:, :, :] px, int sx, int sy, bytes patterns, 
     cdef int lum[8]
     cdef int order[8]
     cdef long long num, den, best_num, best_den
-    cdef int fg0, fg1, fg2, bg0, bg1, bg2, d
+    cdef int fg0, fg1, fg2, bg0, bg1, bg2, d, b10, b11, b12, bn1
+    cdef const unsigned char* row
     with nogil:
         for r in range(rows):
             for c in range(cols):
                 t0 = 0; t1 = 0; t2 = 0
                 k = 0
                 for j in range(sy):
+                    row = &px[r * sy + j, c * sx, 0]
                     for i in range(sx):
-                        pr[k] = px[r * sy + j, c * sx + i, 0]
-                        pg[k] = px[r * sy + j, c * sx + i, 1]
-                        pb[k] = px[r * sy + j, c * sx + i, 2]
+                        pr[k] = row[3 * i]
+                        pg[k] = row[3 * i + 1]
+                        pb[k] = row[3 * i + 2]
                         t0 += pr[k]; t1 += pg[k]; t2 += pb[k]
                         k += 1
                 best_num = -1; best_den = 1; best_pat = 0
+                b10 = 0; b11 = 0; b12 = 0; bn1 = 0
                 if npat == 0:
-                    # insertion sort by (luma, index)
+                    # sort by (luma, index): keys luma * 8 + index, branch-free networks for 4 and 6
                     for k in range(n):
-                        lum[k] = 77 * pr[k] + 150 * pg[k] + 29 * pb[k]
-                        order[k] = k
-                    for k in range(1, n):
-                        tmp = order[k]
-                        m = k - 1
-                        while m >= 0 and lum[order[m]] > lum[tmp]:
-                            order[m + 1] = order[m]
-                            m -= 1
-                        order[m + 1] = tmp
+                        lum[k] = (77 * pr[k] + 150 * pg[k] + 29 * pb[k]) * 8 + k
+                    if n == 6:
+                        _cswap(lum, 1, 2); _cswap(lum, 0, 2); _cswap(lum, 0, 1); _cswap(lum, 4, 5)
+                        _cswap(lum, 3, 5); _cswap(lum, 3, 4); _cswap(lum, 0, 3); _cswap(lum, 1, 4)
+                        _cswap(lum, 2, 5); _cswap(lum, 2, 4); _cswap(lum, 1, 3); _cswap(lum, 2, 3)
+                    elif n == 4:
+                        _cswap(lum, 0, 1); _cswap(lum, 2, 3); _cswap(lum, 0, 2); _cswap(lum, 1, 3)
+                        _cswap(lum, 1, 2)
+                    else:
+                        for k in range(1, n):
+                            tmp = lum[k]
+                            m = k - 1
+                            while m >= 0 and lum[m] > tmp:
+                                lum[m + 1] = lum[m]
+                                m -= 1
+                            lum[m + 1] = tmp
+                    for k in range(n):
+                        order[k] = lum[k] & 7
                     s10 = 0; s11 = 0; s12 = 0; pat = 0
                     for m in range(n - 1, 0, -1):
                         k = order[m]
@@ -390,6 +408,7 @@ def mosaic_fit(const unsigned char[:, :, :] px, int sx, int sy, bytes patterns, 
                         den = n1 * n0
                         if num * best_den > best_num * den:
                             best_num = num; best_den = den; best_pat = pat
+                            b10 = s10; b11 = s11; b12 = s12; bn1 = n1
                 else:
                     for q in range(npat):
                         pat = pats[q]
@@ -406,12 +425,10 @@ def mosaic_fit(const unsigned char[:, :, :] px, int sx, int sy, bytes patterns, 
                         den = n1 * n0
                         if num * best_den > best_num * den:
                             best_num = num; best_den = den; best_pat = pat
+                            b10 = s10; b11 = s11; b12 = s12; bn1 = n1
                 d = -1
                 if best_num >= 0:
-                    s10 = 0; s11 = 0; s12 = 0; n1 = 0
-                    for k in range(n):
-                        if (best_pat >> k) & 1:
-                            s10 += pr[k]; s11 += pg[k]; s12 += pb[k]; n1 += 1
+                    s10 = b10; s11 = b11; s12 = b12; n1 = bn1
                     n0 = n - n1
                     fg0 = (s10 * 2 + n1) // (2 * n1); fg1 = (s11 * 2 + n1) // (2 * n1)
                     fg2 = (s12 * 2 + n1) // (2 * n1)
