@@ -20,7 +20,7 @@ import time
 from . import layout as L
 from . import term
 from .errors import DeviceError, LocalError, S2CError
-from .render import MODES, Renderer
+from .render import DEFAULT_SYMBOLS, MODES, Renderer
 
 STALE_US = 2_000_000          # a picture older than this is not shown as if live
 TICK_S = 0.25                 # re-check staleness, rates and the status line this often
@@ -68,6 +68,7 @@ class ConferenceScreen:
         self.next_due_us: int | None = None
         self.cols, self.rows = cols, rows
         self.mode, self.colors, self.ramp = mode, colors, ramp
+        self.symbols = DEFAULT_SYMBOLS   # mosaic symbol set (--symbols)
         self.title = title
         self.self_view = "tile"
         self.help = False
@@ -200,6 +201,7 @@ class ConferenceScreen:
     def _renderer(self, key, rect: L.Rect) -> Renderer:
         r = self.renderers.get(key)
         kwargs = {"ramp": self.ramp} if self.ramp else {}
+        kwargs["symbols"] = self.symbols
         if r is None or r.mode != self.mode:
             r = Renderer(rect.cols, rect.rows, self.mode, self.colors, origin=(rect.row, rect.col), **kwargs)
             self.renderers[key] = r
@@ -496,6 +498,7 @@ async def _ui(call, args, screen: term.Screen, recorder, title: str) -> str | No
     cols, rows = term.size(screen.out_fd)
     ui = ConferenceScreen(call, cols, rows, args.mode, args.colors, getattr(args, "ramp", None), title,
                           max_fps=args.max_fps)
+    ui.symbols = getattr(args, "symbols", DEFAULT_SYMBOLS)
     call.on_change = wake.set
     resized = False
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

@@ -11,7 +11,7 @@ import os
 import sys
 
 from .errors import LocalError, S2CError
-from .render import COLOR_DEPTHS, DEFAULT_RAMP, MODES, detect_colors
+from .render import COLOR_DEPTHS, DEFAULT_RAMP, DEFAULT_SYMBOLS, MODES, SYMBOL_SETS, detect_colors
 
 SUBCOMMANDS = ("snapshot", "preview", "demo")
 
@@ -36,8 +36,12 @@ or 'test' (a generated scene). Colours follow COLORTERM/TERM; NO_COLOR turns the
 
 def _add_render_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=MODES, default="blocks",
-                   help="blocks: two pixels per cell with half-blocks (default); color: coloured "
-                        "glyphs; ascii: a grey density ramp")
+                   help="blocks: two pixels per cell with half-blocks (default); mosaic: block symbols "
+                        "with two colours per cell (see --symbols); color: coloured glyphs on a painted "
+                        "background; ascii: a grey density ramp")
+    p.add_argument("--symbols", choices=SYMBOL_SETS, default=DEFAULT_SYMBOLS,
+                   help="symbols for --mode mosaic: sextant (2x3 per cell, default), quadrant (2x2), half "
+                        "(half blocks only); use quadrant or half if your font shows sextants as boxes"),
     p.add_argument("--colors", choices=("auto",) + COLOR_DEPTHS, default="auto",
                    help="colour depth (default: detected from COLORTERM/TERM, 'none' if NO_COLOR)")
     p.add_argument("--ramp", default=DEFAULT_RAMP, help="glyphs for ascii/color, darkest first "
@@ -134,7 +138,8 @@ def _snapshot(args) -> int:
             break
     if pic is None:
         raise LocalError(f"video source {args.video!r} gave no frame")
-    sys.stdout.buffer.write(snapshot_lines(pic.image_rgb, args.cols, args.rows, args.mode, _colors(args), args.ramp))
+    sys.stdout.buffer.write(snapshot_lines(pic.image_rgb, args.cols, args.rows, args.mode, _colors(args), args.ramp,
+                                           args.symbols))
     sys.stdout.flush()
     return 0
 
@@ -147,7 +152,7 @@ def main(argv=None) -> int:
         if argv and argv[0] == "preview":
             from . import preview
             args = preview_parser().parse_args(argv[1:])
-            return preview.run(args.video, args.mode, _colors(args), args.max_fps)
+            return preview.run(args.video, args.mode, _colors(args), args.max_fps, symbols=args.symbols)
         if argv and argv[0] == "demo":
             from . import app
             args = demo_parser().parse_args(argv[1:])

@@ -81,7 +81,7 @@ class Renderer:
 
     def __init__(self, cols: int, rows: int, mode: str = "blocks", colors: str = "truecolor", *,
                  threshold: int = DEFAULT_THRESHOLD, reuse: int = DEFAULT_REUSE, ramp: str = DEFAULT_RAMP,
-                 origin: tuple[int, int] = (0, 0), symbols: str = DEFAULT_SYMBOLS, dither: bool = True,
+                 origin: tuple[int, int] = (0, 0), symbols: str = DEFAULT_SYMBOLS, dither: int | None = 0,
                  flat_tol: int = _mosaic.DEFAULT_FLAT_TOL):
         if mode not in MODES:
             raise ConfigError(f"render mode {mode!r} is not one of: {', '.join(MODES)}")
@@ -95,7 +95,12 @@ class Renderer:
             raise ConfigError(f"symbol set {symbols!r} is not one of: {', '.join(SYMBOL_SETS)}")
         # mosaic: glyph per pattern; color/ascii with colour paint fg and bg (two-colour cells)
         self.symbols = symbols
+        # 16/256 colours: Bayer offset span in levels before a luma-weighted palette match
+        # (0: match only; None: the plain nearest index, as before)
         self.dither = dither
+        self._dither_code = -1 if dither is None else int(dither)
+        if not -1 <= self._dither_code <= 255:
+            raise ConfigError(f"dither span {dither} is outside 0..255")
         self.flat_tol = flat_tol
         self._sx, self._sy = _mosaic.samples(mode, colors, symbols)
         self._painted = mode in ("color", "ascii") and colors != "none"
@@ -206,11 +211,11 @@ class Renderer:
         if self.mode == "mosaic":
             return self._cells.diff_mosaic(tg[rows], tfg[rows], tbg[rows], self._sg[rows], self._sfg[rows],
                                            self._sbg[rows], self._glyphs, self._nbits, _DEPTH_CODE[self.colors],
-                                           self.threshold, self.reuse, self.dither, full, row0, col0)
+                                           self.threshold, self.reuse, self._dither_code, full, row0, col0)
         return self._cells.diff_cells(tg[rows], tfg[rows], tbg[rows], self._sg[rows], self._sfg[rows],
                                       self._sbg[rows], self._glyphs, _DEPTH_CODE[self.colors], emit_fg,
                                       emit_bg, self.threshold, self.reuse, self._blocks, full, row0, col0,
-                                      self.dither)
+                                      self._dither_code)
 
 
 def snapshot_lines(image_rgb: np.ndarray, cols: int, rows: int, mode: str = "blocks",

@@ -116,46 +116,78 @@ cdef int[64] BAYER8 = [0, 32, 8, 40, 2, 34, 10, 42, 48, 16, 56, 24, 50, 18, 58, 
                        12, 44, 4, 36, 14, 46, 6, 38, 60, 28, 52, 20, 62, 30, 54, 22,
                        3, 35, 11, 43, 1, 33, 9, 41, 51, 19, 59, 27, 49, 17, 57, 25,
                        15, 47, 7, 39, 13, 45, 5, 37, 63, 31, 55, 23, 61, 29, 53, 21]
-cdef int[26] GREYS = [0, 8, 18, 28, 38, 48, 58, 68, 78, 88, 98, 108, 118, 128, 138, 148, 158,
-                      168, 178, 188, 198, 208, 218, 228, 238, 255]
-cdef int DITHER16_SPAN = 96
+cdef int LUMA_WEIGHT = 32
 
 
-cdef inline int _between(const int* levels, int nlev, int v, int t) noexcept nogil:
-    cdef int i, lo, hi
-    for i in range(nlev - 1):
-        lo = levels[i]; hi = levels[i + 1]
-        if v <= hi:
-            return hi if (v - lo) * 128 > (2 * t + 1) * (hi - lo) else lo
-    return levels[nlev - 1]
+cdef inline int _luma(int r, int g, int b) noexcept nogil:
+    return (77 * r + 150 * g + 29 * b + 128) >> 8
 
 
 cdef inline int _clamp255(int v) noexcept nogil:
     return 0 if v < 0 else (255 if v > 255 else v)
 
 
-cdef inline void _dither(int mode, int r, int g, int b, int y, int x, int* out) noexcept nogil:
+cdef inline void _cube_around(int v, int* lo, int* hi) noexcept nogil:
+    cdef int i = 0
+    while i < 5 and CUBE[i + 1] <= v:
+        i += 1
+    lo[0] = i
+    hi[0] = i + 1 if i < 5 else 5
+
+
+cdef inline long long _cand(int pr, int pg, int pb, int r, int g, int b, int y) noexcept nogil:
+    cdef long long dy = _luma(pr, pg, pb) - y
+    return LUMA_WEIGHT * dy * dy + (pr - r) * (pr - r) + (pg - g) * (pg - g) + (pb - b) * (pb - b)
+
+
+cdef void _nearest256(int r, int g, int b, int* out) noexcept nogil:
+    cdef int y = _luma(r, g, b)
+    cdef int ri[2]
+    cdef int gi[2]
+    cdef int bi[2]
+    cdef int a, c, e, k, kk, v, pr, pg, pb, avg
+    cdef long long d, best_d = (<long long>1) << 62
+    _cube_around(r, &ri[0], &ri[1]); _cube_around(g, &gi[0], &gi[1]); _cube_around(b, &bi[0], &bi[1])
+    out[0] = 0; out[1] = 0; out[2] = 0
+    for a in range(2):
+        for c in range(2):
+            for e in range(2):
+                pr = CUBE[ri[a]]; pg = CUBE[gi[c]]; pb = CUBE[bi[e]]
+                d = _cand(pr, pg, pb, r, g, b, y)
+                if d < best_d:
+                    best_d = d; out[0] = pr; out[1] = pg; out[2] = pb
+    avg = (r + g + b) // 3
+    k = (avg - 8) // 10 if avg >= 8 else 0
+    if k > 23:
+        k = 23
+    for kk in range(2):
+        v = 8 + 10 * (k + kk if k + kk < 23 else 23)
+        d = _cand(v, v, v, r, g, b, y)
+        if d < best_d:
+            best_d = d; out[0] = v; out[1] = v; out[2] = v
+
+
+cdef inline void _dither(int mode, int r, int g, int b, int y, int x, int span, int* out) noexcept nogil:
     cdef int t = BAYER8[(y & 7) * 8 + (x & 7)]
-    cdef int mx = r, mn = r, v, off, i
+    cdef int off = ((2 * t + 1) * span) // 128 - span // 2
+    cdef int i
+    r = _clamp255(r + off); g = _clamp255(g + off); b = _clamp255(b + off)
     if mode == 2:
-        if g > mx: mx = g
-        if b > mx: mx = b
-        if g < mn: mn = g
-        if b < mn: mn = b
-        if mx - mn <= 12:
-            v = _between(GREYS, 26, (r + g + b) // 3, t)
-            out[0] = v; out[1] = v; out[2] = v
-            return
-        out[0] = _between(CUBE, 6, r, t); out[1] = _between(CUBE, 6, g, t); out[2] = _between(CUBE, 6, b, t)
+        _nearest256(r, g, b, out)
         return
-    off = ((2 * t + 1) * DITHER16_SPAN) // 128 - DITHER16_SPAN // 2
-    i = c_color16(_clamp255(r + off), _clamp255(g + off), _clamp255(b + off))
+    i = c_color16(r, g, b)
     out[0] = PAL16[3 * i]; out[1] = PAL16[3 * i + 1]; out[2] = PAL16[3 * i + 2]
 
 
-def dither_color(int mode, int r, int g, int b, int y, int x):
+def dither_color(int mode, int r, int g, int b, int y, int x, int span):
     cdef int out[3]
-    _dither(mode, r, g, b, y, x, out)
+    _dither(mode, r, g, b, y, x, span, out)
+    return out[0], out[1], out[2]
+
+
+def nearest256(int r, int g, int b):
+    cdef int out[3]
+    _nearest256(r, g, b, out)
     return out[0], out[1], out[2]
 
 
@@ -163,7 +195,7 @@ def diff_cells(const unsigned char[:, :] tg, const unsigned char[:, :, :] tfg,
                const unsigned char[:, :, :] tbg, unsigned char[:, :] sg,
                unsigned char[:, :, :] sfg, unsigned char[:, :, :] sbg, list glyphs,
                int int_color_mode, bint emit_fg, bint emit_bg, int threshold, int reuse,
-               bint blocks, bint full, int row0, int col0, bint dither=False):
+               bint blocks, bint full, int row0, int col0, int dither=-1):
     """Emit ANSI bytes for the cells that changed (all of them when ``full``); update shown_*."""
     cdef Py_ssize_t rows = tg.shape[0], cols = tg.shape[1]
     if (tfg.shape[0] != rows or tfg.shape[1] != cols or tbg.shape[0] != rows or tbg.shape[1] != cols
@@ -200,7 +232,7 @@ def diff_cells(const unsigned char[:, :] tg, const unsigned char[:, :, :] tfg,
     cdef int f0, f1, f2, b0, b1, b2, d, k, gi, nparam, u0, u1, u2, v0, v1, v2, m0, m1, m2
     cdef bint want_fg, want_bg
     cdef int mode = int_color_mode
-    cdef bint dith = dither and (mode == 1 or mode == 2)
+    cdef bint dith = dither >= 0 and (mode == 1 or mode == 2)
     cdef bint painted = emit_bg and not blocks
     cdef int sf0, sf1, sf2, sb0, sb1, sb2
     cdef int dq[3]
@@ -227,9 +259,9 @@ def diff_cells(const unsigned char[:, :] tg, const unsigned char[:, :, :] tfg,
                                 continue
                     sf0 = f0; sf1 = f1; sf2 = f2; sb0 = b0; sb1 = b1; sb2 = b2
                     if dith:
-                        _dither(mode, f0, f1, f2, 2 * <int>r, <int>c, dq)
+                        _dither(mode, f0, f1, f2, 2 * <int>r, <int>c, dither, dq)
                         f0 = dq[0]; f1 = dq[1]; f2 = dq[2]
-                        _dither(mode, b0, b1, b2, 2 * <int>r + 1, <int>c, dq)
+                        _dither(mode, b0, b1, b2, 2 * <int>r + 1, <int>c, dither, dq)
                         b0 = dq[0]; b1 = dq[1]; b2 = dq[2]
                     if cur_r != r or cur_c != c:
                         buf[n] = 27; buf[n + 1] = 91; n += 2  # ESC [
@@ -457,7 +489,7 @@ cdef inline int _maxdiff(int a0, int a1, int a2, int b0, int b1, int b2) noexcep
 def diff_mosaic(const unsigned char[:, :] tp, const unsigned char[:, :, :] tfg,
                 const unsigned char[:, :, :] tbg, unsigned char[:, :] sp,
                 unsigned char[:, :, :] sfg, unsigned char[:, :, :] sbg, list glyphs, int nbits,
-                int int_color_mode, int threshold, int reuse, bint dither, bint full, int row0, int col0):
+                int int_color_mode, int threshold, int reuse, int dither, bint full, int row0, int col0):
     """Emit ANSI bytes for the mosaic cells that changed; update shown_* (see the twin)."""
     cdef Py_ssize_t rows = tp.shape[0], cols = tp.shape[1]
     if (tfg.shape[0] != rows or tfg.shape[1] != cols or tbg.shape[0] != rows or tbg.shape[1] != cols
@@ -486,7 +518,7 @@ def diff_mosaic(const unsigned char[:, :] tp, const unsigned char[:, :, :] tfg,
     cdef Py_ssize_t n = 0, r, c
     cdef int fmask = (1 << nbits) - 1
     cdef int mode = int_color_mode
-    cdef bint dith = dither and (mode == 1 or mode == 2)
+    cdef bint dith = dither >= 0 and (mode == 1 or mode == 2)
     cdef int cur_r = -1, cur_c = -1, cur_fg = -1, cur_bg = -1
     cdef int cf0 = -1000, cf1 = -1000, cf2 = -1000, cb0 = -1000, cb1 = -1000, cb2 = -1000
     cdef int p, q, gp, f0, f1, f2, b0, b1, b2, u0, u1, u2, v0, v1, v2, d, k, e, cost, cost_inv, nparam
@@ -524,9 +556,9 @@ def diff_mosaic(const unsigned char[:, :] tp, const unsigned char[:, :, :] tfg,
                             n = _put_int(buf, n + 1, col0 + c + 1)
                             buf[n] = 72; n += 1  # H
                     if dith:
-                        _dither(mode, f0, f1, f2, 2 * <int>r, <int>c, dq)
+                        _dither(mode, f0, f1, f2, 2 * <int>r, <int>c, dither, dq)
                         u0 = dq[0]; u1 = dq[1]; u2 = dq[2]
-                        _dither(mode, b0, b1, b2, 2 * <int>r + 1, <int>c, dq)
+                        _dither(mode, b0, b1, b2, 2 * <int>r + 1, <int>c, dither, dq)
                         v0 = dq[0]; v1 = dq[1]; v2 = dq[2]
                     else:
                         u0 = f0; u1 = f1; u2 = f2; v0 = b0; v1 = b1; v2 = b2

@@ -12,8 +12,9 @@ codes are needed; a cell whose halves are within 2*reuse is drawn in one colour 
 function of the colours in every mode, so it is not compared on its own. ``glyphs`` is a list of
 UTF-8 encoded bytes. ``emit_bg`` without ``blocks`` (glyph modes that paint the background): a
 changed glyph is redrawn too when the cell's two colours differ by more than ``threshold``.
-``dither`` (16/256 colours): colours are ordered-dithered (fg at pixel (2r, c), bg at (2r+1, c))
-and shown_* keeps the source colours, so the change test is not fooled by the dither.
+``dither`` >= 0 (16/256 colours): colours go through dither_color (a Bayer offset of ``dither``
+levels at pixel (2r, c) for fg, (2r+1, c) for bg, then a luma-weighted palette match) and shown_*
+keeps the source colours, so the change test is not fooled by the dither; -1: plain nearest index.
 color_mode: 0 none, 1 = 16 colours, 2 = 256 colours, 3 = truecolor.
 """
 
@@ -87,12 +88,12 @@ def _near(mode: int, a, b, tol: int) -> bool:
 
 
 def diff_cells(tg, tfg, tbg, sg, sfg, sbg, glyphs, int_color_mode, emit_fg, emit_bg,
-               threshold, reuse, blocks, full, row0, col0, dither=False) -> bytes:
+               threshold, reuse, blocks, full, row0, col0, dither=-1) -> bytes:
     if blocks and (len(glyphs) != 4 or int_color_mode == 0):
         raise ValueError("blocks=True needs the 4 glyphs (upper half, lower half, space, full) and colour")
     rows, cols = tg.shape[0], tg.shape[1]
     mode = int_color_mode
-    dith = bool(dither) and mode in (1, 2)
+    dith = dither >= 0 and mode in (1, 2)
     painted = emit_bg and not blocks   # glyph modes that paint the background: the glyph counts too
     out = []
     cur_r, cur_c = -1, -1
@@ -110,8 +111,8 @@ def diff_cells(tg, tfg, tbg, sg, sfg, sbg, glyphs, int_color_mode, emit_fg, emit
                     continue
             src = (f0, f1, f2), (b0, b1, b2)
             if dith:  # the palette colours shown; the change test above stays on the source colours
-                f0, f1, f2 = dither_color(mode, f0, f1, f2, 2 * r, c)
-                b0, b1, b2 = dither_color(mode, b0, b1, b2, 2 * r + 1, c)
+                f0, f1, f2 = dither_color(mode, f0, f1, f2, 2 * r, c, dither)
+                b0, b1, b2 = dither_color(mode, b0, b1, b2, 2 * r + 1, c, dither)
             if cur_r != r or cur_c != c:
                 if cur_r == r and c > cur_c:
                     n = c - cur_c
@@ -191,32 +192,56 @@ def _bayer8():
 
 
 BAYER8 = _bayer8()                     # values 0..63, each once
-GREY_LEVELS = (0,) + tuple(8 + 10 * i for i in range(24)) + (255,)
-DITHER16_SPAN = 96                     # 16 colours: offset span (levels) added before the nearest match
+LUMA_WEIGHT = 32                       # 256 colours: weight of luma error against RGB error
 
 
-def _between(levels, v: int, t: int) -> int:
-    """Ordered dither of v between the two levels around it: the upper one on a fraction
-    (v - lo) / (hi - lo) of the Bayer thresholds t (0..63), so the mean over a tile is v."""
-    for i in range(len(levels) - 1):
-        lo, hi = levels[i], levels[i + 1]
-        if v <= hi:
-            return hi if (v - lo) * 128 > (2 * t + 1) * (hi - lo) else lo
-    return levels[-1]
+def _luma(r: int, g: int, b: int) -> int:
+    return (77 * r + 150 * g + 29 * b + 128) >> 8
 
 
-def dither_color(mode: int, r: int, g: int, b: int, y: int, x: int):
-    """The palette colour (as RGB) shown for (r, g, b) at dither position (y, x); mode 2 = 256
-    colours (grey ramp for near-greys, otherwise the 6x6x6 cube per channel), 1 = 16 colours."""
+def _cube_around(v: int) -> tuple[int, int]:
+    """Indices of the cube levels just below and just above v."""
+    i = 0
+    while i < 5 and CUBE_LEVELS[i + 1] <= v:
+        i += 1
+    return i, min(5, i + 1)
+
+
+def nearest256(r: int, g: int, b: int) -> tuple[int, int, int]:
+    """The xterm-256 colour (RGB) nearest to (r, g, b) by luma-weighted error, among the cube
+    corners around it and the two grey-ramp levels around its mean."""
+    y = _luma(r, g, b)
+    best, best_d = (0, 0, 0), 1 << 62
+    cands = []
+    ri, gi, bi = _cube_around(r), _cube_around(g), _cube_around(b)
+    for a in ri:
+        for c in gi:
+            for e in bi:
+                cands.append((CUBE_LEVELS[a], CUBE_LEVELS[c], CUBE_LEVELS[e]))
+    avg = (r + g + b) // 3
+    k = min(23, max(0, (avg - 8) // 10))
+    for kk in (k, min(23, k + 1)):
+        v = 8 + 10 * kk
+        cands.append((v, v, v))
+    for (pr, pg, pb) in cands:
+        dy = _luma(pr, pg, pb) - y
+        d = LUMA_WEIGHT * dy * dy + (pr - r) ** 2 + (pg - g) ** 2 + (pb - b) ** 2
+        if d < best_d:
+            best, best_d = (pr, pg, pb), d
+    return best
+
+
+def dither_color(mode: int, r: int, g: int, b: int, y: int, x: int, span: int):
+    """The palette colour (as RGB) shown for (r, g, b) at dither position (y, x): a Bayer 8x8
+    offset of ``span`` levels (zero mean over the tile; 0 = none) is added to all channels, then
+    the nearest palette colour is taken (256: luma-weighted, see nearest256; 16: RGB distance).
+    Mode 2 = 256, 1 = 16 colours."""
     t = BAYER8[y & 7][x & 7]
+    off = ((2 * t + 1) * span) // 128 - span // 2
+    r, g, b = min(255, max(0, r + off)), min(255, max(0, g + off)), min(255, max(0, b + off))
     if mode == 2:
-        if max(r, g, b) - min(r, g, b) <= 12:
-            v = _between(GREY_LEVELS, (r + g + b) // 3, t)
-            return v, v, v
-        return _between(CUBE_LEVELS, r, t), _between(CUBE_LEVELS, g, t), _between(CUBE_LEVELS, b, t)
-    off = ((2 * t + 1) * DITHER16_SPAN) // 128 - DITHER16_SPAN // 2
-    i = color16(min(255, max(0, r + off)), min(255, max(0, g + off)), min(255, max(0, b + off)))
-    return PALETTE16[i]
+        return nearest256(r, g, b)
+    return PALETTE16[color16(r, g, b)]
 
 
 # ---- symbol mosaics ------------------------------------------------------------------------------
@@ -318,15 +343,14 @@ def diff_mosaic(tp, tfg, tbg, sp, sfg, sbg, glyphs, nbits, int_color_mode, thres
     with (fg, bg) and its complement with (bg, fg) the one needing fewer colour codes is drawn; a
     flat cell (p = 0) is a space in bg, or a full block in fg when only fg is already selected.
     Truecolor reuses a selected colour within ``reuse`` levels; shown_* records the display.
-    ``dither`` (palettes only): colours are ordered-dithered (fg at (2r, c), bg at (2r+1, c)) and
-    shown_* records the source colours, so the change test is not fooled by the dither.
+    ``dither`` (palettes only): as in diff_cells.
     """
     rows, cols = tp.shape[0], tp.shape[1]
     full_mask = (1 << nbits) - 1
     if len(glyphs) != 1 << nbits:
         raise ValueError(f"need {1 << nbits} glyphs for {nbits}-bit patterns")
     mode = int_color_mode
-    dith = bool(dither) and mode in (1, 2)
+    dith = dither >= 0 and mode in (1, 2)
     out = []
     cur_r, cur_c = -1, -1
     cur_fg, cur_bg = -1, -1
@@ -348,8 +372,8 @@ def diff_mosaic(tp, tfg, tbg, sp, sfg, sbg, glyphs, nbits, int_color_mode, thres
                 else:
                     out.append(f"\x1b[{row0 + r + 1};{col0 + c + 1}H")
             if dith:
-                u = dither_color(mode, *f, 2 * r, c)
-                v = dither_color(mode, *b, 2 * r + 1, c)
+                u = dither_color(mode, *f, 2 * r, c, dither)
+                v = dither_color(mode, *b, 2 * r + 1, c, dither)
             else:
                 u, v = f, b
             gp = p

@@ -191,7 +191,7 @@ def measure(frames: list[np.ndarray], cols: int, rows: int, mode: str, colors: s
     first (the diffs) and SSIM of every ``ssim_every``-th displayed screen against its source."""
     from ..render import Renderer
     r = Renderer(cols, rows, mode, colors, **renderer_kw)
-    ras = Rasterizer(cols, rows)
+    ras = Rasterizer(cols, rows, *rasters[0])
     others = [Rasterizer(cols, rows, w, h) for (w, h) in rasters[1:]]
     sizes, scores = [], [[] for _ in rasters]
     for i, f in enumerate(frames):
