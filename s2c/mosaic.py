@@ -46,7 +46,11 @@ _SETS = {
 }
 # Cell colours closer than this (levels per channel) are drawn as one colour: noise in a flat
 # area does not become a flickering pattern.
-DEFAULT_FLAT_TOL = 10
+DEFAULT_FLAT_TOL = 6
+# mosaic defaults for the renderer's change threshold and truecolor reuse (levels); chosen by the
+# bytes/SSIM sweep of the video bench (python -m s2c.bench video)
+MOSAIC_THRESHOLD = 8
+MOSAIC_REUSE = 2
 # glyph modes that paint the background sample 2x3 pixels per cell to find the cell's two colours
 PAINTED_SAMPLES = (2, 3)
 # ink coverage of the densest ramp glyph, as a share of the cell (typical monospace fonts: ~0.3)

@@ -80,7 +80,7 @@ class Renderer:
     """
 
     def __init__(self, cols: int, rows: int, mode: str = "blocks", colors: str = "truecolor", *,
-                 threshold: int = DEFAULT_THRESHOLD, reuse: int = DEFAULT_REUSE, ramp: str = DEFAULT_RAMP,
+                 threshold: int | None = None, reuse: int | None = None, ramp: str = DEFAULT_RAMP,
                  origin: tuple[int, int] = (0, 0), symbols: str = DEFAULT_SYMBOLS, dither: int | None = 0,
                  flat_tol: int = _mosaic.DEFAULT_FLAT_TOL):
         if mode not in MODES:
@@ -89,6 +89,10 @@ class Renderer:
             raise ConfigError(f"colour depth {colors!r} is not one of: {', '.join(COLOR_DEPTHS)}")
         if not ramp or len(ramp) > 256 or any(ord(ch) < 32 or ord(ch) == 127 for ch in ramp):
             raise ConfigError("ramp must be 1..256 printable characters, darkest first")
+        if threshold is None:   # mosaic cells are finer: a smaller change is worth a redraw
+            threshold = _mosaic.MOSAIC_THRESHOLD if mode == "mosaic" else DEFAULT_THRESHOLD
+        if reuse is None:
+            reuse = _mosaic.MOSAIC_REUSE if mode == "mosaic" else DEFAULT_REUSE
         if not 0 <= threshold <= 255:
             raise ConfigError(f"threshold {threshold} is outside 0..255")
         if symbols not in SYMBOL_SETS:

@@ -5,8 +5,8 @@ Owns: the talking-head and scene sequences used for fidelity figures, the cell r
 the per-mode bytes/SSIM measurement. Must not: time anything (suite_video does) or be imported
 by the product (it needs the test dependencies pyte and scikit-image).
 
-Raster: each cell is CELL_PX_W x CELL_PX_H pixels (4 x 6: halves, quadrants and sextants fall on
-pixel edges). Block symbols paint their exact coverage in fg, the rest in bg; other glyphs
+Raster: each cell is CELL_PX_W x CELL_PX_H pixels (2 x 6, the smallest on which halves, quadrants
+and sextants fall on pixel edges; 4 x 6 is reported too: finer detail of the source counts more). Block symbols paint their exact coverage in fg, the rest in bg; other glyphs
 (ascii ramps) paint a uniform blend by an estimated ink coverage. The source is area-resampled
 to the same raster size (its aspect equals the tile's, so nothing is letterboxed).
 """
@@ -17,7 +17,8 @@ import math
 
 import numpy as np
 
-CELL_PX_W, CELL_PX_H = 4, 6
+CELL_PX_W, CELL_PX_H = 2, 6      # the smallest raster on which every block symbol is exact
+FINE_RASTER = (4, 6)             # a finer one, reported beside it
 DEFAULT_FG = (229, 229, 229)   # xterm's default foreground / background
 DEFAULT_BG = (0, 0, 0)
 # ink coverage of the default ramp's glyphs in a typical monospace font (share of the cell)
@@ -202,10 +203,57 @@ def measure(frames: list[np.ndarray], cols: int, rows: int, mode: str, colors: s
         if i % ssim_every == 0:
             for k, rz in enumerate([ras] + others):
                 scores[k].append(ssim(luma(rz.raster(ras.screen)), source_luma(f, cols, rows, rz.cell_w, rz.cell_h)))
-    res = {"bytes_per_frame": float(np.mean(sizes)) if sizes else 0.0,
+    res = {"sizes": sizes, "bytes_per_frame": float(np.mean(sizes)) if sizes else 0.0,
            "bytes_p99": float(np.percentile(sizes, 99)) if sizes else 0.0,
            "ssim": float(np.mean(scores[0])), "ssim_min": float(np.min(scores[0])),
            "unknown_glyphs": sorted(ras.unknown_glyphs)}
     for (w, h), sc in zip(rasters[1:], scores[1:]):
         res[f"ssim_{w}x{h}"] = float(np.mean(sc))
     return res
+
+
+# ---- the video suite's fidelity figures ------------------------------------------------------------
+
+# (name, mode, colours, renderer keywords)
+CONFIGS = (
+    ("blocks_truecolor", "blocks", "truecolor", {}),
+    ("blocks_256", "blocks", "256", {}),
+    ("blocks_256_nearest", "blocks", "256", {"dither": None}),
+    ("blocks_256_dither16", "blocks", "256", {"dither": 16}),
+    ("blocks_16", "blocks", "16", {}),
+    ("mosaic_sextant_truecolor", "mosaic", "truecolor", {}),
+    ("mosaic_quadrant_truecolor", "mosaic", "truecolor", {"symbols": "quadrant"}),
+    ("mosaic_half_truecolor", "mosaic", "truecolor", {"symbols": "half"}),
+    ("mosaic_sextant_256", "mosaic", "256", {}),
+    ("color_truecolor", "color", "truecolor", {}),
+    ("color_256", "color", "256", {}),
+    ("ascii_truecolor", "ascii", "truecolor", {}),
+    ("ascii_none", "ascii", "none", {}),
+)
+SWEEP_THRESHOLDS = (4, 6, 12, 16)      # mosaic change threshold sweep (the default is in CONFIGS)
+
+
+def fidelity_metrics(quick: bool, cols: int = 160, rows: int = 48) -> dict:
+    """bytes/frame (median, p99) with SSIM beside it, per mode, on the talking head and the scene."""
+    from . import summarize
+    n = 30 if quick else 100
+    every = 3 if quick else 2
+    seqs = {"talking": talking_head_sequence(n, cols * 4, rows * 8)}
+    if not quick:
+        seqs["scene"] = scene_sequence(n, cols * 4, rows * 8)
+    configs = list(CONFIGS) + [(f"mosaic_sextant_truecolor_t{t}", "mosaic", "truecolor", {"threshold": t})
+                               for t in SWEEP_THRESHOLDS]
+    out = {}
+    for seq, frames in seqs.items():
+        for name, mode, colors, kw in configs:
+            if seq != "talking" and "_t" in name[-4:]:
+                continue
+            m = measure(frames, cols, rows, mode, colors, ssim_every=every,
+                        rasters=((CELL_PX_W, CELL_PX_H), FINE_RASTER), **kw)
+            base = None if name == "blocks_truecolor" else f"fidelity.{seq}.blocks_truecolor_bytes"
+            out[f"fidelity.{seq}.{name}_bytes"] = summarize(
+                m["sizes"], "bytes/frame", baseline=base, mean=round(m["bytes_per_frame"], 1),
+                ssim=round(m["ssim"], 4), ssim_min=round(m["ssim_min"], 4),
+                ssim_4x6=round(m[f"ssim_{FINE_RASTER[0]}x{FINE_RASTER[1]}"], 4), frames=len(frames),
+                renderer=dict(mode=mode, colors=colors, **{k: v for k, v in kw.items()}))
+    return out
