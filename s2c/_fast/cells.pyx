@@ -392,10 +392,12 @@ def mosaic_fit(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns
     cdef long long num, den, best_num, best_den
     cdef int fg0, fg1, fg2, bg0, bg1, bg2, d, b10, b11, b12, bn1
     cdef const unsigned char* row
+    cdef int lo0, lo1, lo2, hi0, hi1, hi2
     with nogil:
         for r in range(rows):
             for c in range(cols):
                 t0 = 0; t1 = 0; t2 = 0
+                lo0 = 255; lo1 = 255; lo2 = 255; hi0 = 0; hi1 = 0; hi2 = 0
                 k = 0
                 for j in range(sy):
                     row = &px[r * sy + j, c * sx, 0]
@@ -404,10 +406,16 @@ def mosaic_fit(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns
                         pg[k] = row[3 * i + 1]
                         pb[k] = row[3 * i + 2]
                         t0 += pr[k]; t1 += pg[k]; t2 += pb[k]
+                        lo0 = pr[k] if pr[k] < lo0 else lo0; hi0 = pr[k] if pr[k] > hi0 else hi0
+                        lo1 = pg[k] if pg[k] < lo1 else lo1; hi1 = pg[k] if pg[k] > hi1 else hi1
+                        lo2 = pb[k] if pb[k] < lo2 else lo2; hi2 = pb[k] if pb[k] > hi2 else hi2
                         k += 1
                 best_num = -1; best_den = 1; best_pat = 0
                 b10 = 0; b11 = 0; b12 = 0; bn1 = 0
-                if npat == 0:
+                if hi0 - lo0 <= flat_tol and hi1 - lo1 <= flat_tol and hi2 - lo2 <= flat_tol:
+                    # any two-set means differ by at most the range: the cell is flat (as the twin finds)
+                    pass
+                elif npat == 0:
                     # sort by (luma, index): keys luma * 8 + index, branch-free networks for 4 and 6
                     for k in range(n):
                         lum[k] = (77 * pr[k] + 150 * pg[k] + 29 * pb[k]) * 8 + k
