@@ -111,14 +111,91 @@ cdef inline bint _near(int mode, int reuse, int a0, int a1, int a2, int b0, int 
 
 
 
+# ordered dithering (see s2c/_ref/cells.py dither_color)
+cdef int[64] BAYER8 = [0, 32, 8, 40, 2, 34, 10, 42, 48, 16, 56, 24, 50, 18, 58, 26,
+                       12, 44, 4, 36, 14, 46, 6, 38, 60, 28, 52, 20, 62, 30, 54, 22,
+                       3, 35, 11, 43, 1, 33, 9, 41, 51, 19, 59, 27, 49, 17, 57, 25,
+                       15, 47, 7, 39, 13, 45, 5, 37, 63, 31, 55, 23, 61, 29, 53, 21]
+cdef int LUMA_WEIGHT = 32
 
+
+cdef inline int _luma(int r, int g, int b) noexcept nogil:
+    return (77 * r + 150 * g + 29 * b + 128) >> 8
+
+
+cdef inline int _clamp255(int v) noexcept nogil:
+    return 0 if v < 0 else (255 if v > 255 else v)
+
+
+cdef inline void _cube_around(int v, int* lo, int* hi) noexcept nogil:
+    cdef int i = 0
+    while i < 5 and CUBE[i + 1] <= v:
+        i += 1
+    lo[0] = i
+    hi[0] = i + 1 if i < 5 else 5
+
+
+cdef inline long long _cand(int pr, int pg, int pb, int r, int g, int b, int y) noexcept nogil:
+    cdef long long dy = _luma(pr, pg, pb) - y
+    return LUMA_WEIGHT * dy * dy + (pr - r) * (pr - r) + (pg - g) * (pg - g) + (pb - b) * (pb - b)
+
+
+cdef void _nearest256(int r, int g, int b, int* out) noexcept nogil:
+    cdef int y = _luma(r, g, b)
+    cdef int ri[2]
+    cdef int gi[2]
+    cdef int bi[2]
+    cdef int a, c, e, k, kk, v, pr, pg, pb, avg
+    cdef long long d, best_d = (<long long>1) << 62
+    _cube_around(r, &ri[0], &ri[1]); _cube_around(g, &gi[0], &gi[1]); _cube_around(b, &bi[0], &bi[1])
+    out[0] = 0; out[1] = 0; out[2] = 0
+    for a in range(2):
+        for c in range(2):
+            for e in range(2):
+                pr = CUBE[ri[a]]; pg = CUBE[gi[c]]; pb = CUBE[bi[e]]
+                d = _cand(pr, pg, pb, r, g, b, y)
+                if d < best_d:
+                    best_d = d; out[0] = pr; out[1] = pg; out[2] = pb
+    avg = (r + g + b) // 3
+    k = (avg - 8) // 10 if avg >= 8 else 0
+    if k > 23:
+        k = 23
+    for kk in range(2):
+        v = 8 + 10 * (k + kk if k + kk < 23 else 23)
+        d = _cand(v, v, v, r, g, b, y)
+        if d < best_d:
+            best_d = d; out[0] = v; out[1] = v; out[2] = v
+
+
+cdef inline void _dither(int mode, int r, int g, int b, int y, int x, int span, int* out) noexcept nogil:
+    cdef int t = BAYER8[(y & 7) * 8 + (x & 7)]
+    cdef int off = ((2 * t + 1) * span) // 128 - span // 2
+    cdef int i
+    r = _clamp255(r + off); g = _clamp255(g + off); b = _clamp255(b + off)
+    if mode == 2:
+        _nearest256(r, g, b, out)
+        return
+    i = c_color16(r, g, b)
+    out[0] = PAL16[3 * i]; out[1] = PAL16[3 * i + 1]; out[2] = PAL16[3 * i + 2]
+
+
+def dither_color(int mode, int r, int g, int b, int y, int x, int span):
+    cdef int out[3]
+    _dither(mode, r, g, b, y, x, span, out)
+    return out[0], out[1], out[2]
+
+
+def nearest256(int r, int g, int b):
+    cdef int out[3]
+    _nearest256(r, g, b, out)
+    return out[0], out[1], out[2]
 
 
 def diff_cells(const unsigned char[:, :] tg, const unsigned char[:, :, :] tfg,
                const unsigned char[:, :, :] tbg, unsigned char[:, :] sg,
                unsigned char[:, :, :] sfg, unsigned char[:, :, :] sbg, list glyphs,
                int int_color_mode, bint emit_fg, bint emit_bg, int threshold, int reuse,
-               bint blocks, bint full, int row0, int col0):
+               bint blocks, bint full, int row0, int col0, int dither=-1):
     """Emit ANSI bytes for the cells that changed (all of them when ``full``); update shown_*."""
     cdef Py_ssize_t rows = tg.shape[0], cols = tg.shape[1]
     if (tfg.shape[0] != rows or tfg.shape[1] != cols or tbg.shape[0] != rows or tbg.shape[1] != cols
@@ -155,6 +232,10 @@ def diff_cells(const unsigned char[:, :] tg, const unsigned char[:, :, :] tfg,
     cdef int f0, f1, f2, b0, b1, b2, d, k, gi, nparam, u0, u1, u2, v0, v1, v2, m0, m1, m2
     cdef bint want_fg, want_bg
     cdef int mode = int_color_mode
+    cdef bint dith = dither >= 0 and (mode == 1 or mode == 2)
+    cdef bint painted = emit_bg and not blocks
+    cdef int sf0, sf1, sf2, sb0, sb1, sb2
+    cdef int dq[3]
     try:
         with nogil:
             for r in range(rows):
@@ -169,7 +250,19 @@ def diff_cells(const unsigned char[:, :] tg, const unsigned char[:, :, :] tfg,
                         k = abs(b1 - sbg[r, c, 1]); d = k if k > d else d
                         k = abs(b2 - sbg[r, c, 2]); d = k if k > d else d
                         if d <= threshold:
-                            continue
+                            if not painted or tg[r, c] == sg[r, c]:
+                                continue
+                            d = abs(f0 - b0)
+                            k = abs(f1 - b1); d = k if k > d else d
+                            k = abs(f2 - b2); d = k if k > d else d
+                            if d <= threshold:
+                                continue
+                    sf0 = f0; sf1 = f1; sf2 = f2; sb0 = b0; sb1 = b1; sb2 = b2
+                    if dith:
+                        _dither(mode, f0, f1, f2, 2 * <int>r, <int>c, dither, dq)
+                        f0 = dq[0]; f1 = dq[1]; f2 = dq[2]
+                        _dither(mode, b0, b1, b2, 2 * <int>r + 1, <int>c, dither, dq)
+                        b0 = dq[0]; b1 = dq[1]; b2 = dq[2]
                     if cur_r != r or cur_c != c:
                         buf[n] = 27; buf[n + 1] = 91; n += 2  # ESC [
                         if cur_r == r and c > cur_c:
@@ -250,6 +343,297 @@ def diff_cells(const unsigned char[:, :] tg, const unsigned char[:, :, :] tfg,
                         u0 = v0; u1 = v1; u2 = v2
                     elif blocks and gi == 3:  # full block: both halves show fg
                         v0 = u0; v1 = u1; v2 = u2
+                    if dith:
+                        u0 = sf0; u1 = sf1; u2 = sf2; v0 = sb0; v1 = sb1; v2 = sb2
+                    sfg[r, c, 0] = u0; sfg[r, c, 1] = u1; sfg[r, c, 2] = u2
+                    sbg[r, c, 0] = v0; sbg[r, c, 1] = v1; sbg[r, c, 2] = v2
+            if cur_fg != -1 or cur_bg != -1:
+                buf[n] = 27; buf[n + 1] = 91; buf[n + 2] = 48; buf[n + 3] = 109; n += 4
+        return PyBytes_FromStringAndSize(buf, n)
+    finally:
+        free(buf)
+
+
+
+# ---- symbol mosaics (see s2c/_ref/cells.py for the contract) -------------------------------------
+
+cdef inline void _cswap(int* a, int i, int j) noexcept nogil:
+    cdef int x = a[i], y = a[j]
+    a[i] = x if x < y else y
+    a[j] = y if x < y else x
+
+
+def mosaic_fit(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns, int flat_tol,
+               unsigned char[:, ::1] tp, unsigned char[:, :, ::1] tfg, unsigned char[:, :, ::1] tbg):
+    """Per cell: the two-colour pattern and colours that best fit its sx x sy pixels."""
+    cdef Py_ssize_t rows = tp.shape[0], cols = tp.shape[1]
+    cdef int n = sx * sy
+    if n < 1 or n > 8:
+        raise ValueError("cells of 1..8 pixels")
+    if px.shape[0] < rows * sy or px.shape[1] < cols * sx or px.shape[2] < 3:
+        raise ValueError("picture smaller than the cells")
+    if (tfg.shape[0] != rows or tfg.shape[1] != cols or tbg.shape[0] != rows or tbg.shape[1] != cols
+            or tfg.shape[2] < 3 or tbg.shape[2] < 3):
+        raise ValueError("cell arrays disagree in shape")
+    cdef int npat = len(patterns)
+    cdef unsigned char pats[256]
+    cdef int i
+    if npat > 256:
+        raise ValueError("at most 256 patterns")
+    for i in range(npat):
+        pats[i] = patterns[i]
+    cdef Py_ssize_t r, c
+    cdef int j, k, m, q, pat, n1, n0, best_pat, t0, t1, t2, s10, s11, s12, tmp
+    cdef int pr[8]
+    cdef int pg[8]
+    cdef int pb[8]
+    cdef int lum[8]
+    cdef int order[8]
+    cdef long long num, den, best_num, best_den
+    cdef int fg0, fg1, fg2, bg0, bg1, bg2, d, b10, b11, b12, bn1
+    cdef const unsigned char* row
+    cdef int lo0, lo1, lo2, hi0, hi1, hi2
+    with nogil:
+        for r in range(rows):
+            for c in range(cols):
+                t0 = 0; t1 = 0; t2 = 0
+                lo0 = 255; lo1 = 255; lo2 = 255; hi0 = 0; hi1 = 0; hi2 = 0
+                k = 0
+                for j in range(sy):
+                    row = &px[r * sy + j, c * sx, 0]
+                    for i in range(sx):
+                        pr[k] = row[3 * i]
+                        pg[k] = row[3 * i + 1]
+                        pb[k] = row[3 * i + 2]
+                        t0 += pr[k]; t1 += pg[k]; t2 += pb[k]
+                        lo0 = pr[k] if pr[k] < lo0 else lo0; hi0 = pr[k] if pr[k] > hi0 else hi0
+                        lo1 = pg[k] if pg[k] < lo1 else lo1; hi1 = pg[k] if pg[k] > hi1 else hi1
+                        lo2 = pb[k] if pb[k] < lo2 else lo2; hi2 = pb[k] if pb[k] > hi2 else hi2
+                        k += 1
+                best_num = -1; best_den = 1; best_pat = 0
+                b10 = 0; b11 = 0; b12 = 0; bn1 = 0
+                if hi0 - lo0 <= flat_tol and hi1 - lo1 <= flat_tol and hi2 - lo2 <= flat_tol:
+                    # any two-set means differ by at most the range: the cell is flat (as the twin finds)
+                    pass
+                elif npat == 0:
+                    # sort by (luma, index): keys luma * 8 + index, branch-free networks for 4 and 6
+                    for k in range(n):
+                        lum[k] = (77 * pr[k] + 150 * pg[k] + 29 * pb[k]) * 8 + k
+                    if n == 6:
+                        _cswap(lum, 1, 2); _cswap(lum, 0, 2); _cswap(lum, 0, 1); _cswap(lum, 4, 5)
+                        _cswap(lum, 3, 5); _cswap(lum, 3, 4); _cswap(lum, 0, 3); _cswap(lum, 1, 4)
+                        _cswap(lum, 2, 5); _cswap(lum, 2, 4); _cswap(lum, 1, 3); _cswap(lum, 2, 3)
+                    elif n == 4:
+                        _cswap(lum, 0, 1); _cswap(lum, 2, 3); _cswap(lum, 0, 2); _cswap(lum, 1, 3)
+                        _cswap(lum, 1, 2)
+                    else:
+                        for k in range(1, n):
+                            tmp = lum[k]
+                            m = k - 1
+                            while m >= 0 and lum[m] > tmp:
+                                lum[m + 1] = lum[m]
+                                m -= 1
+                            lum[m + 1] = tmp
+                    for k in range(n):
+                        order[k] = lum[k] & 7
+                    s10 = 0; s11 = 0; s12 = 0; pat = 0
+                    for m in range(n - 1, 0, -1):
+                        k = order[m]
+                        pat |= 1 << k
+                        s10 += pr[k]; s11 += pg[k]; s12 += pb[k]
+                        n1 = n - m; n0 = m
+                        num = ((<long long>s10 * s10 + <long long>s11 * s11 + <long long>s12 * s12) * n0
+                               + (<long long>(t0 - s10) * (t0 - s10) + <long long>(t1 - s11) * (t1 - s11)
+                                  + <long long>(t2 - s12) * (t2 - s12)) * n1)
+                        den = n1 * n0
+                        if num * best_den > best_num * den:
+                            best_num = num; best_den = den; best_pat = pat
+                            b10 = s10; b11 = s11; b12 = s12; bn1 = n1
+                else:
+                    for q in range(npat):
+                        pat = pats[q]
+                        s10 = 0; s11 = 0; s12 = 0; n1 = 0
+                        for k in range(n):
+                            if (pat >> k) & 1:
+                                s10 += pr[k]; s11 += pg[k]; s12 += pb[k]; n1 += 1
+                        if n1 == 0 or n1 == n:
+                            continue
+                        n0 = n - n1
+                        num = ((<long long>s10 * s10 + <long long>s11 * s11 + <long long>s12 * s12) * n0
+                               + (<long long>(t0 - s10) * (t0 - s10) + <long long>(t1 - s11) * (t1 - s11)
+                                  + <long long>(t2 - s12) * (t2 - s12)) * n1)
+                        den = n1 * n0
+                        if num * best_den > best_num * den:
+                            best_num = num; best_den = den; best_pat = pat
+                            b10 = s10; b11 = s11; b12 = s12; bn1 = n1
+                d = -1
+                if best_num >= 0:
+                    s10 = b10; s11 = b11; s12 = b12; n1 = bn1
+                    n0 = n - n1
+                    fg0 = (s10 * 2 + n1) // (2 * n1); fg1 = (s11 * 2 + n1) // (2 * n1)
+                    fg2 = (s12 * 2 + n1) // (2 * n1)
+                    bg0 = ((t0 - s10) * 2 + n0) // (2 * n0); bg1 = ((t1 - s11) * 2 + n0) // (2 * n0)
+                    bg2 = ((t2 - s12) * 2 + n0) // (2 * n0)
+                    d = abs(fg0 - bg0)
+                    k = abs(fg1 - bg1); d = k if k > d else d
+                    k = abs(fg2 - bg2); d = k if k > d else d
+                if d <= flat_tol:
+                    best_pat = 0
+                    fg0 = (t0 * 2 + n) // (2 * n); fg1 = (t1 * 2 + n) // (2 * n); fg2 = (t2 * 2 + n) // (2 * n)
+                    bg0 = fg0; bg1 = fg1; bg2 = fg2
+                tp[r, c] = best_pat
+                tfg[r, c, 0] = fg0; tfg[r, c, 1] = fg1; tfg[r, c, 2] = fg2
+                tbg[r, c, 0] = bg0; tbg[r, c, 1] = bg1; tbg[r, c, 2] = bg2
+
+
+cdef inline int _maxdiff(int a0, int a1, int a2, int b0, int b1, int b2) noexcept nogil:
+    cdef int d = abs(a0 - b0), k = abs(a1 - b1)
+    if k > d:
+        d = k
+    k = abs(a2 - b2)
+    return k if k > d else d
+
+
+def diff_mosaic(const unsigned char[:, :] tp, const unsigned char[:, :, :] tfg,
+                const unsigned char[:, :, :] tbg, unsigned char[:, :] sp,
+                unsigned char[:, :, :] sfg, unsigned char[:, :, :] sbg, list glyphs, int nbits,
+                int int_color_mode, int threshold, int reuse, int dither, bint full, int row0, int col0):
+    """Emit ANSI bytes for the mosaic cells that changed; update shown_* (see the twin)."""
+    cdef Py_ssize_t rows = tp.shape[0], cols = tp.shape[1]
+    if (tfg.shape[0] != rows or tfg.shape[1] != cols or tbg.shape[0] != rows or tbg.shape[1] != cols
+            or sp.shape[0] != rows or sp.shape[1] != cols or sfg.shape[0] != rows or sfg.shape[1] != cols
+            or sbg.shape[0] != rows or sbg.shape[1] != cols or tfg.shape[2] < 3 or tbg.shape[2] < 3
+            or sfg.shape[2] < 3 or sbg.shape[2] < 3):
+        raise ValueError("cell arrays disagree in shape")
+    if nbits < 1 or nbits > 8:
+        raise ValueError("patterns of 1..8 bits")
+    cdef int ng = len(glyphs)
+    if ng != (1 << nbits):
+        raise ValueError(f"need {1 << nbits} glyphs for {nbits}-bit patterns")
+    cdef char gbuf[256 * 4]
+    cdef int glen[256]
+    cdef int i
+    for i in range(ng):
+        gb = glyphs[i]
+        if not isinstance(gb, bytes) or len(gb) < 1 or len(gb) > 4:
+            raise ValueError("each glyph must be 1..4 UTF-8 bytes")
+        glen[i] = len(gb)
+        memcpy(&gbuf[4 * i], <char*>gb, glen[i])
+    cdef Py_ssize_t cap = rows * cols * 64 + 64
+    cdef char* buf = <char*>malloc(cap)
+    if buf == NULL:
+        raise MemoryError()
+    cdef Py_ssize_t n = 0, r, c
+    cdef int fmask = (1 << nbits) - 1
+    cdef int mode = int_color_mode
+    cdef bint dith = dither >= 0 and (mode == 1 or mode == 2)
+    cdef int cur_r = -1, cur_c = -1, cur_fg = -1, cur_bg = -1
+    cdef int cf0 = -1000, cf1 = -1000, cf2 = -1000, cb0 = -1000, cb1 = -1000, cb2 = -1000
+    cdef int p, q, gp, f0, f1, f2, b0, b1, b2, u0, u1, u2, v0, v1, v2, d, k, e, cost, cost_inv, nparam
+    cdef int dq[3]
+    cdef bint want_fg, want_bg
+    try:
+        with nogil:
+            for r in range(rows):
+                for c in range(cols):
+                    p = tp[r, c] & fmask
+                    f0 = tfg[r, c, 0]; f1 = tfg[r, c, 1]; f2 = tfg[r, c, 2]
+                    b0 = tbg[r, c, 0]; b1 = tbg[r, c, 1]; b2 = tbg[r, c, 2]
+                    if not full:
+                        q = sp[r, c] & fmask
+                        d = 0
+                        if p & q:
+                            e = _maxdiff(f0, f1, f2, sfg[r, c, 0], sfg[r, c, 1], sfg[r, c, 2]); d = e if e > d else d
+                        if p & ~q & fmask:
+                            e = _maxdiff(f0, f1, f2, sbg[r, c, 0], sbg[r, c, 1], sbg[r, c, 2]); d = e if e > d else d
+                        if ~p & q & fmask:
+                            e = _maxdiff(b0, b1, b2, sfg[r, c, 0], sfg[r, c, 1], sfg[r, c, 2]); d = e if e > d else d
+                        if ~p & ~q & fmask:
+                            e = _maxdiff(b0, b1, b2, sbg[r, c, 0], sbg[r, c, 1], sbg[r, c, 2]); d = e if e > d else d
+                        if d <= threshold:
+                            continue
+                    if cur_r != r or cur_c != c:
+                        buf[n] = 27; buf[n + 1] = 91; n += 2  # ESC [
+                        if cur_r == r and c > cur_c:
+                            if c - cur_c != 1:
+                                n = _put_int(buf, n, c - cur_c)
+                            buf[n] = 67; n += 1  # C
+                        else:
+                            n = _put_int(buf, n, row0 + r + 1)
+                            buf[n] = 59
+                            n = _put_int(buf, n + 1, col0 + c + 1)
+                            buf[n] = 72; n += 1  # H
+                    if dith:
+                        _dither(mode, f0, f1, f2, 2 * <int>r, <int>c, dither, dq)
+                        u0 = dq[0]; u1 = dq[1]; u2 = dq[2]
+                        _dither(mode, b0, b1, b2, 2 * <int>r + 1, <int>c, dither, dq)
+                        v0 = dq[0]; v1 = dq[1]; v2 = dq[2]
+                    else:
+                        u0 = f0; u1 = f1; u2 = f2; v0 = b0; v1 = b1; v2 = b2
+                    gp = p
+                    want_fg = mode != 0
+                    want_bg = mode != 0
+                    if mode == 0:
+                        pass
+                    elif p == 0:
+                        if (cur_fg != -1 and not (cur_bg != -1 and _near(mode, reuse, v0, v1, v2, cb0, cb1, cb2, reuse))
+                                and _near(mode, reuse, v0, v1, v2, cf0, cf1, cf2, reuse)):
+                            gp = fmask; u0 = v0; u1 = v1; u2 = v2; want_bg = False
+                        else:
+                            want_fg = False
+                    else:
+                        cost = ((cur_fg == -1 or not _near(mode, reuse, u0, u1, u2, cf0, cf1, cf2, reuse))
+                                + (cur_bg == -1 or not _near(mode, reuse, v0, v1, v2, cb0, cb1, cb2, reuse)))
+                        cost_inv = ((cur_fg == -1 or not _near(mode, reuse, v0, v1, v2, cf0, cf1, cf2, reuse))
+                                    + (cur_bg == -1 or not _near(mode, reuse, u0, u1, u2, cb0, cb1, cb2, reuse)))
+                        if cost_inv < cost:
+                            gp = fmask & ~p
+                            u0, v0 = v0, u0
+                            u1, v1 = v1, u1
+                            u2, v2 = v2, u2
+                    if mode == 3 and reuse > 0:
+                        if want_fg and cur_fg != -1 and _near(3, reuse, u0, u1, u2, cf0, cf1, cf2, reuse):
+                            u0 = cf0; u1 = cf1; u2 = cf2
+                        if want_bg and cur_bg != -1 and _near(3, reuse, v0, v1, v2, cb0, cb1, cb2, reuse):
+                            v0 = cb0; v1 = cb1; v2 = cb2
+                    nparam = 0
+                    if want_fg:
+                        k = _key(mode, u0, u1, u2)
+                        if k != cur_fg:
+                            buf[n] = 27; buf[n + 1] = 91; n += 2
+                            n = _put_color(buf, n, mode, u0, u1, u2, False)
+                            cur_fg = k
+                            cf0 = u0; cf1 = u1; cf2 = u2
+                            nparam = 1
+                    if want_bg:
+                        k = _key(mode, v0, v1, v2)
+                        if k != cur_bg:
+                            if nparam:
+                                buf[n] = 59; n += 1
+                            else:
+                                buf[n] = 27; buf[n + 1] = 91; n += 2
+                            n = _put_color(buf, n, mode, v0, v1, v2, True)
+                            cur_bg = k
+                            cb0 = v0; cb1 = v1; cb2 = v2
+                            nparam = 1
+                    if nparam:
+                        buf[n] = 109; n += 1  # m
+                    memcpy(buf + n, &gbuf[4 * gp], glen[gp])
+                    n += glen[gp]
+                    cur_r = <int>r
+                    cur_c = <int>c + 1
+                    sp[r, c] = p
+                    if dith or mode == 0:
+                        u0 = f0; u1 = f1; u2 = f2; v0 = b0; v1 = b1; v2 = b2
+                    elif p == 0:
+                        if gp == 0:
+                            u0 = v0; u1 = v1; u2 = v2
+                        else:
+                            v0 = u0; v1 = u1; v2 = u2
+                    elif gp != p:   # drawn inverted: the target's fg pixels show the terminal's bg
+                        u0, v0 = v0, u0
+                        u1, v1 = v1, u1
+                        u2, v2 = v2, u2
                     sfg[r, c, 0] = u0; sfg[r, c, 1] = u1; sfg[r, c, 2] = u2
                     sbg[r, c, 0] = v0; sbg[r, c, 1] = v1; sbg[r, c, 2] = v2
             if cur_fg != -1 or cur_bg != -1:

@@ -10,7 +10,11 @@ with that colour (no SGR bytes); shown_* always records what is really displayed
 upper half, lower half, space and full block (``glyphs`` in that order) so that the fewest colour
 codes are needed; a cell whose halves are within 2*reuse is drawn in one colour (their mean). The glyph is a
 function of the colours in every mode, so it is not compared on its own. ``glyphs`` is a list of
-UTF-8 encoded bytes.
+UTF-8 encoded bytes. ``emit_bg`` without ``blocks`` (glyph modes that paint the background): a
+changed glyph is redrawn too when the cell's two colours differ by more than ``threshold``.
+``dither`` >= 0 (16/256 colours): colours go through dither_color (a Bayer offset of ``dither``
+levels at pixel (2r, c) for fg, (2r+1, c) for bg, then a luma-weighted palette match) and shown_*
+keeps the source colours, so the change test is not fooled by the dither; -1: plain nearest index.
 color_mode: 0 none, 1 = 16 colours, 2 = 256 colours, 3 = truecolor.
 """
 
@@ -84,11 +88,13 @@ def _near(mode: int, a, b, tol: int) -> bool:
 
 
 def diff_cells(tg, tfg, tbg, sg, sfg, sbg, glyphs, int_color_mode, emit_fg, emit_bg,
-               threshold, reuse, blocks, full, row0, col0) -> bytes:
+               threshold, reuse, blocks, full, row0, col0, dither=-1) -> bytes:
     if blocks and (len(glyphs) != 4 or int_color_mode == 0):
         raise ValueError("blocks=True needs the 4 glyphs (upper half, lower half, space, full) and colour")
     rows, cols = tg.shape[0], tg.shape[1]
     mode = int_color_mode
+    dith = dither >= 0 and mode in (1, 2)
+    painted = emit_bg and not blocks   # glyph modes that paint the background: the glyph counts too
     out = []
     cur_r, cur_c = -1, -1
     cur_fg, cur_bg = -1, -1
@@ -100,8 +106,13 @@ def diff_cells(tg, tfg, tbg, sg, sfg, sbg, glyphs, int_color_mode, emit_fg, emit
             if not full:
                 d = max(abs(f0 - int(sfg[r, c, 0])), abs(f1 - int(sfg[r, c, 1])), abs(f2 - int(sfg[r, c, 2])),
                         abs(b0 - int(sbg[r, c, 0])), abs(b1 - int(sbg[r, c, 1])), abs(b2 - int(sbg[r, c, 2])))
-                if d <= threshold:
+                if d <= threshold and not (painted and int(tg[r, c]) != int(sg[r, c])
+                                           and max(abs(f0 - b0), abs(f1 - b1), abs(f2 - b2)) > threshold):
                     continue
+            src = (f0, f1, f2), (b0, b1, b2)
+            if dith:  # the palette colours shown; the change test above stays on the source colours
+                f0, f1, f2 = dither_color(mode, f0, f1, f2, 2 * r, c, dither)
+                b0, b1, b2 = dither_color(mode, b0, b1, b2, 2 * r + 1, c, dither)
             if cur_r != r or cur_c != c:
                 if cur_r == r and c > cur_c:
                     n = c - cur_c
@@ -160,8 +171,260 @@ def diff_cells(tg, tfg, tbg, sg, sfg, sbg, glyphs, int_color_mode, emit_fg, emit
                 u = v
             elif blocks and gi == 3:  # full block: both halves show fg
                 v = u
+            if dith:
+                u, v = src
             sfg[r, c, 0], sfg[r, c, 1], sfg[r, c, 2] = u
             sbg[r, c, 0], sbg[r, c, 1], sbg[r, c, 2] = v
+    if cur_fg != -1 or cur_bg != -1:
+        out.append("\x1b[0m")
+    return "".join(out).encode("utf-8")
+
+
+# ---- dithering (ordered, Bayer 8x8) for the palette depths ---------------------------------------
+
+def _bayer8():
+    m = [[0]]
+    for _ in range(3):
+        n = len(m)
+        m = ([[4 * v for v in row] + [4 * v + 2 for v in row] for row in m]
+             + [[4 * v + 3 for v in row] + [4 * v + 1 for v in row] for row in m])
+    return tuple(tuple(row) for row in m)
+
+
+BAYER8 = _bayer8()                     # values 0..63, each once
+LUMA_WEIGHT = 32                       # 256 colours: weight of luma error against RGB error
+
+
+def _luma(r: int, g: int, b: int) -> int:
+    return (77 * r + 150 * g + 29 * b + 128) >> 8
+
+
+def _cube_around(v: int) -> tuple[int, int]:
+    """Indices of the cube levels just below and just above v."""
+    i = 0
+    while i < 5 and CUBE_LEVELS[i + 1] <= v:
+        i += 1
+    return i, min(5, i + 1)
+
+
+def nearest256(r: int, g: int, b: int) -> tuple[int, int, int]:
+    """The xterm-256 colour (RGB) nearest to (r, g, b) by luma-weighted error, among the cube
+    corners around it and the two grey-ramp levels around its mean."""
+    y = _luma(r, g, b)
+    best, best_d = (0, 0, 0), 1 << 62
+    cands = []
+    ri, gi, bi = _cube_around(r), _cube_around(g), _cube_around(b)
+    for a in ri:
+        for c in gi:
+            for e in bi:
+                cands.append((CUBE_LEVELS[a], CUBE_LEVELS[c], CUBE_LEVELS[e]))
+    avg = (r + g + b) // 3
+    k = min(23, max(0, (avg - 8) // 10))
+    for kk in (k, min(23, k + 1)):
+        v = 8 + 10 * kk
+        cands.append((v, v, v))
+    for (pr, pg, pb) in cands:
+        dy = _luma(pr, pg, pb) - y
+        d = LUMA_WEIGHT * dy * dy + (pr - r) ** 2 + (pg - g) ** 2 + (pb - b) ** 2
+        if d < best_d:
+            best, best_d = (pr, pg, pb), d
+    return best
+
+
+def dither_color(mode: int, r: int, g: int, b: int, y: int, x: int, span: int):
+    """The palette colour (as RGB) shown for (r, g, b) at dither position (y, x): a Bayer 8x8
+    offset of ``span`` levels (zero mean over the tile; 0 = none) is added to all channels, then
+    the nearest palette colour is taken (256: luma-weighted, see nearest256; 16: RGB distance).
+    Mode 2 = 256, 1 = 16 colours."""
+    t = BAYER8[y & 7][x & 7]
+    off = ((2 * t + 1) * span) // 128 - span // 2
+    r, g, b = min(255, max(0, r + off)), min(255, max(0, g + off)), min(255, max(0, b + off))
+    if mode == 2:
+        return nearest256(r, g, b)
+    return PALETTE16[color16(r, g, b)]
+
+
+# ---- symbol mosaics ------------------------------------------------------------------------------
+
+def mosaic_fit(px, sx, sy, patterns, flat_tol, tp, tfg, tbg) -> None:
+    """Per cell of ``sx`` x ``sy`` pixels of ``px`` (rows*sy x cols*sx x 3 uint8): the pattern
+    (bit j*sx+i set = the pixel in column i, row j of the cell shows fg) and two colours (fg, bg:
+    the rounded means of the two pixel sets) that best fit the cell, into tp, tfg, tbg.
+
+    ``patterns`` empty: any pattern; the pixels are ordered by luma and the split with the least
+    squared error is taken (bit set = brighter set). Otherwise a bytes object listing the allowed
+    patterns (each with its complement implied), tried exhaustively. A cell whose two colours
+    are within ``flat_tol`` levels per channel is flat: pattern 0, bg = fg = the cell mean.
+    """
+    rows, cols = tp.shape[0], tp.shape[1]
+    n = sx * sy
+    if px.shape[0] < rows * sy or px.shape[1] < cols * sx:
+        raise ValueError("picture smaller than the cells")
+    if n < 1 or n > 8:
+        raise ValueError("cells of 1..8 pixels")
+    allowed = list(patterns)
+    for r in range(rows):
+        for c in range(cols):
+            pix = []
+            for j in range(sy):
+                for i in range(sx):
+                    p = px[r * sy + j, c * sx + i]
+                    pix.append((int(p[0]), int(p[1]), int(p[2])))
+            tot = [sum(p[k] for p in pix) for k in range(3)]
+            # best: maximise |S1|^2/n1 + |S0|^2/n0 (= minimise the squared error), exactly
+            best_num, best_den, best_pat = -1, 1, 0
+            if not allowed:
+                order = sorted(range(n), key=lambda k: (77 * pix[k][0] + 150 * pix[k][1] + 29 * pix[k][2], k))
+                s1 = [0, 0, 0]
+                pat = 0
+                for m in range(n - 1, 0, -1):   # the brightest n - m pixels are set
+                    k = order[m]
+                    pat |= 1 << k
+                    s1 = [s1[0] + pix[k][0], s1[1] + pix[k][1], s1[2] + pix[k][2]]
+                    n1 = n - m
+                    n0 = m
+                    s0 = [tot[0] - s1[0], tot[1] - s1[1], tot[2] - s1[2]]
+                    num = (s1[0] ** 2 + s1[1] ** 2 + s1[2] ** 2) * n0 + (s0[0] ** 2 + s0[1] ** 2 + s0[2] ** 2) * n1
+                    den = n1 * n0
+                    if num * best_den > best_num * den:
+                        best_num, best_den, best_pat = num, den, pat
+            else:
+                for pat in allowed:
+                    n1 = bin(pat).count("1")
+                    if n1 == 0 or n1 == n:
+                        continue
+                    n0 = n - n1
+                    s1 = [0, 0, 0]
+                    for k in range(n):
+                        if pat >> k & 1:
+                            s1 = [s1[0] + pix[k][0], s1[1] + pix[k][1], s1[2] + pix[k][2]]
+                    s0 = [tot[0] - s1[0], tot[1] - s1[1], tot[2] - s1[2]]
+                    num = (s1[0] ** 2 + s1[1] ** 2 + s1[2] ** 2) * n0 + (s0[0] ** 2 + s0[1] ** 2 + s0[2] ** 2) * n1
+                    den = n1 * n0
+                    if num * best_den > best_num * den:
+                        best_num, best_den, best_pat = num, den, pat
+            fg = bg = None
+            if best_num >= 0:
+                n1 = bin(best_pat).count("1")
+                n0 = n - n1
+                s1 = [0, 0, 0]
+                for k in range(n):
+                    if best_pat >> k & 1:
+                        s1 = [s1[0] + pix[k][0], s1[1] + pix[k][1], s1[2] + pix[k][2]]
+                fg = tuple((s1[k] * 2 + n1) // (2 * n1) for k in range(3))
+                bg = tuple(((tot[k] - s1[k]) * 2 + n0) // (2 * n0) for k in range(3))
+                if max(abs(fg[0] - bg[0]), abs(fg[1] - bg[1]), abs(fg[2] - bg[2])) <= flat_tol:
+                    fg = None
+            if fg is None:
+                best_pat = 0
+                fg = bg = tuple((tot[k] * 2 + n) // (2 * n) for k in range(3))
+            tp[r, c] = best_pat
+            tfg[r, c, 0], tfg[r, c, 1], tfg[r, c, 2] = fg
+            tbg[r, c, 0], tbg[r, c, 1], tbg[r, c, 2] = bg
+
+
+def _shown_change(tp, tf, tb, sp, sf, sb, full_mask) -> int:
+    """Largest per-channel difference, over the cell's pixels, between two two-colour cells."""
+    d = 0
+    for a, b, m in ((tf, sf, tp & sp), (tf, sb, tp & ~sp & full_mask), (tb, sf, ~tp & sp & full_mask),
+                    (tb, sb, ~tp & ~sp & full_mask)):
+        if m:
+            d = max(d, abs(a[0] - b[0]), abs(a[1] - b[1]), abs(a[2] - b[2]))
+    return d
+
+
+def diff_mosaic(tp, tfg, tbg, sp, sfg, sbg, glyphs, nbits, int_color_mode, threshold, reuse,
+                dither, full, row0, col0) -> bytes:
+    """Emit ANSI bytes for the mosaic cells that changed; update shown_* in place.
+
+    A cell is (pattern, fg, bg): pixels whose bit is set show fg. ``glyphs[p]`` (2**nbits of them,
+    UTF-8 bytes) draws pattern p in the foreground colour. A cell is redrawn when ``full`` or when
+    some pixel of it would change by more than ``threshold`` levels in a channel. Of pattern p
+    with (fg, bg) and its complement with (bg, fg) the one needing fewer colour codes is drawn; a
+    flat cell (p = 0) is a space in bg, or a full block in fg when only fg is already selected.
+    Truecolor reuses a selected colour within ``reuse`` levels; shown_* records the display.
+    ``dither`` (palettes only): as in diff_cells.
+    """
+    rows, cols = tp.shape[0], tp.shape[1]
+    full_mask = (1 << nbits) - 1
+    if len(glyphs) != 1 << nbits:
+        raise ValueError(f"need {1 << nbits} glyphs for {nbits}-bit patterns")
+    mode = int_color_mode
+    dith = dither >= 0 and mode in (1, 2)
+    out = []
+    cur_r, cur_c = -1, -1
+    cur_fg, cur_bg = -1, -1
+    cf = cb = (-1000, -1000, -1000)
+    for r in range(rows):
+        for c in range(cols):
+            p = int(tp[r, c]) & full_mask
+            f = (int(tfg[r, c, 0]), int(tfg[r, c, 1]), int(tfg[r, c, 2]))
+            b = (int(tbg[r, c, 0]), int(tbg[r, c, 1]), int(tbg[r, c, 2]))
+            if not full:
+                s = (int(sfg[r, c, 0]), int(sfg[r, c, 1]), int(sfg[r, c, 2]))
+                t = (int(sbg[r, c, 0]), int(sbg[r, c, 1]), int(sbg[r, c, 2]))
+                if _shown_change(p, f, b, int(sp[r, c]) & full_mask, s, t, full_mask) <= threshold:
+                    continue
+            if cur_r != r or cur_c != c:
+                if cur_r == r and c > cur_c:
+                    k = c - cur_c
+                    out.append("\x1b[C" if k == 1 else f"\x1b[{k}C")
+                else:
+                    out.append(f"\x1b[{row0 + r + 1};{col0 + c + 1}H")
+            if dith:
+                u = dither_color(mode, *f, 2 * r, c, dither)
+                v = dither_color(mode, *b, 2 * r + 1, c, dither)
+            else:
+                u, v = f, b
+            gp = p
+            want_fg = want_bg = mode != 0
+            if mode == 0:
+                pass
+            elif p == 0:
+                if (cur_fg != -1 and not (cur_bg != -1 and _near(mode, v, cb, reuse))
+                        and _near(mode, v, cf, reuse)):
+                    gp, u, want_bg = full_mask, v, False
+                else:
+                    want_fg = False
+            else:
+                cost = ((cur_fg == -1 or not _near(mode, u, cf, reuse))
+                        + (cur_bg == -1 or not _near(mode, v, cb, reuse)))
+                cost_inv = ((cur_fg == -1 or not _near(mode, v, cf, reuse))
+                            + (cur_bg == -1 or not _near(mode, u, cb, reuse)))
+                if cost_inv < cost:
+                    gp, u, v = full_mask & ~p, v, u
+            if mode == 3 and reuse > 0:
+                if want_fg and cur_fg != -1 and _near(3, u, cf, reuse):
+                    u = cf
+                if want_bg and cur_bg != -1 and _near(3, v, cb, reuse):
+                    v = cb
+            params = []
+            if want_fg:
+                k = _key(mode, *u)
+                if k != cur_fg:
+                    params.append(_sgr_color(mode, *u, False))
+                    cur_fg, cf = k, u
+            if want_bg:
+                k = _key(mode, *v)
+                if k != cur_bg:
+                    params.append(_sgr_color(mode, *v, True))
+                    cur_bg, cb = k, v
+            if params:
+                out.append("\x1b[" + ";".join(params) + "m")
+            out.append(glyphs[gp].decode("utf-8"))
+            cur_r, cur_c = r, c + 1
+            # what the cell shows, as (pattern of fg pixels, fg, bg)
+            if dith or mode == 0:
+                shown_f, shown_b = f, b
+            elif p == 0:
+                shown_f = shown_b = u if gp else v
+            elif gp == p:
+                shown_f, shown_b = u, v
+            else:  # drawn inverted: the target's fg pixels show the terminal's bg colour
+                shown_f, shown_b = v, u
+            sp[r, c] = p
+            sfg[r, c, 0], sfg[r, c, 1], sfg[r, c, 2] = shown_f
+            sbg[r, c, 0], sbg[r, c, 1], sbg[r, c, 2] = shown_b
     if cur_fg != -1 or cur_bg != -1:
         out.append("\x1b[0m")
     return "".join(out).encode("utf-8")

@@ -64,4 +64,28 @@ def run(quick: bool, **_) -> dict[str, Metric]:
         max_cell_error=max_err, mean_cell_error_worst_frame=max(mean_err), frames=len(frames))
     out["render.full_redraw_bytes"] = summarize(full_bytes, "bytes/frame")
     out["render.naive_full_redraw_bytes"] = summarize(naive_bytes, "bytes/frame")
+    out.update(_mosaic_kernel_metrics(reps))
+    from .raster import fidelity_metrics   # needs pyte and scikit-image (test dependencies)
+    out.update(fidelity_metrics(quick))
     return out
+
+
+def _mosaic_kernel_metrics(reps: int) -> dict[str, Metric]:
+    """Full-frame kernel time at 160x48 (picture already at the tile's pixel size): mosaic fit +
+    emit beside the half-block kernel, timed alternately."""
+    from ..render.renderer import Renderer
+    from .raster import talking_head_sequence
+    src = talking_head_sequence(1, 640, 384)[0]
+    mos = Renderer(160, 48, "mosaic", "truecolor")
+    blk = Renderer(160, 48, "blocks", "truecolor")
+    pm, pb = mos.fit(src).copy(), blk.fit(src).copy()
+    mos.fit = blk.fit = lambda img: img          # time the cell kernels, not the resampling
+
+    def full(r, px):
+        r.reset()
+        r.frame(px)
+    t = time_interleaved_ms({"mosaic": lambda: full(mos, pm), "blocks": lambda: full(blk, pb),
+                             "fit": lambda: mos.cells(pm)}, reps)
+    return {"render.mosaic_full_160x48_ms": summarize(t["mosaic"], "ms", baseline="render.blocks_kernel_160x48_ms"),
+            "render.mosaic_fit_160x48_ms": summarize(t["fit"], "ms"),
+            "render.blocks_kernel_160x48_ms": summarize(t["blocks"], "ms")}

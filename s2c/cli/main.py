@@ -24,11 +24,11 @@ def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] == "snapshot":
         from .snapshot import run_snapshot
         args = parsers.snapshot_parser().parse_args(argv[1:])
-        return run_snapshot(args.video, args.cols, args.rows, args.mode, _colors(args), args.ramp)
+        return run_snapshot(args.video, args.cols, args.rows, args.mode, _colors(args), args.ramp, args.symbols)
     if argv and argv[0] == "preview":
         from ..tui import preview
         args = parsers.preview_parser().parse_args(argv[1:])
-        return preview.run(args.video, args.mode, _colors(args), args.max_fps)
+        return preview.run(args.video, args.mode, _colors(args), args.max_fps, symbols=args.symbols)
     if argv and argv[0] == "identity":
         from ..crypto.identity import Identity, default_identity_path
         args = parsers.identity_parser().parse_args(argv[1:])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..render.renderer import COLOR_DEPTHS, DEFAULT_RAMP, MODES
+from ..render.renderer import COLOR_DEPTHS, DEFAULT_RAMP, DEFAULT_SYMBOLS, MODES, SYMBOL_SETS
 
 EPILOG = """\
 examples:
@@ -32,8 +32,12 @@ or 'test' (a generated scene). Colours follow COLORTERM/TERM; NO_COLOR turns the
 
 def _add_render_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=MODES, default="blocks",
-                   help="blocks: two pixels per cell with half-blocks (default); color: coloured "
-                        "glyphs; ascii: a grey density ramp")
+                   help="blocks: two pixels per cell with half-blocks (default); mosaic: block symbols "
+                        "with two colours per cell (see --symbols); color: coloured glyphs on a painted "
+                        "background; ascii: a grey density ramp")
+    p.add_argument("--symbols", choices=SYMBOL_SETS, default=DEFAULT_SYMBOLS,
+                   help="symbols for --mode mosaic: sextant (2x3 per cell, default), quadrant (2x2), half "
+                        "(half blocks only); use quadrant or half if your font shows sextants as boxes"),
     p.add_argument("--colors", choices=("auto",) + COLOR_DEPTHS, default="auto",
                    help="colour depth (default: detected from COLORTERM/TERM, 'none' if NO_COLOR)")
     p.add_argument("--ramp", default=DEFAULT_RAMP, help="glyphs for ascii/color, darkest first "

@@ -12,7 +12,7 @@ from ..errors import LocalError
 MAX_GRAB_TRIES = 50
 
 
-def run_snapshot(video: str, cols: int, rows: int, mode: str, colors: str, ramp: str) -> int:
+def run_snapshot(video: str, cols: int, rows: int, mode: str, colors: str, ramp: str, symbols: str = "sextant") -> int:
     from ..render.renderer import snapshot_lines
     from ..video.source import open_source
     if not (1 <= cols <= 2000 and 1 <= rows <= 1000):
@@ -28,6 +28,6 @@ def run_snapshot(video: str, cols: int, rows: int, mode: str, colors: str, ramp:
         src.stop()
     if pic is None:
         raise LocalError(f"video source {video!r} gave no frame")
-    sys.stdout.buffer.write(snapshot_lines(pic.image_rgb, cols, rows, mode, colors, ramp))
+    sys.stdout.buffer.write(snapshot_lines(pic.image_rgb, cols, rows, mode, colors, ramp, symbols))
     sys.stdout.flush()
     return 0

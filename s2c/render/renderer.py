@@ -1,6 +1,6 @@
 """Pictures -> ANSI bytes for one tile of the terminal.
 
-Owns: render modes (ascii, color, blocks), colour depths (truecolor, 256, 16, none) and their
+Owns: render modes (ascii, color, blocks, mosaic), colour depths (truecolor, 256, 16, none) and their
 detection, fitting a picture into a tile with the right aspect, and the diff against what this
 renderer last emitted. Must not: write to the terminal, read the clock, know about the network.
 """
@@ -14,8 +14,10 @@ import numpy as np
 
 from .. import impl
 from ..errors import ConfigError
+from . import mosaic as _mosaic
+from .mosaic import DEFAULT_SYMBOLS, SYMBOL_SETS
 
-MODES = ("ascii", "color", "blocks")
+MODES = ("ascii", "color", "blocks", "mosaic")
 COLOR_DEPTHS = ("truecolor", "256", "16", "none")
 _DEPTH_CODE = {"none": 0, "16": 1, "256": 2, "truecolor": 3}
 
@@ -78,16 +80,35 @@ class Renderer:
     """
 
     def __init__(self, cols: int, rows: int, mode: str = "blocks", colors: str = "truecolor", *,
-                 threshold: int = DEFAULT_THRESHOLD, reuse: int = DEFAULT_REUSE, ramp: str = DEFAULT_RAMP,
-                 origin: tuple[int, int] = (0, 0)):
+                 threshold: int | None = None, reuse: int | None = None, ramp: str = DEFAULT_RAMP,
+                 origin: tuple[int, int] = (0, 0), symbols: str = DEFAULT_SYMBOLS, dither: int | None = 0,
+                 flat_tol: int = _mosaic.DEFAULT_FLAT_TOL):
         if mode not in MODES:
             raise ConfigError(f"render mode {mode!r} is not one of: {', '.join(MODES)}")
         if colors not in COLOR_DEPTHS:
             raise ConfigError(f"colour depth {colors!r} is not one of: {', '.join(COLOR_DEPTHS)}")
         if not ramp or len(ramp) > 256 or any(ord(ch) < 32 or ord(ch) == 127 for ch in ramp):
             raise ConfigError("ramp must be 1..256 printable characters, darkest first")
+        if threshold is None:   # mosaic cells are finer: a smaller change is worth a redraw
+            threshold = _mosaic.MOSAIC_THRESHOLD if mode == "mosaic" else DEFAULT_THRESHOLD
+        if reuse is None:
+            reuse = _mosaic.MOSAIC_REUSE if mode == "mosaic" else DEFAULT_REUSE
         if not 0 <= threshold <= 255:
             raise ConfigError(f"threshold {threshold} is outside 0..255")
+        if symbols not in SYMBOL_SETS:
+            raise ConfigError(f"symbol set {symbols!r} is not one of: {', '.join(SYMBOL_SETS)}")
+        # mosaic: glyph per pattern; color/ascii with colour paint fg and bg (two-colour cells)
+        self.symbols = symbols
+        # 16/256 colours: Bayer offset span in levels before a luma-weighted palette match
+        # (0: match only; None: the plain nearest index, as before)
+        self.dither = dither
+        self._dither_code = -1 if dither is None else int(dither)
+        if not -1 <= self._dither_code <= 255:
+            raise ConfigError(f"dither span {dither} is outside 0..255")
+        self.flat_tol = flat_tol
+        self._sx, self._sy = _mosaic.samples(mode, colors, symbols)
+        self._painted = mode in ("color", "ascii") and colors != "none"
+        self._fit_patterns = b""
         self._cells = impl.load("cells")
         self._pixels = impl.load("pixels")
         self.mode = mode
@@ -96,12 +117,13 @@ class Renderer:
         self.reuse = reuse
         self.ramp = ramp
         self.origin = origin
-        if mode == "blocks":
-            glyphs = MONO_BLOCKS if colors == "none" else COLOR_BLOCKS
+        if mode == "mosaic":
+            self._glyphs, self._nbits, self._fit_patterns = _mosaic.glyph_table(symbols)
         else:
-            glyphs = tuple(ramp)
-        self._glyphs = [g.encode("utf-8") for g in glyphs]
+            glyphs = (MONO_BLOCKS if colors == "none" else COLOR_BLOCKS) if mode == "blocks" else tuple(ramp)
+            self._glyphs = [g.encode("utf-8") for g in glyphs]
         self._ramp_lut = self._make_ramp_lut(len(ramp))
+        self._ink_lut = _mosaic.ramp_lut(len(ramp), self._sx * self._sy)
         self._blocks = mode == "blocks" and colors != "none"
         self.resize(cols, rows)
 
@@ -111,8 +133,9 @@ class Renderer:
 
     @property
     def grid_size(self) -> tuple[int, int]:
-        """(width, height) in picture pixels that this tile shows."""
-        return (self.cols, self.rows * 2) if self.mode == "blocks" else (self.cols, self.rows)
+        """(width, height) in picture pixels that this tile shows: the picture size it wants
+        (any other size is area-resampled to it; see s2c.render.mosaic.picture_size)."""
+        return self.cols * self._sx, self.rows * self._sy
 
     def resize(self, cols: int, rows: int, origin: tuple[int, int] | None = None) -> None:
         if cols < 1 or rows < 1:
@@ -138,7 +161,7 @@ class Renderer:
             raise ConfigError("frame() needs an HxWx3 uint8 RGB image")
         gw, gh = self.grid_size
         ih, iw = image_rgb.shape[:2]
-        aspect = 1.0 if self.mode == "blocks" else 2.0
+        aspect = 2.0 * self._sx / self._sy   # how much taller than wide a grid pixel is
         fw, fh = fit_size(iw, ih, gw, gh, aspect)
         if (fw, fh) == (gw, gh):
             if (iw, ih) == (gw, gh):
@@ -154,6 +177,18 @@ class Renderer:
     def cells(self, image_rgb: np.ndarray):
         """(glyph index, fg, bg, emit_fg, emit_bg) arrays for a picture: the exact target screen."""
         px = self.fit(image_rgb)
+        if self.mode == "mosaic" or self._painted:
+            if self.colors == "none":
+                return _mosaic.mono_targets(px, self._sx, self._sy, self.rows, self.cols) + (False, False)
+            tp = np.empty((self.rows, self.cols), np.uint8)
+            tfg = np.empty((self.rows, self.cols, 3), np.uint8)
+            tbg = np.empty((self.rows, self.cols, 3), np.uint8)
+            self._cells.mosaic_fit(np.ascontiguousarray(px), self._sx, self._sy, self._fit_patterns, self.flat_tol, tp, tfg, tbg)
+            if self.mode == "mosaic":
+                return tp, tfg, tbg, True, True
+            tg, tfg, tbg = _mosaic.painted_targets(tp, tfg, tbg, self._sx * self._sy, self._ink_lut,
+                                                   grey=self.mode == "ascii")
+            return tg, tfg, tbg, True, True
         if self.mode == "blocks":
             top, bottom = px[0::2], px[1::2]
             if self.colors == "none":
@@ -170,25 +205,31 @@ class Renderer:
 
     def frame(self, image_rgb: np.ndarray) -> bytes:
         """ANSI bytes that bring this tile from what was last emitted to ``image_rgb``."""
-        tg, tfg, tbg, emit_fg, emit_bg = self.cells(image_rgb)
+        targets = self.cells(image_rgb)
         full = self._full
         self._full = False
-        return self._cells.diff_cells(tg, tfg, tbg, self._sg, self._sfg, self._sbg, self._glyphs,
-                                      _DEPTH_CODE[self.colors], emit_fg, emit_bg, self.threshold,
-                                      self.reuse, self._blocks, full, self.origin[0], self.origin[1])
+        return self._emit(targets, slice(None), full, self.origin[0], self.origin[1])
+
+    def _emit(self, targets, rows: slice, full: bool, row0: int, col0: int) -> bytes:
+        tg, tfg, tbg, emit_fg, emit_bg = targets
+        if self.mode == "mosaic":
+            return self._cells.diff_mosaic(tg[rows], tfg[rows], tbg[rows], self._sg[rows], self._sfg[rows],
+                                           self._sbg[rows], self._glyphs, self._nbits, _DEPTH_CODE[self.colors],
+                                           self.threshold, self.reuse, self._dither_code, full, row0, col0)
+        return self._cells.diff_cells(tg[rows], tfg[rows], tbg[rows], self._sg[rows], self._sfg[rows],
+                                      self._sbg[rows], self._glyphs, _DEPTH_CODE[self.colors], emit_fg,
+                                      emit_bg, self.threshold, self.reuse, self._blocks, full, row0, col0,
+                                      self._dither_code)
 
 
 def snapshot_lines(image_rgb: np.ndarray, cols: int, rows: int, mode: str = "blocks",
-                   colors: str = "truecolor", ramp: str = DEFAULT_RAMP) -> bytes:
+                   colors: str = "truecolor", ramp: str = DEFAULT_RAMP, symbols: str = DEFAULT_SYMBOLS) -> bytes:
     """One picture as ``rows`` newline-terminated lines of ``cols`` cells (for files and pipes)."""
-    r = Renderer(cols, rows, mode, colors, ramp=ramp)
-    tg, tfg, tbg, emit_fg, emit_bg = r.cells(image_rgb)
+    r = Renderer(cols, rows, mode, colors, ramp=ramp, symbols=symbols)
+    targets = r.cells(image_rgb)
     home = b"\x1b[1;1H"
     lines = []
     for y in range(rows):
-        sl = slice(y, y + 1)
-        out = r._cells.diff_cells(tg[sl], tfg[sl], tbg[sl], r._sg[sl], r._sfg[sl], r._sbg[sl],
-                                  r._glyphs, _DEPTH_CODE[colors], emit_fg, emit_bg, r.threshold,
-                                  r.reuse, r._blocks, True, 0, 0)
+        out = r._emit(targets, slice(y, y + 1), True, 0, 0)
         lines.append(out[len(home):] if out.startswith(home) else out)
     return b"\n".join(lines) + b"\n"

@@ -11,19 +11,20 @@ import os
 import signal
 
 from ..clock import now_s
-from ..render.renderer import Renderer
+from ..render.renderer import DEFAULT_SYMBOLS, Renderer
 from ..video.source import open_source
 from . import terminal as term
 
 
-async def _preview(spec: str, mode: str, colors: str, max_fps: float, screen: term.Screen) -> None:
+async def _preview(spec: str, mode: str, colors: str, max_fps: float, screen: term.Screen,
+                   symbols: str = DEFAULT_SYMBOLS) -> None:
     loop = asyncio.get_running_loop()
     wake = asyncio.Event()
     quit_ = asyncio.Event()
     source = open_source(spec, max_fps=max_fps, size=None,
                          on_picture=lambda pic: loop.call_soon_threadsafe(wake.set))
     cols, rows = term.size(screen.out_fd)
-    renderer = Renderer(cols, max(1, rows - 1), mode, colors)
+    renderer = Renderer(cols, max(1, rows - 1), mode, colors, symbols=symbols)
     resized = False
 
     def on_winch():
@@ -41,8 +42,9 @@ async def _preview(spec: str, mode: str, colors: str, max_fps: float, screen: te
             wake.set()
         elif b"c" in data:
             nonlocal renderer
-            modes = ("blocks", "color", "ascii")
-            renderer = Renderer(renderer.cols, renderer.rows, modes[(modes.index(renderer.mode) + 1) % 3], colors)
+            modes = ("blocks", "mosaic", "color", "ascii")
+            renderer = Renderer(renderer.cols, renderer.rows, modes[(modes.index(renderer.mode) + 1) % len(modes)],
+                                colors, symbols=symbols)
             screen.write(b"\x1b[2J")
             wake.set()
 
@@ -86,8 +88,8 @@ async def _preview(spec: str, mode: str, colors: str, max_fps: float, screen: te
         source.stop()
 
 
-def run(spec: str, mode: str, colors: str, max_fps: float) -> int:
+def run(spec: str, mode: str, colors: str, max_fps: float, symbols: str = DEFAULT_SYMBOLS) -> int:
     from .runtime import run_async
     with term.Screen() as screen:
-        run_async(_preview(spec, mode, colors, max_fps, screen))
+        run_async(_preview(spec, mode, colors, max_fps, screen, symbols))
     return 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..clock import now_us as _trace_now_us
 from ..render import layout as L
-from ..render.renderer import MODES, Renderer
+from ..render.renderer import DEFAULT_SYMBOLS, MODES, Renderer
 from ..text import fit_text, sanitize
 from .chat import ChatPane
 from .keys import parse_keys
@@ -30,7 +30,7 @@ HELP = (
     "q        quit (also Ctrl-C)",
     "m        mute / unmute microphone",
     "v        camera on / off",
-    "c        cycle render mode (blocks, color, ascii)",
+    "c        cycle render mode (blocks, mosaic, color, ascii)",
     "s        self-view: tile, inset, off",
     "Enter    type a chat message",
     "         Enter sends, Esc cancels",
@@ -44,13 +44,15 @@ class ConferenceScreen:
     (empty when nothing visible changed); ``key(text)`` and ``resize`` change its state."""
 
     def __init__(self, call: CallView, cols: int, rows: int, mode: str, colors: str,
-                 ramp: str | None = None, title: str = "s2c", max_fps: float = 30.0):
+                 ramp: str | None = None, title: str = "s2c", max_fps: float = 30.0,
+                 symbols: str = DEFAULT_SYMBOLS):
         self.call = call
         self.tile_period_us = int(1e6 / max_fps)
         self.tile_drawn_us: dict[object, int] = {}
         self.next_due_us: int | None = None
         self.cols, self.rows = cols, rows
         self.mode, self.colors, self.ramp = mode, colors, ramp
+        self.symbols = symbols             # mosaic symbol set (--symbols)
         self.self_view = "tile"
         self.help = False
         self.typing: str | None = None     # chat input buffer while typing
@@ -148,6 +150,7 @@ class ConferenceScreen:
     def _renderer(self, key, rect: L.Rect) -> Renderer:
         r = self.renderers.get(key)
         kwargs = {"ramp": self.ramp} if self.ramp else {}
+        kwargs["symbols"] = self.symbols
         if r is None or r.mode != self.mode:
             r = Renderer(rect.cols, rect.rows, self.mode, self.colors, origin=(rect.row, rect.col), **kwargs)
             self.renderers[key] = r
