@@ -206,6 +206,19 @@ class Call:
             self._on_frame(f)
         self.on_change()
 
+    def _resumed(self) -> None:
+        """Back as the same participant (cluster failover or a quick reconnect): keys, peers and
+        pictures stay; a keyframe helps receivers that missed frames; held frames are replayed.
+        Roster changes during the gap follow as ordinary PeerJoined/PeerLeft events."""
+        self.state = "connected"
+        self._send_state()
+        if self._encoder is not None:
+            self._encoder.request_keyframe()
+        early, self._early_frames = self._early_frames, None
+        for f in early or ():
+            self._on_frame(f)
+        self.on_change()
+
     def _roster_changed(self) -> None:
         self.km.on_roster([self.my_id, *self.peers])
         self._flush_keys()
@@ -241,6 +254,11 @@ class Call:
                 self._early_frames = []
             self.state = f"reconnecting (attempt {ev.attempt})"
             self.notice(f"lost the relay ({ev.reason}); reconnecting in {ev.delay_s:.1f} s")
+        elif isinstance(ev, net.Resumed):
+            self.reconnects += 1
+            self._resumed()
+            self.notice(f"back in session {self.session} on relay {ev.relay} after {ev.downtime_s:.1f} s "
+                        f"(same participant)")
         elif isinstance(ev, net.Reconnected):
             self.reconnects += 1
             self._joined(ev.welcome)

@@ -3,7 +3,10 @@
 Owns: the TCP connection to the relay, JOIN/WELCOME, the roster as the relay reports it,
 the bounded send queue (VIDEO newest-wins per stream, everything else bounded FIFO),
 the bounded receive queue, ping/pong (RTT, clock offsets to the relay and between peers),
-and reconnect with backoff (0.2 s doubling to 2 s) that rejoins the same session.
+and reconnect with backoff (0.2 s doubling to 2 s) that rejoins the same session — on the next
+of several relays if it was given a list (``"host1,host2:port"``), as the same participant when
+the relay honours the resume token of the last WELCOME (a ``Resumed`` event: same id, nobody
+saw a leave or a join).
 Must not: encode/decode or encrypt media (payloads are opaque bytes here), draw, or block.
 
 Clock model: every process stamps ``ts_us`` with ``now_us()`` (its monotonic clock). A PONG
@@ -40,7 +43,7 @@ except ImportError:  # pragma: no cover - not POSIX
 _SIOCOUTQNSD = 0x894B if (fcntl is not None and sys.platform.startswith("linux")) else None
 
 __all__ = ["RelayConnection", "Frame", "Peer", "Welcome", "PeerJoined", "PeerLeft", "Reconnecting",
-           "Reconnected", "RelayErrorEvent", "Closed", "now_us", "MEDIA_TYPES"]
+           "Reconnected", "Resumed", "RelayErrorEvent", "Closed", "now_us", "MEDIA_TYPES", "parse_relays"]
 
 MEDIA_TYPES = P.FORWARDED_TYPES
 
@@ -79,6 +82,42 @@ class Reconnected:
     welcome: Welcome
     downtime_s: float
     attempts: int
+
+
+@dataclass(slots=True)
+class Resumed:
+    """Back in the session as the same participant (same id; the relay, maybe another one of the
+    cluster, honoured the resume token). Roster changes during the gap come as PeerJoined/PeerLeft
+    right after this event."""
+    welcome: Welcome
+    downtime_s: float
+    attempts: int
+    relay: str
+
+
+def parse_relays(hosts: str, default_port: int) -> list[tuple[str, int]]:
+    """``"a,b:1200,[::1]:1122"`` -> [("a", default_port), ("b", 1200), ("::1", 1122)]."""
+    out = []
+    for item in str(hosts).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        port = default_port
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            if rest.startswith(":"):
+                port = int(rest[1:])
+        elif item.count(":") == 1:
+            host, _, p = item.partition(":")
+            port = int(p)
+        else:
+            host = item
+        if not 0 < port < 65536:
+            raise LocalError(f"relay port {port} in {item!r} is out of range")
+        out.append((host, port))
+    if not out:
+        raise LocalError(f"no relay address in {hosts!r}")
+    return out
 
 
 @dataclass(slots=True)
@@ -238,6 +277,8 @@ class RelayConnection:
         self.backoff_max_s = backoff_max_s
         self.host = ""
         self.port = 0
+        self.relays: list[tuple[str, int]] = []
+        self._relay_index = 0
         self.session = ""
         self.name = ""
         self.caps: dict = {}
@@ -245,7 +286,7 @@ class RelayConnection:
         self.welcome: Welcome | None = None
         self.roster: dict[int, Peer] = {}
         self.stats = {"sent_frames": 0, "sent_bytes": 0, "send_dropped": 0, "recv_frames": 0,
-                      "recv_bytes": 0, "recv_dropped": 0, "bad_frames": 0, "reconnects": 0,
+                      "recv_bytes": 0, "recv_dropped": 0, "bad_frames": 0, "reconnects": 0, "resumes": 0,
                       "relay_errors": 0}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proto: _ClientProtocol | None = None
@@ -281,10 +322,19 @@ class RelayConnection:
         if self._proto is not None or self._closed:
             raise LocalError("RelayConnection.connect() called twice")
         self._loop = asyncio.get_running_loop()
-        self.host, self.port, self.session, self.name = host, int(port), session, name
+        self.relays = parse_relays(host, int(port))
+        self.session, self.name = session, name
         self.caps = dict(caps or {})
         self.timeout_s = timeout_s
-        welcome = await self._open()
+        for i in range(len(self.relays)):
+            self._relay_index = i
+            self.host, self.port = self.relays[i]
+            try:
+                welcome = await self._open()
+                break
+            except RelayUnreachable:
+                if i == len(self.relays) - 1:
+                    raise
         self._ping_task = self._loop.create_task(self._ping_loop())
         return welcome
 
@@ -414,7 +464,11 @@ class RelayConnection:
             raise self._unreachable(f"timed out after {self.timeout_s:g} s") from None
         except OSError as exc:
             raise self._unreachable(_reason(exc)) from None
-        proto.transport.write(P.serialize(Frame(P.JOIN, P.encode_join(self.session, self.name, self.caps))))
+        old = self.welcome
+        resume = (old.id, old.resume) if old is not None and old.resume else None
+        name = old.name if resume else self.name
+        proto.transport.write(P.serialize(Frame(P.JOIN, P.encode_join(self.session, name, self.caps,
+                                                                      resume=resume))))
         self._proto = proto
         try:
             welcome = await asyncio.wait_for(asyncio.shield(proto.welcome), max(0.01, deadline - loop.time()))
@@ -547,19 +601,36 @@ class RelayConnection:
         old = list(self.roster.values())
         delay = self.backoff_initial_s
         attempt = 0
+        old_id = self.my_id
         while not self._closed:
             attempt += 1
             self._emit(Reconnecting(attempt, delay, reason))
             await asyncio.sleep(delay)
             if self._closed:
                 return
+            if len(self.relays) > 1:  # the next relay of the list (the lost one last)
+                self._relay_index = (self._relay_index + 1) % len(self.relays)
+                self.host, self.port = self.relays[self._relay_index]
             try:
                 welcome = await self._open()
             except (RelayUnreachable, JoinRefused) as exc:
                 reason = str(exc)
-                delay = min(delay * 2, self.backoff_max_s)
+                if len(self.relays) == 1 or self._relay_index == 0:
+                    delay = min(delay * 2, self.backoff_max_s)
                 continue
             self.stats["reconnects"] += 1
+            if welcome.resumed and welcome.id == old_id:
+                self.stats["resumes"] += 1
+                self._emit(Resumed(welcome, time.monotonic() - t0, attempt, f"{self.host}:{self.port}"))
+                now = {p.id for p in welcome.roster}
+                for peer in old:
+                    if peer.id not in now:
+                        self._emit(PeerLeft(peer.id, peer.name, "left while reconnecting"))
+                before = {p.id for p in old}
+                for peer in welcome.roster:
+                    if peer.id not in before:
+                        self._emit(PeerJoined(peer))
+                return
             for peer in old:
                 self._emit(PeerLeft(peer.id, peer.name, "reconnect"))
             self._emit(Reconnected(welcome, time.monotonic() - t0, attempt))

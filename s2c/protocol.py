@@ -291,6 +291,7 @@ class Welcome:
     roster: list       # list[Peer], everyone else already in the room
     limits: dict = field(default_factory=dict)  # max_frame_bytes, max_fps, max_participants
     resume: str | None = None  # token to rejoin as the same participant (JOIN "resume")
+    resumed: bool = False      # this JOIN resumed the participant: same id, nobody saw leave/join
 
 
 @dataclass(slots=True)
@@ -411,11 +412,13 @@ def _parse_peer(obj, what: str) -> Peer:
 
 
 def encode_welcome(id: int, name: str, session: str, roster: list, limits: dict | None = None,
-                   resume: str | None = None) -> bytes:
+                   resume: str | None = None, resumed: bool = False) -> bytes:
     obj = {"v": VERSION, "id": id, "name": name, "session": session,
            "roster": [_peer_obj(p) for p in roster], "limits": limits or {}}
     if resume is not None:
         obj["resume"] = resume
+    if resumed:
+        obj["resumed"] = True
     return _dump(obj)
 
 
@@ -433,7 +436,8 @@ def parse_welcome(payload: bytes) -> Welcome:
         resume = _token(resume, "welcome.resume")
     return Welcome(_int(obj, "id", "welcome", 1), _name(obj.get("name"), "welcome.name"),
                    check_session(obj.get("session")),
-                   [_parse_peer(p, "welcome.roster[]") for p in roster], dict(limits), resume)
+                   [_parse_peer(p, "welcome.roster[]") for p in roster], dict(limits), resume,
+                   obj.get("resumed") is True)
 
 
 def encode_peer_joined(peer: Peer) -> bytes:

@@ -605,7 +605,7 @@ class Relay:
                   "max_participants": cfg.max_participants,
                   "silence_timeout_ms": int(cfg.silence_timeout_ms)}
         token = self._resume_token(room.name, c.pid, c.name, c.epoch)
-        self._send_ctrl(c, P.WELCOME, P.encode_welcome(c.pid, c.name, room.name, roster, limits, token))
+        self._send_ctrl(c, P.WELCOME, P.encode_welcome(c.pid, c.name, room.name, roster, limits, token, resumed))
         if self._cluster:
             self._cluster_out.append(("roster", room.name, self._roster_msg("join", [c])))
         if resumed:
