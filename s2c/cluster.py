@@ -33,6 +33,7 @@ from .errors import S2CError
 HEARTBEAT_S = 1.0
 NODE_EXPIRY_S = 3.0
 SYNC_TIMEOUT_S = 0.3
+CONNECT_TIMEOUT_S = 5.0
 SLOT_IDS = 4096
 SLOTS = 16
 SLOT_TTL_S = 5.0
@@ -92,12 +93,15 @@ class ClusterLink:
         """Connect, claim a slot, fetch the resume key. Returns (id_lo, id_hi, resume_key)."""
         nats = _import_nats()
         try:
-            self.nc = await nats.connect(
+            self.nc = await asyncio.wait_for(nats.connect(
                 self.url, name=f"s2c-relay {self.node}", no_echo=True, connect_timeout=2,
                 reconnect_time_wait=0.25, max_reconnect_attempts=-1, allow_reconnect=True,
                 ping_interval=2, max_outstanding_pings=2, pending_size=256 * 1024,
                 disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected,
-                error_cb=self._on_error, closed_cb=self._on_closed)
+                error_cb=self._on_error, closed_cb=self._on_closed), CONNECT_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise ClusterError(f"cannot reach the cluster bus {self.url}: no answer within "
+                               f"{CONNECT_TIMEOUT_S:g} s") from None
         except Exception as exc:  # noqa: BLE001 - nats-py raises several unrelated types here
             raise ClusterError(f"cannot reach the cluster bus {self.url}: {exc or type(exc).__name__}") from None
         try:
@@ -355,7 +359,7 @@ class ClusterLink:
         self.srv.kick()
 
     async def _on_error(self, exc) -> None:
-        if not self._closing:
+        if not self._closing and self.relay is not None:
             self.log("warn", "cluster_bus_error", error=f"{type(exc).__name__}: {exc}")
 
     async def _on_closed(self) -> None:
