@@ -229,3 +229,14 @@ def test_single_relay_has_no_cluster_traffic():
         r.receive_data(c, P.serialize(P.Frame(P.JOIN, P.encode_join("one", n))), 0)
     r.receive_data(c1, P.serialize(P.Frame(P.VIDEO, b"v")), 0)
     assert r.pop_cluster_out() == [] and not r.rooms["one"].publish
+
+
+def test_relay_lists_parse():
+    import pytest
+    from s2c.errors import LocalError
+    from s2c.net import parse_relays
+    assert parse_relays("a,b:1200,[::1]:1122, c ", 1122) == [("a", 1122), ("b", 1200), ("::1", 1122), ("c", 1122)]
+    assert parse_relays("127.0.0.1", 9) == [("127.0.0.1", 9)]
+    for bad in ("", ",", "a:0", "a:70000"):
+        with pytest.raises(LocalError):
+            parse_relays(bad, 1122)
