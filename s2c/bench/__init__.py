@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SUITES = ("video", "codec", "relay", "audio", "crypto", "e2e", "avatar", "net")
+SUITES = ("video", "codec", "relay", "audio", "crypto", "e2e", "avatar", "net", "cluster")
 
 
 @dataclass

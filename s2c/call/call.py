@@ -19,7 +19,7 @@ from .. import wire as P
 from ..clock import now_s, now_us, wall_s
 from ..errors import S2CError
 from .connection import RelayConnection
-from .events import PeerJoined, Reconnected
+from .events import PeerJoined, Reconnected, Resumed
 from .sender import VideoSender
 from .session import CallSession, CallState
 from .trace import StageTrace
@@ -216,7 +216,7 @@ class Call:
     def _on_event(self, ev) -> None:
         self.core.on_event(ev, now_us(), roster=list(self.conn.roster.values()))
         self._after_core()
-        if isinstance(ev, (PeerJoined, Reconnected)):
+        if isinstance(ev, (PeerJoined, Reconnected, Resumed)):
             self._send_state()   # newcomers (or everyone, after our rejoin) need our flags
 
     def _on_frame(self, f: P.Frame) -> None:

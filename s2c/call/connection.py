@@ -3,7 +3,10 @@
 Owns: the TCP connection to the relay, JOIN/WELCOME, the roster as the relay reports it, the
 send queue (s2c.wire.queues.OutQueue: the same policy as the relay's), the bounded receive
 queue, PING/PONG timing (the estimates are s2c.call.clocksync's), dead-link detection and
-reconnect with backoff (0.2 s doubling to 2 s) that rejoins the same session.
+reconnect with backoff (0.2 s doubling to 2 s) that rejoins the same session — on the next of
+several relays if it was given a list (``"host1,host2:port"``), as the same participant when the
+relay honours the resume token of the last WELCOME (a ``Resumed`` event: same id, nobody saw a
+leave or a join).
 Must not: encode/decode or encrypt media (payloads are opaque bytes here), keep per-peer call
 state (s2c.call.session does), draw, or block. All methods run on the event loop's thread.
 
@@ -24,10 +27,35 @@ from ..wire.queues import DropCounts
 from .clocksync import ClockSync
 from .roster import Roster
 from .transport import RelayProtocol, reason_of
-from .events import Closed, PeerJoined, PeerLeft, Reconnected, Reconnecting, RelayErrorEvent
+from .events import Closed, PeerJoined, PeerLeft, Reconnected, Reconnecting, RelayErrorEvent, Resumed
 
 __all__ = ["RelayConnection", "PeerJoined", "PeerLeft", "Reconnecting", "Reconnected",
            "RelayErrorEvent", "Closed"]
+
+
+def parse_relays(hosts: str, default_port: int) -> list[tuple[str, int]]:
+    """``"a,b:1200,[::1]:1122"`` -> [("a", default_port), ("b", 1200), ("::1", 1122)]."""
+    out = []
+    for item in str(hosts).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        port = default_port
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            if rest.startswith(":"):
+                port = int(rest[1:])
+        elif item.count(":") == 1:
+            host, _, p = item.partition(":")
+            port = int(p)
+        else:
+            host = item
+        if not 0 < port < 65536:
+            raise LocalError(f"relay port {port} in {item!r} is out of range")
+        out.append((host, port))
+    if not out:
+        raise LocalError(f"no relay address in {hosts!r}")
+    return out
 
 
 class Inbox:
@@ -96,6 +124,8 @@ class RelayConnection:
         self.backoff_max_s = backoff_max_s
         self.host = ""
         self.port = 0
+        self.relays: list[tuple[str, int]] = []
+        self._relay_index = 0
         self.session = ""
         self.name = ""
         self.caps: dict = {}
@@ -103,7 +133,7 @@ class RelayConnection:
         self.welcome: Welcome | None = None
         self.roster = Roster()
         self.stats = {"sent_frames": 0, "sent_bytes": 0, "send_dropped": 0, "recv_frames": 0,
-                      "recv_bytes": 0, "recv_dropped": 0, "bad_frames": 0, "reconnects": 0,
+                      "recv_bytes": 0, "recv_dropped": 0, "bad_frames": 0, "reconnects": 0, "resumes": 0,
                       "relay_errors": 0}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._proto: RelayProtocol | None = None
@@ -136,10 +166,19 @@ class RelayConnection:
         if self._proto is not None or self._closed:
             raise LocalError("RelayConnection.connect() called twice")
         self.loop = asyncio.get_running_loop()
-        self.host, self.port, self.session, self.name = host, int(port), session, name
+        self.relays = parse_relays(host, int(port))
+        self.session, self.name = session, name
         self.caps = dict(caps or {})
         self.timeout_s = timeout_s
-        welcome = await self._open()
+        for i in range(len(self.relays)):
+            self._relay_index = i
+            self.host, self.port = self.relays[i]
+            try:
+                welcome = await self._open()
+                break
+            except RelayUnreachable:
+                if i == len(self.relays) - 1:
+                    raise
         self._ping_task = self.loop.create_task(self._ping_loop())
         return welcome
 
@@ -226,7 +265,11 @@ class RelayConnection:
             raise self._unreachable(f"timed out after {self.timeout_s:g} s") from None
         except OSError as exc:
             raise self._unreachable(reason_of(exc)) from None
-        proto.transport.write(P.serialize(Frame(P.JOIN, P.encode_join(self.session, self.name, self.caps))))
+        old = self.welcome
+        resume = (old.id, old.resume) if old is not None and old.resume else None
+        name = old.name if resume else self.name
+        proto.transport.write(P.serialize(Frame(P.JOIN, P.encode_join(self.session, name, self.caps,
+                                                                      resume=resume))))
         self._proto = proto
         try:
             welcome = await asyncio.wait_for(asyncio.shield(proto.welcome), max(0.01, deadline - loop.time()))
@@ -334,25 +377,45 @@ class RelayConnection:
         old = list(self.roster.values())
         delay = self.backoff_initial_s
         attempt = 0
+        old_id = self.my_id
         while not self._closed:
             attempt += 1
             self._emit(Reconnecting(attempt, delay, reason))
             await asyncio.sleep(delay)
             if self._closed:
                 return
+            if len(self.relays) > 1:  # the next relay of the list (the lost one last)
+                self._relay_index = (self._relay_index + 1) % len(self.relays)
+                self.host, self.port = self.relays[self._relay_index]
             try:
                 welcome = await self._open()
             except (RelayUnreachable, JoinRefused) as exc:
                 reason = str(exc)
-                delay = min(delay * 2, self.backoff_max_s)
+                if len(self.relays) == 1 or self._relay_index == 0:
+                    delay = min(delay * 2, self.backoff_max_s)
                 continue
             self.stats["reconnects"] += 1
+            if welcome.resumed and welcome.id == old_id:
+                self._resumed(welcome, old, now_s() - t0, attempt)
+                return
             for peer in old:
                 self._emit(PeerLeft(peer.id, peer.name, "reconnect"))
             self._emit(Reconnected(welcome, now_s() - t0, attempt))
             for peer in welcome.roster:
                 self._emit(PeerJoined(peer))
             return
+
+    def _resumed(self, welcome: Welcome, old: list, downtime_s: float, attempt: int) -> None:
+        self.stats["resumes"] += 1
+        self._emit(Resumed(welcome, downtime_s, attempt, f"{self.host}:{self.port}"))
+        now = {p.id for p in welcome.roster}
+        for peer in old:
+            if peer.id not in now:
+                self._emit(PeerLeft(peer.id, peer.name, "left while reconnecting"))
+        before = {p.id for p in old}
+        for peer in welcome.roster:
+            if peer.id not in before:
+                self._emit(PeerJoined(peer))
 
     def _finish(self, reason: str) -> None:
         if self._inbox.final:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..wire import Peer, PeerLeft, Welcome
 
-__all__ = ["PeerJoined", "PeerLeft", "Reconnecting", "Reconnected", "RelayErrorEvent", "Closed"]
+__all__ = ["PeerJoined", "PeerLeft", "Reconnecting", "Reconnected", "Resumed", "RelayErrorEvent", "Closed"]
 
 
 @dataclass(slots=True)
@@ -32,6 +32,17 @@ class Reconnected:
     welcome: Welcome
     downtime_s: float
     attempts: int
+
+
+@dataclass(slots=True)
+class Resumed:
+    """Back in the session as the same participant (same id; the relay, maybe another one of the
+    cluster, honoured the resume token). Roster changes during the gap come as PeerJoined/PeerLeft
+    right after this event."""
+    welcome: Welcome
+    downtime_s: float
+    attempts: int
+    relay: str
 
 
 @dataclass(slots=True)

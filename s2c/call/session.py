@@ -26,7 +26,7 @@ from ..errors import CryptoError, PeerError
 from ..text import sanitize
 from ..wire import Frame
 from .clocksync import ClockSync
-from .events import Closed, PeerJoined, Reconnected, Reconnecting, RelayErrorEvent
+from .events import Closed, PeerJoined, Reconnected, Reconnecting, RelayErrorEvent, Resumed
 
 REFRESH_MIN_INTERVAL_US = 500_000
 LATENCY_WINDOW = 4096
@@ -196,6 +196,11 @@ class CallSession:
                 self._lost_since_us = now_us
             self.state, self.state_detail = CallState.RECONNECTING, f"attempt {ev.attempt}"
             self.notice(f"lost the relay ({ev.reason}); reconnecting in {ev.delay_s:.1f} s")
+        elif isinstance(ev, Resumed):
+            self.reconnects += 1
+            self._resumed()
+            self.notice(f"back in session {self.session} on relay {ev.relay} after {ev.downtime_s:.1f} s "
+                        f"(same participant)")
         elif isinstance(ev, Reconnected):
             self.reconnects += 1
             self.joined(ev.welcome, roster, now_us)
@@ -206,6 +211,17 @@ class CallSession:
             self.state, self.state_detail = CallState.CLOSED, ev.reason
             self.log(json.dumps({"event": "closed", "reason": ev.reason}))
         self.on_change()
+
+    def _resumed(self) -> None:
+        """Back as the same participant (cluster failover or a quick reconnect): keys, peers and
+        pictures stay; a keyframe helps receivers that missed frames; held frames are replayed.
+        Roster changes during the gap follow as ordinary PeerJoined/PeerLeft events."""
+        self.state, self.state_detail = CallState.CONNECTED, ""
+        self._lost_since_us = None
+        self.keyframe_wanted = True
+        early, self._early = self._early, None
+        for f in early or ():
+            self.receive(f, 0)
 
     def _peer_joined(self, peer) -> None:
         if peer.id in self.peers:

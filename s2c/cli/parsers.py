@@ -60,7 +60,8 @@ def conference_parser() -> argparse.ArgumentParser:
                     "subcommands: s2c demo | s2c snapshot | s2c preview | s2c identity  (s2c SUBCOMMAND --help)")
     p.add_argument("-s", "--session", default="default", help="session (room) name")
     p.add_argument("-c", "--name", default=os.environ.get("USER", "guest"), help="your display name")
-    p.add_argument("-i", "--host", default="127.0.0.1", help="relay host (default 127.0.0.1)")
+    p.add_argument("-i", "--host", default="127.0.0.1", help="relay host (default 127.0.0.1), or several relays of "
+                   "a cluster: host1,host2[:port] (on losing one the call moves to the next)")
     p.add_argument("-p", "--port", type=int, default=1122, help="relay port (default 1122)")
     p.add_argument("--video", default="0", help="camera index, file, URL or 'test' (default 0)")
     p.add_argument("--no-video", action="store_true", help="do not send video")

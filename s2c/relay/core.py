@@ -25,6 +25,10 @@ in the room's stats. Header fields are read and patched at the offsets s2c.wire.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import os
 from dataclasses import dataclass
 
 from .. import wire as P
@@ -54,6 +58,15 @@ class RelayConfig:
     max_control_frames: int = 256         # per receiver (relay control + chat/key/state/refresh)
     max_queued_bytes: int = 2 * 1024 * 1024  # per receiver, all queues together
     ready_cap_bytes: int = 256 * 1024     # per receiver per flush before bytes go via queues
+    # participant ids this relay hands out (a cluster node gets its own slice; see docs/cluster.md)
+    id_lo: int = 1
+    id_hi: int = 0xFFFF
+    resume_key: bytes | None = None       # HMAC key of resume tokens (None: random per process)
+    # cluster mode (s2c.relay.cluster drives it): remote participants, roster ops, media outbox
+    cluster_node: str = ""                # "" = single relay (no cluster code runs)
+    remote_expiry_ms: float = 3_000.0     # a remote participant not in its node's heartbeat this long -> gone
+    leave_grace_ms: float = 1_500.0       # cluster: a dropped connection may resume elsewhere this long
+    cluster_down_grace_ms: float = 10_000.0  # bus unreachable: keep remote participants this long
 
 
 class RoomStats:
@@ -74,21 +87,43 @@ _NO_ROOM = RoomStats()   # drops of a receiver not in a room (yet) are counted h
 
 
 class Room:
-    __slots__ = ("name", "members", "stats")
+    __slots__ = ("name", "members", "stats", "remote", "lingering", "synced", "parked", "publish")
 
     def __init__(self, name: str):
         self.name = name
-        self.members: dict[int, _Conn] = {}
+        self.members: dict[int, _Conn] = {}   # local participants by participant id
         self.stats = RoomStats()
+        # cluster mode only (empty / True otherwise)
+        self.remote: dict[int, _Remote] = {}  # participants served by other relays
+        self.lingering: dict[int, _Lingering] = {}  # dropped locally, may resume (cluster)
+        self.synced = True                    # False until the other relays' rosters are in
+        self.parked: list[tuple[_Conn, P.Join]] = []  # joins waiting for the sync
+        self.publish = False                  # True while remote participants exist: media -> outbox
+
+
+class _Remote:
+    __slots__ = ("pid", "name", "caps", "node", "epoch", "seen_ms")
+
+    def __init__(self, pid, name, caps, node, epoch, seen_ms):
+        self.pid, self.name, self.caps, self.node, self.epoch, self.seen_ms = pid, name, caps, node, epoch, seen_ms
+
+
+class _Lingering:
+    __slots__ = ("pid", "name", "caps", "epoch", "until_ms", "reason")
+
+    def __init__(self, pid, name, caps, epoch, until_ms, reason):
+        self.pid, self.name, self.caps, self.epoch, self.until_ms, self.reason = pid, name, caps, epoch, until_ms, reason
 
 
 class _Conn:
-    __slots__ = ("id", "addr", "sid", "room", "name", "caps", "inbuf", "opened_ms", "last_rx_ms",
-                 "writable", "unwritable_since_ms", "ready", "ready_bytes", "q", "closing", "abort", "win_start_ms", "win_frames",
-                 "rate_error_ms", "clock")
+    __slots__ = ("id", "pid", "epoch", "addr", "sid", "room", "name", "caps", "inbuf", "opened_ms",
+                 "last_rx_ms", "writable", "unwritable_since_ms", "ready", "ready_bytes", "q", "closing",
+                 "abort", "win_start_ms", "win_frames", "rate_error_ms", "clock", "parked")
 
     def __init__(self, cid: int, addr: str, now_ms: float, config: "RelayConfig"):
-        self.id = cid
+        self.id = cid     # connection handle (what the adapter knows)
+        self.pid = cid    # participant id (differs from id only after a resume)
+        self.epoch = 0    # +1 per resume (orders claims on one participant id across relays)
         self.addr = addr
         self.sid = cid.to_bytes(2, "big")
         self.room: Room | None = None
@@ -108,6 +143,11 @@ class _Conn:
         self.win_frames = 0
         self.rate_error_ms = -1e18
         self.clock: tuple[int, int] | None = None  # (offset_us, rtt_us) the client reported
+        self.parked: Room | None = None  # cluster: JOIN waits for this room's sync
+
+
+def _dump(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 _CTRL_QUEUE_TYPES = frozenset({P.WELCOME, P.PEER_JOINED, P.PEER_LEFT, P.ERROR, P.PONG,
@@ -122,14 +162,23 @@ class Relay:
         self.conns: dict[int, _Conn] = {}
         self.rooms: dict[str, Room] = {}
         self._per_ip: dict[str, int] = {}
-        self._next_id = 1
+        cfg = self.config
+        if not 1 <= cfg.id_lo <= cfg.id_hi <= 0xFFFF:
+            raise ValueError(f"participant id range [{cfg.id_lo}, {cfg.id_hi}] is not within [1, 65535]")
+        self._next_id = cfg.id_lo
+        self._resume_key = cfg.resume_key or os.urandom(32)
+        self._cluster = bool(cfg.cluster_node)
+        self._cluster_out: list = []
+        self._cluster_up = True
+        self._cluster_down_ms = 0.0
+        self._pids: dict[int, int] = {}  # resumed participant id -> connection id (see _alloc_id)
         self._dirty: set[int] = set()
         self._closing: list[tuple[int, bool]] = []
         self._shutting_down = False
         self._join_win_start_ms = -1e18
         self._join_win_count = 0
         self.totals = {"connections": 0, "refused": 0, "bad_frames": 0, "ignored_frames": 0,
-                       "timeouts": 0, "stalls": 0, "internal_errors": 0}
+                       "timeouts": 0, "stalls": 0, "internal_errors": 0, "resumed": 0, "bad_remote": 0}
 
     # ---- connection life ------------------------------------------------------------------
 
@@ -159,10 +208,12 @@ class Relay:
         return cid
 
     def _alloc_id(self) -> int | None:
-        for _ in range(0xFFFF):
+        lo, hi = self.config.id_lo, self.config.id_hi
+        pids = self._pids
+        for _ in range(hi - lo + 1):
             cid = self._next_id
-            self._next_id = cid % 0xFFFF + 1
-            if cid not in self.conns:
+            self._next_id = cid + 1 if cid < hi else lo
+            if cid not in self.conns and cid not in pids:
                 return cid
         return None
 
@@ -175,8 +226,12 @@ class Relay:
             self._per_ip[c.addr] = n
         else:
             self._per_ip.pop(c.addr, None)
+        if self._pids.get(c.pid) == cid:
+            del self._pids[c.pid]
         if c.room is not None:
-            self._leave(c, "disconnected")
+            self._leave(c, "disconnected", linger_ms=now_ms if self._cluster else None)
+        elif c.parked is not None:
+            self._close(c, "disconnected")
         self._dirty.discard(cid)
         c.ready.clear()
         c.q.clear()
@@ -223,6 +278,8 @@ class Relay:
                 self.totals["timeouts"] += 1
                 self._fatal(c, P.E_TIMEOUT, f"no frame for {(now_ms - c.last_rx_ms) / 1000:.1f} s "
                                             f"(limit {cfg.silence_timeout_ms / 1000:.1f} s)", "timed out")
+        if self._cluster:
+            self._cluster_tick(now_ms)
 
     def shutdown(self, now_ms: float) -> None:
         """Tell every client the server is shutting down and close them all."""
@@ -377,10 +434,12 @@ class Relay:
                 while p < end:
                     t = mv[p + 1]
                     e = p + _HB + int.from_bytes(mv[p + _LEN:p + _LEN_END], "big")
-                    self._enqueue(r, t, mv[p + 3], c.id, bytes(mv[p:e]))
+                    self._enqueue(r, t, mv[p + 3], c.pid, bytes(mv[p:e]))
                     p = e
         st.frames_out += nframes * k
         st.bytes_out += nbytes * k
+        if room.publish:  # cluster: the other relays of this room get it once
+            self._cluster_out.append(("media", room.name, bytes(mv[start:end])))
 
     def _forward_to(self, c: _Conn, dest: int, t: int, stream: int, frame: memoryview) -> None:
         room = c.room
@@ -389,6 +448,9 @@ class Relay:
         st.bytes_in += len(frame)
         r = room.members.get(dest)
         if r is None or r is c:
+            if dest in room.remote:
+                self._cluster_out.append(("media", room.name, bytes(frame)))
+                return
             st.misrouted += 1
             return
         st.frames_out += 1
@@ -398,7 +460,7 @@ class Relay:
             r.ready_bytes += len(frame)
             self._dirty.add(r.id)
         else:
-            self._enqueue(r, t, stream, c.id, bytes(frame))
+            self._enqueue(r, t, stream, c.pid, bytes(frame))
 
     def _enqueue(self, r: _Conn, t: int, stream: int, sender: int, data: bytes) -> None:
         """Queue one frame for a backed-up receiver under the drop policy (s2c.wire.queues)."""
@@ -420,7 +482,7 @@ class Relay:
     def _on_control(self, c: _Conn, t: int, buf: bytearray, pos: int, end: int, now_ms: float) -> None:
         payload = bytes(buf[pos + _HB:end])
         if t == P.JOIN:
-            if c.room is not None:
+            if c.room is not None or c.parked is not None:
                 self.totals["ignored_frames"] += 1
                 return
             try:
@@ -449,7 +511,7 @@ class Relay:
             _v, _t, _f, _st, _s, _d, seq, ts_us, _n = _unpack_hdr(buf, pos)
             clocks = []
             if c.room is not None:
-                clocks = [(m.id, m.clock[0], m.clock[1]) for m in c.room.members.values() if m.clock]
+                clocks = [(m.pid, m.clock[0], m.clock[1]) for m in c.room.members.values() if m.clock]
             self._send_ctrl(c, P.PONG, P.encode_pong(int(now_ms * 1000), clocks), seq, ts_us)
         elif t == P.LEAVE:
             self._close(c, "left")
@@ -478,53 +540,153 @@ class Relay:
                 self._fatal(c, P.E_TOO_MANY_ROOMS, f"relay has {cfg.max_rooms} sessions, its limit")
                 return
             room = self.rooms[join.session] = Room(join.session)
-        limit = self.config.max_participants
-        if len(room.members) >= limit:
-            if not room.members:
-                del self.rooms[join.session]
-            self._fatal(c, P.E_ROOM_FULL, f"session {join.session!r} is full ({limit} participants)")
+            if self._cluster:  # learn the other relays' roster of this room before admitting
+                room.synced = False
+                self._cluster_out.append(("sub", room.name))
+        if not room.synced:
+            c.parked = room
+            room.parked.append((c, join))
             return
-        taken = {m.name for m in room.members.values()}
-        name = join.name
-        i = 2
-        while name in taken:
-            suffix = f" ({i})"
-            name = join.name[: P.MAX_NAME_CHARS - len(suffix)] + suffix
-            i += 1
-        c.name = name
+        self._admit(c, room, join)
+
+    def _roster_of(self, room: Room, but: int = -1) -> list[P.Peer]:
+        out = [P.Peer(m.pid, m.name, m.caps) for m in room.members.values() if m.pid != but]
+        if room.remote or room.lingering:
+            out += [P.Peer(r.pid, r.name, r.caps) for r in room.remote.values() if r.pid != but]
+            out += [P.Peer(g.pid, g.name, g.caps) for g in room.lingering.values() if g.pid != but]
+        return out
+
+    def _admit(self, c: _Conn, room: Room, join: P.Join) -> None:
+        cfg = self.config
+        resumed = join.resume is not None and self._take_over(c, room, join)
+        if not resumed:
+            limit = self.config.max_participants
+            if len(room.members) + len(room.remote) + len(room.lingering) >= limit:
+                self._drop_room_if_empty(room)
+                self._fatal(c, P.E_ROOM_FULL, f"session {join.session!r} is full ({limit} participants)")
+                return
+            taken = {p.name for p in self._roster_of(room)}
+            name = join.name
+            i = 2
+            while name in taken:
+                suffix = f" ({i})"
+                name = join.name[: P.MAX_NAME_CHARS - len(suffix)] + suffix
+                i += 1
+            c.name = name
         c.caps = join.caps
-        roster = [P.Peer(m.id, m.name, m.caps) for m in room.members.values()]
+        roster = self._roster_of(room, but=c.pid)
         c.room = room
-        room.members[c.id] = c
+        room.members[c.pid] = c
         room.stats.joins += 1
         limits = {"max_frame_bytes": cfg.max_frame_bytes, "max_fps": cfg.max_fps,
                   "max_participants": cfg.max_participants,
                   "silence_timeout_ms": int(cfg.silence_timeout_ms)}
-        self._send_ctrl(c, P.WELCOME, P.encode_welcome(c.id, name, room.name, roster, limits))
-        announce = P.encode_peer_joined(P.Peer(c.id, name, c.caps))
+        token = self._resume_token(room.name, c.pid, c.name, c.epoch)
+        self._send_ctrl(c, P.WELCOME, P.encode_welcome(c.pid, c.name, room.name, roster, limits, token, resumed))
+        if self._cluster:
+            self._cluster_out.append(("roster", room.name, self._roster_msg("join", [c])))
+        if resumed:
+            return  # everyone already has this participant: no PEER_JOINED
+        announce = P.encode_peer_joined(P.Peer(c.pid, c.name, c.caps))
         for m in room.members.values():
             if m is not c:
                 self._send_ctrl(m, P.PEER_JOINED, announce)
 
-    def _leave(self, c: _Conn, reason: str) -> None:
+    # ---- resume -----------------------------------------------------------------------------
+
+    def _resume_mac(self, session: str, pid: int, name: str, epoch: int) -> bytes:
+        msg = b"s2c resume v1\0" + session.encode() + b"\0" + name.encode() + b"\0" + \
+            pid.to_bytes(2, "big") + epoch.to_bytes(4, "big")
+        return hmac.new(self._resume_key, msg, hashlib.sha256).digest()[:16]
+
+    def _resume_token(self, session: str, pid: int, name: str, epoch: int) -> str:
+        """Unguessable (HMAC-SHA256 under the relay's or cluster's key), bound to session, id,
+        name and epoch: ``<epoch hex>.<32 hex digits>``."""
+        return f"{epoch:x}.{self._resume_mac(session, pid, name, epoch).hex()}"
+
+    def _take_over(self, c: _Conn, room: Room, join: P.Join) -> bool:
+        """A JOIN with a resume token: become participant ``join.resume[0]`` again if the token
+        is valid and that participant is still in the room (a live or dropped local connection,
+        or a participant another relay serves or served). False: join as a newcomer."""
+        pid, token = join.resume
+        epoch_s, _, mac_s = token.partition(".")
+        try:
+            epoch = int(epoch_s, 16)
+            mac = bytes.fromhex(mac_s)
+        except ValueError:
+            return False
+        if not 0 <= epoch < 0xFFFFFFFF or not hmac.compare_digest(
+                mac, self._resume_mac(room.name, pid, join.name, epoch)):
+            return False
+        new_epoch = epoch + 1
+        old = room.members.get(pid)
+        if old is not None:
+            if old is c or old.epoch >= new_epoch:
+                return False
+            old.room = None           # superseded: closed without PEER_LEFT
+            del room.members[pid]
+            self._close(old, "resumed")
+        elif pid in room.lingering:
+            if room.lingering[pid].epoch >= new_epoch:
+                return False
+            self._unlinger(room, pid)
+        elif pid in room.remote:
+            if room.remote[pid].epoch >= new_epoch:
+                return False
+            del room.remote[pid]
+            room.publish = bool(room.remote)
+        else:
+            return False  # gone already (its leave was announced): a newcomer after all
+        self._pids[pid] = c.id
+        c.pid = pid
+        c.sid = pid.to_bytes(2, "big")
+        c.epoch = new_epoch
+        c.name = join.name
+        self.totals["resumed"] += 1
+        return True
+
+    def _leave(self, c: _Conn, reason: str, linger_ms: float | None = None) -> None:
         room = c.room
         if room is None:
             return
         c.room = None
-        room.members.pop(c.id, None)
+        if room.members.get(c.pid) is c:
+            del room.members[c.pid]
         room.stats.leaves += 1
-        if not room.members:
-            self.rooms.pop(room.name, None)
+        if linger_ms is not None and not self._shutting_down:
+            # cluster: it may resume on another relay; announce the leave only after the grace
+            room.lingering[c.pid] = _Lingering(c.pid, c.name, c.caps, c.epoch,
+                                               linger_ms + self.config.leave_grace_ms, reason)
+            self._pids.setdefault(c.pid, 0)  # reserved: no new connection gets this id meanwhile
             return
-        if self._shutting_down:
-            return
-        msg = P.encode_peer_left(c.id, c.name, reason)
+        if not self._shutting_down:
+            self._announce_left(room, c.pid, c.name, reason, c.epoch)
+        self._drop_room_if_empty(room)
+
+    def _announce_left(self, room: Room, pid: int, name: str, reason: str, epoch: int) -> None:
+        msg = P.encode_peer_left(pid, name, reason)
         for m in room.members.values():
             self._send_ctrl(m, P.PEER_LEFT, msg)
+        if self._cluster:
+            self._cluster_out.append(("roster", room.name, _dump({
+                "op": "leave", "node": self.config.cluster_node, "id": pid, "epoch": epoch, "reason": reason})))
+
+    def _drop_room_if_empty(self, room: Room) -> bool:
+        if room.members or room.lingering or room.parked:
+            return False
+        if self.rooms.get(room.name) is room:
+            del self.rooms[room.name]
+            if self._cluster:
+                self._cluster_out.append(("unsub", room.name))
+        return True
 
     def _close(self, c: _Conn, reason: str, abort: bool = False) -> None:
         if c.room is not None:
             self._leave(c, reason)
+        elif c.parked is not None:
+            room, c.parked = c.parked, None
+            room.parked = [(x, j) for x, j in room.parked if x is not c]
+            self._drop_room_if_empty(room)
         if abort:
             c.abort = True
             c.ready.clear()
@@ -543,6 +705,222 @@ class Relay:
         self._send_ctrl(c, P.ERROR, P.encode_error(code, text))
         self._close(c, reason or P.ERROR_NAMES.get(code, "error"))
 
+    # ---- cluster: remote participants (driven by s2c.relay.cluster; idle on a single relay) --------
+    #
+    # The adapter subscribes to a room when it sees ("sub", session), answers the core's
+    # ("roster", session, bytes) and ("media", session, bytes) by publishing them once, feeds
+    # what other relays publish to receive_roster / receive_remote, calls room_synced once the
+    # other relays answered (or a deadline passed), heartbeat(session) every second for each of
+    # cluster_rooms(), and cluster_state(up) when the bus goes away or comes back.
+
+    def pop_cluster_out(self) -> list[tuple]:
+        """("sub", session) | ("unsub", session) | ("roster", session, json bytes)
+        | ("media", session, frames bytes), in the order they happened."""
+        out = self._cluster_out
+        self._cluster_out = []
+        return out
+
+    def cluster_rooms(self) -> list[str]:
+        """Rooms this relay has local participants in (live or lingering)."""
+        return [n for n, r in self.rooms.items() if r.members or r.lingering]
+
+    def _roster_msg(self, op: str, conns=None, room: Room | None = None, seen: bool = False) -> bytes:
+        if conns is None:
+            peers = [[m.pid, m.name, m.caps, m.epoch] for m in room.members.values()]
+            peers += [[g.pid, g.name, g.caps, g.epoch] for g in room.lingering.values()]
+        else:
+            peers = [[m.pid, m.name, m.caps, m.epoch] for m in conns]
+        msg = {"op": op, "node": self.config.cluster_node, "peers": peers}
+        if seen and room is not None:
+            msg["seen"] = [[r.pid, r.name, r.caps, r.epoch, r.node] for r in room.remote.values()]
+        return _dump(msg)
+
+    def heartbeat(self, session: str) -> bytes:
+        """This relay's full local roster of ``session`` (an "hb" roster message)."""
+        room = self.rooms.get(session)
+        if room is None:
+            return _dump({"op": "hb", "node": self.config.cluster_node, "peers": []})
+        return self._roster_msg("hb", room=room)
+
+    def sync_reply(self, session: str) -> bytes:
+        """Answer to another relay's sync request: the heartbeat plus the remote participants
+        this relay knows of (so a relay that takes over a dead relay's participant knows it)."""
+        room = self.rooms.get(session)
+        if room is None:
+            return _dump({"op": "hb", "node": self.config.cluster_node, "peers": []})
+        return self._roster_msg("hb", room=room, seen=True)
+
+    def room_synced(self, session: str, now_ms: float) -> None:
+        """The other relays' rosters of ``session`` are in: admit the JOINs that waited."""
+        room = self.rooms.get(session)
+        if room is None or room.synced:
+            return
+        room.synced = True
+        parked, room.parked = room.parked, []
+        for c, join in parked:
+            c.parked = None
+            if not c.closing and self.conns.get(c.id) is c:
+                self._admit(c, room, join)
+        self._drop_room_if_empty(room)
+
+    def cluster_state(self, up: bool, now_ms: float) -> None:
+        """The bus went away (keep serving; remote participants kept for cluster_down_grace_ms)
+        or came back (remote participants get one expiry period to show up in a heartbeat)."""
+        if up and not self._cluster_up:
+            for room in self.rooms.values():
+                for r in room.remote.values():
+                    r.seen_ms = now_ms
+        elif not up and self._cluster_up:
+            self._cluster_down_ms = now_ms
+        self._cluster_up = up
+
+    def receive_roster(self, session: str, data: bytes, now_ms: float) -> None:
+        """A roster message another relay published (untrusted: bad ones are counted, dropped)."""
+        room = self.rooms.get(session)
+        if room is None:
+            return
+        try:
+            msg = json.loads(bytes(data).decode("utf-8"))
+            op, node = msg["op"], msg["node"]
+            if not isinstance(node, str) or not node or node == self.config.cluster_node:
+                raise ValueError("bad node")
+            if op == "leave":
+                pid, epoch = msg["id"], msg["epoch"]
+                if type(pid) is not int or type(epoch) is not int:
+                    raise ValueError("bad leave")
+                r = room.remote.get(pid)
+                if r is not None and r.node == node and r.epoch <= epoch:
+                    self._drop_remote(room, r, P.sanitize_name(str(msg.get("reason", "left")), 40) or "left")
+                return
+            if op not in ("hb", "join"):
+                raise ValueError(f"unknown op {op!r:.20}")
+            peers = [self._parse_remote(x, node) for x in msg["peers"]]
+            seen = [self._parse_remote(x[:4], x[4]) for x in msg.get("seen", ())
+                    if isinstance(x, list) and len(x) == 5 and isinstance(x[4], str)]
+        except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError, RecursionError, ProtocolError):
+            self.totals["bad_remote"] += 1
+            return
+        for p in peers:
+            self._upsert_remote(room, p, now_ms)
+        for p in seen:
+            if p[4] != self.config.cluster_node and p[0] not in room.remote and p[0] not in room.members:
+                self._upsert_remote(room, p, now_ms)
+        if op == "hb":  # a heartbeat is that relay's whole roster: who is missing has left
+            listed = {p[0] for p in peers}
+            for r in [r for r in room.remote.values() if r.node == node and r.pid not in listed]:
+                self._drop_remote(room, r, "left")
+
+    @staticmethod
+    def _parse_remote(x, node):
+        pid, name, caps, epoch = x
+        if type(pid) is not int or not 1 <= pid <= 0xFFFF or type(epoch) is not int or epoch < 0:
+            raise ValueError("bad peer")
+        if not isinstance(name, str) or not P.sanitize_name(name) or not isinstance(node, str):
+            raise ValueError("bad peer name")
+        return (pid, P.sanitize_name(name), P.check_caps(caps), epoch, node)
+
+    def _upsert_remote(self, room: Room, p, now_ms: float) -> None:
+        pid, name, caps, epoch, node = p
+        me = self.config.cluster_node
+        m = room.members.get(pid)
+        if m is not None:   # the same participant claimed here and there: the later claim wins
+            if (epoch, node) <= (m.epoch, me):
+                return
+            m.room = None
+            del room.members[pid]
+            self._close(m, "resumed elsewhere")
+        elif pid in room.lingering:
+            if (epoch, node) <= (room.lingering[pid].epoch, me):
+                return
+            self._unlinger(room, pid)
+        else:
+            r = room.remote.get(pid)
+            if r is not None:
+                if r.node != node and (epoch, node) < (r.epoch, r.node):
+                    return
+                r.name, r.caps, r.node, r.epoch, r.seen_ms = name, caps, node, epoch, now_ms
+                return
+            if room.synced or room.members:
+                announce = P.encode_peer_joined(P.Peer(pid, name, caps))
+                for x in room.members.values():
+                    self._send_ctrl(x, P.PEER_JOINED, announce)
+        room.remote[pid] = _Remote(pid, name, caps, node, epoch, now_ms)
+        room.publish = True
+        self._drop_room_if_empty(room)
+
+    def _unlinger(self, room: Room, pid: int) -> None:
+        del room.lingering[pid]
+        if self._pids.get(pid) == 0:
+            del self._pids[pid]
+
+    def _drop_remote(self, room: Room, r: _Remote, reason: str) -> None:
+        del room.remote[r.pid]
+        room.publish = bool(room.remote)
+        msg = P.encode_peer_left(r.pid, r.name, reason)
+        for m in room.members.values():
+            self._send_ctrl(m, P.PEER_LEFT, msg)
+
+    def _cluster_tick(self, now_ms: float) -> None:
+        expiry = self.config.remote_expiry_ms
+        down_for = now_ms - self._cluster_down_ms if not self._cluster_up else 0.0
+        for room in list(self.rooms.values()):
+            for g in [g for g in room.lingering.values() if g.until_ms <= now_ms]:
+                self._unlinger(room, g.pid)
+                self._announce_left(room, g.pid, g.name, g.reason, g.epoch)
+            if self._cluster_up:
+                gone = [r for r in room.remote.values() if now_ms - r.seen_ms > expiry]
+            else:
+                gone = list(room.remote.values()) if down_for > self.config.cluster_down_grace_ms else []
+            for r in gone:
+                self._drop_remote(room, r, "timed out")
+            self._drop_room_if_empty(room)
+
+    def receive_remote(self, session: str, data: bytes, now_ms: float) -> None:
+        """Frames another relay published for ``session`` (already checked and sender-stamped
+        there; checked again here: a malformed message is counted and dropped whole). Delivered
+        to this relay's participants through the same per-receiver queues as local frames."""
+        room = self.rooms.get(session)
+        if room is None or not room.members:
+            return
+        n = len(data)
+        mv = memoryview(data)
+        fwd = P.FORWARDED_TABLE
+        maxfb = self.config.max_frame_bytes
+        remote = room.remote
+        pos = 0
+        while pos < n:  # validate the whole message first
+            if n - pos < _HB:
+                self.totals["bad_remote"] += 1
+                return
+            ver, t, _f, _stream, sender, _dest, _q, _ts, plen = _unpack_hdr(data, pos)
+            end = pos + _HB + plen
+            if ver != P.VERSION or not fwd[t] or end > n or end - pos > maxfb or sender not in remote:
+                self.totals["bad_remote"] += 1
+                return
+            pos = end
+        st = room.stats
+        cap = self.config.ready_cap_bytes
+        dirty = self._dirty
+        pos = 0
+        while pos < n:
+            _v, t, _f, stream, sender, dest, _q, _ts, plen = _unpack_hdr(data, pos)
+            end = pos + _HB + plen
+            frame = mv[pos:end]
+            st.frames_in += 1
+            st.bytes_in += end - pos
+            targets = room.members.values() if dest == 0 else (
+                (room.members[dest],) if dest in room.members else ())
+            for r in targets:
+                st.frames_out += 1
+                st.bytes_out += end - pos
+                if r.writable and not r.q.nbytes and r.ready_bytes < cap:
+                    r.ready.append(frame)
+                    r.ready_bytes += end - pos
+                    dirty.add(r.id)
+                else:
+                    self._enqueue(r, t, stream, sender, bytes(frame))
+            pos = end
+
     # ---- introspection ------------------------------------------------------------------------
 
     def stats(self) -> dict:
@@ -551,10 +929,12 @@ class Relay:
         for name, room in self.rooms.items():
             d = room.stats.as_dict()
             d["participants"] = len(room.members)
+            if room.remote or room.lingering:
+                d["remote_participants"] = len(room.remote) + len(room.lingering)
             d["queued_bytes"] = sum(m.q.nbytes for m in room.members.values())
             rooms[name] = d
         return {"connections": len(self.conns), "totals": dict(self.totals), "rooms": rooms}
 
     def roster(self, session: str) -> list[P.Peer]:
         room = self.rooms.get(session)
-        return [] if room is None else [P.Peer(m.id, m.name, m.caps) for m in room.members.values()]
+        return [] if room is None else self._roster_of(room)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import socket
 import sys
@@ -118,6 +119,7 @@ class RelayServer:
         self.log = log or _Log("text")
         self._tick_handle = None
         self._logged_errors: set[int] = set()
+        self.cluster = None  # s2c.relay.cluster.ClusterLink when --cluster is given
 
     async def start(self, host: str, port: int) -> int:
         self.loop = asyncio.get_running_loop()
@@ -149,6 +151,8 @@ class RelayServer:
         self.flush_pending = False
         relay = self.relay
         transports = self.transports
+        if self.cluster is not None:
+            self.cluster.drain()
         for _ in range(64):  # bounded passes; more work re-schedules itself
             for cid in relay.pop_dirty():
                 t = transports.get(cid)
@@ -247,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="disconnect a client that has not read for this long")
     ap.add_argument("--silence-timeout-s", type=float, default=d.silence_timeout_ms / 1000,
                     help="a client that sent nothing for this long is gone")
+    ap.add_argument("--cluster", metavar="nats://HOST:PORT", default=None,
+                    help="share rooms with the other relays on this NATS bus (needs nats-py and a "
+                         "nats-server with JetStream, -js); see docs/cluster.md")
+    ap.add_argument("--node", metavar="NAME", default=None,
+                    help="this relay's name in the cluster (unique; default HOSTNAME:PORT)")
     return ap
 
 
@@ -270,7 +279,21 @@ async def serve(args) -> int:
     except ConfigError as exc:
         print(f"s2c-server: {exc}", file=sys.stderr)
         return 2
+    link = None
+    if getattr(args, "cluster", None):
+        from .cluster import ClusterError, ClusterLink
+        node = args.node or f"{socket.gethostname()}:{args.port or os.getpid()}"
+        link = ClusterLink(args.cluster, node, log)
+        try:
+            config.id_lo, config.id_hi, config.resume_key = await link.start()
+        except ClusterError as exc:
+            print(f"s2c-server: {exc}", file=sys.stderr)
+            return 2
+        config.cluster_node = node
     srv = RelayServer(config, log)
+    if link is not None:
+        await link.attach(srv)
+        srv.cluster = link
     try:
         port = await srv.start(args.host, args.port)
     except OSError as exc:
@@ -293,6 +316,8 @@ async def serve(args) -> int:
     if stats_task:
         stats_task.cancel()
     await srv.shutdown()
+    if link is not None:
+        await link.close()
     return 0
 
 

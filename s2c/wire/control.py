@@ -73,6 +73,7 @@ class Join:
     name: str
     caps: dict = field(default_factory=dict)
     version: int = VERSION
+    resume: tuple[int, str] | None = None  # (participant id, token from its last WELCOME)
 
 
 @dataclass(slots=True)
@@ -89,6 +90,8 @@ class Welcome:
     session: str
     roster: list       # list[Peer], everyone else already in the room
     limits: dict = field(default_factory=dict)  # max_frame_bytes, max_fps, max_participants
+    resume: str | None = None  # token to rejoin as the same participant (JOIN "resume")
+    resumed: bool = False      # this JOIN resumed the participant: same id, nobody saw leave/join
 
 
 @dataclass(slots=True)
@@ -174,8 +177,22 @@ def check_caps(caps) -> dict:
     return out
 
 
-def encode_join(session: str, name: str, caps: dict | None = None, version: int = VERSION) -> bytes:
-    return _dump({"v": version, "session": session, "name": name, "caps": caps or {}})
+MAX_TOKEN_CHARS = 80
+
+
+def encode_join(session: str, name: str, caps: dict | None = None, version: int = VERSION,
+                resume: tuple[int, str] | None = None) -> bytes:
+    obj = {"v": version, "session": session, "name": name, "caps": caps or {}}
+    if resume is not None:
+        obj["resume"] = {"id": resume[0], "token": resume[1]}
+    return _dump(obj)
+
+
+def _token(v, what: str) -> str:
+    if not isinstance(v, str) or not 0 < len(v) <= MAX_TOKEN_CHARS or not v.isascii() or not v.isprintable():
+        raise ProtocolError(f"{what} is not a printable string of at most {MAX_TOKEN_CHARS} characters",
+                            E_BAD_CONTROL)
+    return v
 
 
 def parse_join(payload: bytes) -> Join:
@@ -186,7 +203,12 @@ def parse_join(payload: bytes) -> Join:
         raise ProtocolError(f"protocol version {version} is not supported (want {VERSION})", E_BAD_VERSION)
     session = check_session(obj.get("session"))
     name = _name(obj.get("name"), "join name")
-    return Join(session, name, check_caps(obj.get("caps", {})), version)
+    resume = obj.get("resume")
+    if resume is not None:
+        if not isinstance(resume, dict):
+            raise ProtocolError("join.resume is not an object", E_BAD_CONTROL)
+        resume = (_int(resume, "id", "join.resume", 1), _token(resume.get("token"), "join.resume.token"))
+    return Join(session, name, check_caps(obj.get("caps", {})), version, resume)
 
 
 def _peer_obj(p: Peer) -> dict:
@@ -199,9 +221,15 @@ def _parse_peer(obj, what: str) -> Peer:
     return Peer(_int(obj, "id", what, 1), _name(obj.get("name"), f"{what}.name"), check_caps(obj.get("caps", {})))
 
 
-def encode_welcome(id: int, name: str, session: str, roster: list, limits: dict | None = None) -> bytes:
-    return _dump({"v": VERSION, "id": id, "name": name, "session": session,
-                  "roster": [_peer_obj(p) for p in roster], "limits": limits or {}})
+def encode_welcome(id: int, name: str, session: str, roster: list, limits: dict | None = None,
+                   resume: str | None = None, resumed: bool = False) -> bytes:
+    obj = {"v": VERSION, "id": id, "name": name, "session": session,
+           "roster": [_peer_obj(p) for p in roster], "limits": limits or {}}
+    if resume is not None:
+        obj["resume"] = resume
+    if resumed:
+        obj["resumed"] = True
+    return _dump(obj)
 
 
 def parse_welcome(payload: bytes) -> Welcome:
@@ -213,9 +241,13 @@ def parse_welcome(payload: bytes) -> Welcome:
     if not isinstance(limits, dict) or len(limits) > MAX_CAPS_KEYS or not all(
             isinstance(k, str) and type(v) is int for k, v in limits.items()):
         raise ProtocolError("welcome.limits is not an object of integers", E_BAD_CONTROL)
+    resume = obj.get("resume")
+    if resume is not None:
+        resume = _token(resume, "welcome.resume")
     return Welcome(_int(obj, "id", "welcome", 1), _name(obj.get("name"), "welcome.name"),
                    check_session(obj.get("session")),
-                   [_parse_peer(p, "welcome.roster[]") for p in roster], dict(limits))
+                   [_parse_peer(p, "welcome.roster[]") for p in roster], dict(limits), resume,
+                   obj.get("resumed") is True)
 
 
 def encode_peer_joined(peer: Peer) -> bytes:
