@@ -102,9 +102,11 @@ def test_capture_thread_newest_wins():
 
 
 def test_snapshot_command_ascii_80x24():
+    """ascii with colour depth none keeps the original look: plain glyphs, no escapes (with a
+    colour depth it paints the cells too: tests/test_mosaic.py)."""
     out = subprocess.run([sys.executable, "-m", "s2c", "snapshot", "--video", "test", "--cols", "80",
-                          "--rows", "24", "--mode", "ascii"], capture_output=True, timeout=60,
-                         env={**os.environ, "NO_COLOR": ""})
+                          "--rows", "24", "--mode", "ascii", "--colors", "none"], capture_output=True, timeout=60,
+                         env=os.environ)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.decode().split("\n")
     assert lines[-1] == "" and len(lines) == 25
