@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 ROOT="$PWD"
 PY="${PYTHON:-python3}"
 # the real interpreter (not a pyenv shim), so it can run under a bare PATH
-PYEXE="$("$PY" -c 'import sys; print(sys.executable)')"
+PYEXE="$("$PY" -c 'import os, sys; print(os.path.realpath(sys.executable))')"
 
 abspath() { case "$1" in /*) echo "$1" ;; *) echo "$ROOT/$1" ;; esac; }
 
@@ -35,7 +35,6 @@ bare_path() {
     p="$(command -v "$t" || true)"
     [ -n "$p" ] && ln -sf "$p" "$dir/$t"
   done
-  ln -sf "$PYEXE" "$dir/python3"
 }
 
 install_check() {
@@ -53,7 +52,7 @@ install_check() {
     for c in cc gcc g++ c++ clang ld; do
       if command -v "$c" >/dev/null; then echo "wheels: a compiler is on PATH: $(command -v "$c")" >&2; exit 1; fi
     done
-    python3 -m venv "$1"
+    "$4" -m venv "$1"   # the real interpreter path: the venv must outlive this PATH
     "$1/bin/python" -m pip install -q --no-index --find-links "$2" "$3"
     cd /tmp   # import the installed package, never a source tree
     "$1/bin/python" -c "import pyaudio; p = pyaudio.PyAudio(); print(\"wheels: PortAudio\", pyaudio.get_portaudio_version_text(), \"-\", p.get_device_count(), \"devices\"); p.terminate()" 2>/dev/null
@@ -61,7 +60,7 @@ install_check() {
     "$1/bin/s2c" snapshot --video test --cols 80 --rows 24 >"$1/snapshot.txt"
     test -s "$1/snapshot.txt"
     echo "wheels: $3 installed from $2 into $1 with no compiler on PATH; s2c snapshot drew $(wc -l <"$1/snapshot.txt") lines"
-  ' _ "$venv" "$out" "$spec"
+  ' _ "$venv" "$out" "$spec" "$PYEXE"
   rc=$?
   set -e
   rm -rf "$bare"
@@ -87,12 +86,16 @@ WORK="$(mktemp -d /tmp/s2c-wheels.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/dist" "$WORK/deps" "$WORK/out"
 
+lap() { echo "wheels: $1 at $(( $(date +%s) - start )) s" >&2; }
+lap "build tools ready"
+
 # 1. s2c: the sdist, then a wheel from that sdist (so the sdist is known to build), repaired.
 "$TOOLS/bin/python" -m build --outdir "$WORK/dist" . >"$WORK/build.log" 2>&1 \
   || { tail -40 "$WORK/build.log" >&2; echo "wheels: building s2c failed" >&2; exit 1; }
 cp "$WORK"/dist/s2c-*.tar.gz "$WORK/out/"
 "$TOOLS/bin/auditwheel" repair -w "$WORK/out" "$WORK"/dist/s2c-*.whl >"$WORK/repair.log" 2>&1 \
   || { cat "$WORK/repair.log" >&2; exit 1; }
+lap "s2c sdist + repaired wheel"
 
 # 2. Every dependency of s2c[test]: pip takes s2c from step 1 and fetches a wheel for the rest,
 #    building the ones PyPI has only as source. A wheel built here carries the plain linux_*
@@ -111,6 +114,7 @@ for whl in "$WORK"/deps/*.whl; do
   esac
 done
 
+lap "dependencies"
 mkdir -p "$OUT"
 rm -f "$OUT"/*.whl "$OUT"/*.tar.gz
 mv "$WORK"/out/* "$OUT/"
