@@ -60,6 +60,14 @@ def sees_video_from_all(c: HeadlessClient, names) -> bool:
     return all(got.get(n, 0) > 0 for n in names)
 
 
+def why(c: HeadlessClient) -> str:
+    """A compact account of what a client got from each peer, for a failed wait."""
+    st = c.stats()
+    peers = {p["name"]: (p["video_frames"], p["undecryptable"], p.get("shed_frames"), p["bad_payloads"])
+             for p in st.get("peers", {}).values()}
+    return f"{c.name}: (video, undecryptable, shed, bad) {peers}; e2e {st['crypto']['state']!r}; net {st['net']}"
+
+
 def chat_texts(c: HeadlessClient) -> set:
     with c._lock:
         return {(ev.get("name"), ev.get("text")) for _t, ev in c.events if ev.get("event") == "chat"}
@@ -77,7 +85,7 @@ def test_six_clients_on_three_relays_see_each_other_and_chat(relays, tmp_path):
         clients.append(headless(relays, 2, names[5], tmp_path, "six", extra=("--say", "hello across relays")))
         for c in clients:
             others = [n for n in names if n != c.name]
-            assert poll(lambda: sees_video_from_all(c, others), 25, 0.3), (c.name, c.stats()["peers"])
+            assert poll(lambda: sees_video_from_all(c, others), 25, 0.3), why(c)
         for c in clients[:5]:
             assert poll(lambda: ("p5", "hello across relays") in chat_texts(c), 10), (c.name, chat_texts(c))
         for c in clients:
@@ -98,7 +106,7 @@ def test_kill_9_of_a_relay_moves_its_clients_and_the_others_keep_going(bus, tmp_
             clients.append(headless(rs, i, f"k{i}", tmp_path, "failover"))
         for c in clients:
             others = [x.name for x in clients if x is not c]
-            assert poll(lambda: sees_video_from_all(c, others), 25, 0.3), (c.name, c.stats()["peers"])
+            assert poll(lambda: sees_video_from_all(c, others), 25, 0.3), why(c)
         ghost = RawClient(rs[0].port)
         ghost.join("failover", "ghost")  # a raw client: it will not fail over
         assert poll(lambda: clients[1].wait_event(lambda ev: ev.get("name") == "ghost", 0.1), 5)
