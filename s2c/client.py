@@ -154,6 +154,8 @@ class Call:
             except S2CError as exc:
                 self.notice(f"audio: {exc} — continuing without audio")
                 self.audio = None
+            for note in getattr(self.audio, "notes", ()):  # a half that is off, APM missing
+                self.notice(f"audio: {note}")
 
     def _start_video(self) -> None:
         from .codec import VideoEncoder
@@ -197,6 +199,9 @@ class Call:
             for pid in self.peers:
                 self.audio.remove_talker(pid)
         self.peers = {p.id: PeerView(p.id, sanitize(p.name, 32)) for p in self.conn.roster.values()}
+        if self.audio is not None:
+            for pid, peer in self.peers.items():
+                self.audio.bind_talker(pid, peer.name)  # volume/mute per name survive a reconnect
         self.km.reset(welcome.id)
         self._roster_changed()
         self.state = "connected"
@@ -224,6 +229,8 @@ class Call:
             if ev.peer.id in self.peers:
                 return  # the transport repeats the roster after a reconnect
             self.peers[ev.peer.id] = PeerView(ev.peer.id, sanitize(ev.peer.name, 32))
+            if self.audio is not None:
+                self.audio.bind_talker(ev.peer.id, self.peers[ev.peer.id].name)
             self._roster_changed()
             self._send_state()
             self.log(json.dumps({"event": "peer_joined", "id": ev.peer.id, "name": ev.peer.name}))
