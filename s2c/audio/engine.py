@@ -546,7 +546,7 @@ class AudioEngine:
         """``{"gain": float, "muted_for_me": bool, "label": str}``; label is "" at defaults,
         else e.g. "vol 50%" or "muted for me" (for the tile)."""
         with self._lock:
-            g, m = self._mixer.gain(peer_key), self._mixer.muted_for_me(peer_key)
+            g, m = self._mixer.peer_gain(peer_key), self._mixer.muted_for_me(peer_key)
         label = "muted for me" if m else ("" if g == 1.0 else f"vol {round(g * 100)}%")
         return {"gain": g, "muted_for_me": m, "label": label}
 

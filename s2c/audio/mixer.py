@@ -92,7 +92,7 @@ class Mixer:
             self._gain[peer_key] = g
         return g
 
-    def gain(self, peer_key) -> float:
+    def peer_gain(self, peer_key) -> float:
         return self._gain.get(peer_key, 1.0)
 
     def set_muted_for_me(self, peer_key, muted: bool) -> None:
