@@ -137,6 +137,11 @@ class AudioProcessing:
         self.render_trimmed_samples = 0  # reference older than max_render_lag dropped
         self.render_missing_samples = 0  # reference not there yet: zeros paired instead
         self.bad_frames = 0
+        # the first call allocates AEC3's state (~15 ms here): pay it now, not in a capture callback
+        if self.echo_cancel:
+            self._ap.process(np.zeros(self.frame_samples, np.int16), np.zeros(self.frame_samples, np.int16))
+        else:
+            self._ap.process(np.zeros(self.frame_samples, np.int16))
 
     @property
     def enabled(self) -> str:
