@@ -228,8 +228,8 @@ class AudioEngine:
         return "none"
 
     def status_text(self) -> str:
-        """For the status line: the halves that do not run ("mic off: no device"), and the
-        microphone clean-up when it runs ("aec+ns+agc"); "" when there is nothing to say."""
+        """For the status line: the halves that do not run, e.g. "mic off: no device" or
+        "speaker off: cannot open" (an endpoint turned off by flag: "mic off"); "" when both run."""
         parts = []
         for st, kind in ((self.input_state, self._in_kind), (self.output_state, self._out_kind)):
             if not st.running and self._running:
