@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-PKGS="build-essential cmake portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins tmux python3-venv python3-dev"
+PKGS="build-essential cmake portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins espeak-ng tmux python3-venv python3-dev"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ] && command -v apt-get >/dev/null; then

@@ -27,6 +27,7 @@ class Member:
         self.audio: list = []
         self.core.audio = self          # receives opened audio frames
         self.removed: list[int] = []
+        self.bound: dict[int, str] = {}
 
     # the audio sink the session talks to
     def receive(self, pid, seq, ts_us, plain):
@@ -34,6 +35,9 @@ class Member:
 
     def remove_talker(self, pid):
         self.removed.append(pid)
+
+    def bind_talker(self, pid, name):
+        self.bound[pid] = name
 
     def connect(self) -> None:
         relay = self.net.relay

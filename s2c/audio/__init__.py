@@ -7,7 +7,8 @@ clocks, files or PortAudio):
 
 - ``opus``      payload format, Opus/PCM encoder and decoder, packet-loss concealment
 - ``jitter``    per-talker adaptive jitter buffer (sans-I/O, takes ``now_ms``)
-- ``mixer``     sum of talkers with a soft limiter, levels (dBFS) and sender VAD (sans-I/O)
+- ``mixer``     sum of talkers with a soft limiter, per-person volume/mute, levels, sender VAD (sans-I/O)
+- ``apm``       WebRTC echo cancellation, noise suppression, gain control (pywebrtc-audio; sans-I/O)
 - ``devices``   PyAudio (PortAudio) capture/playback streams, device listing and choice
 - ``endpoints`` non-device inputs/outputs (``tone:HZ``, ``FILE.wav``) and the 20 ms clock
 - ``engine``    ``AudioEngine``: the glue the client calls

@@ -11,6 +11,18 @@ and only appends to a bounded hand-off (drop oldest); encoding happens on the as
 Playout ticks in exactly one place: the speaker callback, or a 20 ms ``FrameClock`` for
 file/none outputs. ``receive`` (loop) and the tick share one short lock.
 
+Input and output are independent: ``start()`` opens the speaker (or file) and the
+microphone (or tone/file) separately, and a half that fails is reported in ``input_state`` /
+``output_state`` (with a short reason for the status line) while the other half runs; only
+when nothing that was asked for runs does ``start()`` raise ``DeviceError``.
+
+Microphone clean-up (``apm.AudioProcessing``: WebRTC AEC3, NS, AGC2) runs on the capture
+thread, before the hand-off, on every captured frame; its far-end reference is each frame
+``tick()`` returns (what the mixer sends to the speaker, after per-person volume). By
+default echo cancellation is on when both halves are devices, noise suppression and gain
+control when the input is a microphone; without pywebrtc-audio the engine says so in
+``notes`` and runs without.
+
 Timestamps are ``clock_us()`` = ``time.monotonic_ns() // 1000`` (one clock for every
 process on the machine), so ``mixed_us - capture_us`` of a played frame is its
 mouth-to-ear delay on loopback.
@@ -28,6 +40,7 @@ import numpy as np
 
 from ..errors import ConfigError, DeviceError
 from . import FRAME_MS
+from .apm import ApmUnavailable, AudioProcessing
 from .endpoints import FileSource, FrameClock, ToneSource, WavSink, parse_spec
 from .jitter import LOST, JitterBuffer
 from .mixer import Mixer, VoiceActivityDetector
@@ -57,6 +70,39 @@ class PlayoutRecord:
     @property
     def mouth_to_ear_ms(self) -> float:
         return (self.mixed_us - self.capture_us) / 1000.0
+
+
+@dataclass(frozen=True)
+class HalfState:
+    """Whether one half (``"mic"`` = what we send, ``"speaker"`` = what we hear) runs.
+
+    ``what``: the endpoint ("microphone 'default'", "tone:440", "file rx.wav", "none").
+    ``reason``: short text for the status line when it does not run ("no device",
+    "cannot open", "turned off", "not started"); ``detail``: the full one-line error.
+    """
+
+    half: str
+    running: bool
+    what: str
+    reason: str = ""
+    detail: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.half} on" if self.running else f"{self.half} off: {self.reason}"
+
+
+def _short_reason(exc: Exception) -> str:
+    text = str(exc)
+    if text.startswith(("no default", "no microphone", "no speaker", "PortAudio did not")):
+        return "no device"
+    if text.startswith("PyAudio is not installed"):
+        return "no PyAudio"
+    if text.startswith("cannot start"):
+        return "cannot start"
+    if text.startswith("cannot open"):
+        return "cannot open"
+    return text[:40]
 
 
 class _Handoff:
@@ -107,11 +153,17 @@ class AudioEngine:
     ``codec``: "opus" or "pcm" (what this client sends; receivers decode both).
     ``loop``: the asyncio loop that gets ``on_frame`` callbacks (default: the running loop
     at ``start()``, or none: callbacks then come from the capture thread).
+    ``echo_cancel`` / ``noise_suppress`` / ``auto_gain``: WebRTC APM on the captured frames;
+    None = automatic (echo cancellation when input and output are both devices, the other
+    two when the input is a microphone), True forces on (any endpoints; tests, bench),
+    False off.
     """
 
     def __init__(self, input_spec: str | None = None, output_spec: str | None = None, mic=None, speaker=None,
                  codec: str = "opus", loop: asyncio.AbstractEventLoop | None = None,
-                 bitrate_bps: int = DEFAULT_BITRATE_BPS, vad: bool = True, max_talkers: int = 32):
+                 bitrate_bps: int = DEFAULT_BITRATE_BPS, vad: bool = True, max_talkers: int = 32,
+                 echo_cancel: bool | None = None, noise_suppress: bool | None = None,
+                 auto_gain: bool | None = None):
         if codec not in CODEC_IDS:
             raise ConfigError(f"audio codec {codec!r} is not one of {', '.join(CODEC_IDS)}")
         self.codec_note = ""
@@ -144,6 +196,15 @@ class AudioEngine:
         self._out_clock: FrameClock | None = None
         self._running = False
         self._stopped = False
+        self.echo_cancel, self.noise_suppress, self.auto_gain = echo_cancel, noise_suppress, auto_gain
+        self._apm: AudioProcessing | None = None
+        self._apm_lock = threading.Lock()
+        self._apm_errors = 0
+        self.notes: list[str] = []  # one-line facts from start() for the user (half off, APM missing)
+        self.input_state = HalfState("mic", False, self._describe(self._in_kind, self._in_arg, mic, "microphone"),
+                                     "not started")
+        self.output_state = HalfState("speaker", False,
+                                      self._describe(self._out_kind, self._out_arg, speaker, "speaker"), "not started")
         self._c = dict(captured=0, sent_frames=0, sent_markers=0, sent_bytes=0, unsent_no_callback=0,
                        ticks=0, concealed=0, bad_payloads=0, talkers_rejected=0, talkers_expired=0)
 
@@ -156,13 +217,35 @@ class AudioEngine:
     def output_enabled(self) -> bool:
         return True  # "none" still mixes (levels, records)
 
+    @staticmethod
+    def _describe(kind: str, arg, device, what: str) -> str:
+        if kind == "device":
+            return f"{what} {device!r}" if device not in (None, "") else f"default {what}"
+        if kind == "tone":
+            return f"tone:{arg:g}"
+        if kind == "file":
+            return f"file {arg}"
+        return "none"
+
+    def status_text(self) -> str:
+        """For the status line: the halves that do not run, e.g. "mic off: no device" or
+        "speaker off: cannot open" (an endpoint turned off by flag: "mic off"); "" when both run."""
+        parts = []
+        for st, kind in ((self.input_state, self._in_kind), (self.output_state, self._out_kind)):
+            if not st.running and self._running:
+                parts.append(f"{st.half} off" if kind == "none" else st.label)
+        return " · ".join(parts)
+
     def on_frame(self, callback) -> None:
         """``callback(payload: bytes, seq: int, capture_ts_us: int)`` for each outgoing payload."""
         self._callback = callback
 
     def start(self) -> None:
-        """Open inputs and outputs. Raises DeviceError (one line) or ConfigError; on error
-        nothing stays open, and the caller may go on without audio."""
+        """Open the output, then the input, each on its own: a half whose device fails is
+        off (``input_state`` / ``output_state`` say why, ``notes`` has a line) and the other
+        half runs. Raises ConfigError for bad files or settings, and DeviceError (one line)
+        only when nothing that was asked for runs; then nothing stays open and the caller may
+        go on without audio."""
         if self._running:
             return
         if self._stopped:
@@ -172,33 +255,97 @@ class AudioEngine:
                 self._loop = asyncio.get_running_loop()
             except RuntimeError:
                 self._loop = None
+        failed: list[str] = []
         try:
             if self.input_enabled:
-                self._encoder = AudioEncoder(self.codec, self.bitrate_bps)
-                if self._in_kind == "device":
-                    from .devices import InputStream
-
-                    self._in_stream = InputStream(self.mic, self._captured)
-                    self._in_stream.start()
-                else:
-                    self._source = ToneSource(self._in_arg) if self._in_kind == "tone" else FileSource(self._in_arg)
-                    self._in_clock = FrameClock(self._clock_capture, name="s2c-audio-in")
-            if self._out_kind == "device":
-                from .devices import OutputStream
-
-                self._out_stream = OutputStream(self.speaker, self.tick)
-                self._out_stream.start()
-            else:
-                if self._out_kind == "file":
-                    self._sink = WavSink(self._out_arg)
-                self._out_clock = FrameClock(self._clock_playout, name="s2c-audio-out")
-        except (DeviceError, ConfigError):
+                self._encoder = AudioEncoder(self.codec, self.bitrate_bps)  # ConfigError: bad bitrate
+            self._start_output(failed)
+            self._start_input(failed)
+        except ConfigError:
             self.stop()
             raise
+        asked = [st for st, kind in ((self.input_state, self._in_kind), (self.output_state, self._out_kind))
+                 if kind != "none"]
+        if failed and not any(st.running for st in asked):
+            self.stop()
+            raise DeviceError("; ".join(failed))
+        self._start_apm()
         self._running = True
         for clk in (self._in_clock, self._out_clock):
             if clk is not None:
                 clk.start()
+
+    def _start_output(self, failed: list) -> None:
+        what = self.output_state.what
+        if self._out_kind == "device":
+            from .devices import OutputStream
+
+            stream = OutputStream(self.speaker, self.tick)
+            try:
+                stream.start()
+            except DeviceError as exc:
+                failed.append(str(exc))
+                self.output_state = HalfState("speaker", False, what, _short_reason(exc), str(exc))
+                self.notes.append(f"speaker off: {exc}; you are still heard")
+                return
+            self._out_stream = stream
+            what = f"speaker {stream.name!r}"
+        else:
+            if self._out_kind == "file":
+                self._sink = WavSink(self._out_arg)
+            self._out_clock = FrameClock(self._clock_playout, name="s2c-audio-out")
+        reason = "turned off" if self._out_kind == "none" else ""
+        self.output_state = HalfState("speaker", self._out_kind != "none", what, reason)
+
+    def _start_input(self, failed: list) -> None:
+        what = self.input_state.what
+        if not self.input_enabled:
+            self.input_state = HalfState("mic", False, what, "turned off")
+            return
+        if self._in_kind == "device":
+            from .devices import InputStream
+
+            stream = InputStream(self.mic, self._captured)
+            try:
+                stream.start()
+            except DeviceError as exc:
+                failed.append(str(exc))
+                self.input_state = HalfState("mic", False, what, _short_reason(exc), str(exc))
+                self.notes.append(f"mic off: {exc}; you still hear the others")
+                return
+            self._in_stream = stream
+            what = f"microphone {stream.name!r}"
+        else:
+            self._source = ToneSource(self._in_arg) if self._in_kind == "tone" else FileSource(self._in_arg)
+            self._in_clock = FrameClock(self._clock_capture, name="s2c-audio-in")
+        self.input_state = HalfState("mic", True, what)
+
+    def _start_apm(self) -> None:
+        mic = self._in_stream is not None
+        both = mic and self._out_stream is not None
+        aec = both if self.echo_cancel is None else bool(self.echo_cancel)
+        ns = mic if self.noise_suppress is None else bool(self.noise_suppress)
+        agc = mic if self.auto_gain is None else bool(self.auto_gain)
+        if not self.input_state.running or not (aec or ns or agc):
+            return
+        delay_ms = 0
+        for s in (self._in_stream, self._out_stream):
+            if s is not None:
+                delay_ms += int(s.latency_ms)
+        try:
+            self._apm = AudioProcessing(echo_cancel=aec, noise_suppress=ns, auto_gain=agc, stream_delay_ms=delay_ms)
+        except ApmUnavailable as exc:
+            self.notes.append(f"echo cancellation and noise suppression off: {exc}")
+
+    @property
+    def apm(self) -> AudioProcessing | None:
+        """The microphone clean-up in use (None: off or unavailable)."""
+        return self._apm
+
+    def use_apm(self, apm: AudioProcessing | None) -> None:
+        """Put (or remove) a microphone clean-up by hand (tests, bench; ``feed`` without start)."""
+        with self._apm_lock:
+            self._apm = apm
 
     def stop(self) -> None:
         """Close everything (idempotent; an engine is not restarted after stop). The output
@@ -244,7 +391,16 @@ class AudioEngine:
         self._captured(self._source.read_frame(), now_us)
 
     def _captured(self, pcm: np.ndarray, capture_us: int) -> None:
-        """Capture thread: hand the frame over; never blocks beyond a short lock."""
+        """Capture thread: clean the frame (APM, ~0.1-0.3 ms), hand it over; never blocks
+        beyond two short locks."""
+        apm = self._apm
+        if apm is not None:
+            try:
+                with self._apm_lock:
+                    pcm = apm.process_capture(pcm)
+            except Exception as exc:  # noqa: BLE001 - a clean-up failure must not stop capture
+                self._apm_errors += 1
+                self._c["apm_last_error"] = f"{type(exc).__name__}: {exc}"
         if self._handoff.put((pcm, capture_us)):
             loop = self._loop
             if loop is None:
@@ -358,7 +514,41 @@ class AudioEngine:
                 self._mixer.forget(tid)
                 frames.pop(tid, None)
                 c["talkers_expired"] += 1
-            return self._mixer.mix(frames)
+            out = self._mixer.mix(frames)
+        apm = self._apm
+        if apm is not None and apm.echo_cancel:
+            try:
+                with self._apm_lock:
+                    apm.process_render(out)  # the far-end reference: exactly what is played
+            except Exception as exc:  # noqa: BLE001
+                self._apm_errors += 1
+                self._c["apm_last_error"] = f"{type(exc).__name__}: {exc}"
+        return out
+
+    # -- the listener's own volume per participant -----------------------------------------
+    def bind_talker(self, talker_id, peer_key) -> None:
+        """Frames from ``talker_id`` belong to ``peer_key`` (the client passes the
+        participant's name), so volume and mute set for that key apply, across reconnects."""
+        with self._lock:
+            self._mixer.bind(talker_id, peer_key)
+
+    def set_gain(self, peer_key, gain: float) -> float:
+        """Linear volume for one participant (1.0 = as sent, 0..4); returns what was set."""
+        with self._lock:
+            return self._mixer.set_gain(peer_key, gain)
+
+    def set_muted_for_me(self, peer_key, muted: bool) -> None:
+        """Silence one participant for this listener only (they still show as talking)."""
+        with self._lock:
+            self._mixer.set_muted_for_me(peer_key, muted)
+
+    def peer_settings(self, peer_key) -> dict:
+        """``{"gain": float, "muted_for_me": bool, "label": str}``; label is "" at defaults,
+        else e.g. "vol 50%" or "muted for me" (for the tile)."""
+        with self._lock:
+            g, m = self._mixer.peer_gain(peer_key), self._mixer.muted_for_me(peer_key)
+        label = "muted for me" if m else ("" if g == 1.0 else f"vol {round(g * 100)}%")
+        return {"gain": g, "muted_for_me": m, "label": label}
 
     # -- for the UI and the bench ------------------------------------------------------
     def levels(self) -> dict:
@@ -386,6 +576,14 @@ class AudioEngine:
                    talkers=talkers)
         if self.codec_note:
             out["codec_note"] = self.codec_note
+        for st in (self.input_state, self.output_state):
+            out[f"{st.half}_state"] = dict(running=st.running, what=st.what, reason=st.reason, detail=st.detail)
+        if self.notes:
+            out["notes"] = list(self.notes)
+        apm = self._apm
+        if apm is not None:
+            with self._apm_lock:
+                out["apm"] = dict(apm.stats(), errors=self._apm_errors)
         for name, clk in (("in_clock", self._in_clock), ("out_clock", self._out_clock)):
             if clk is not None:
                 out[name] = dict(ticks=clk.ticks, skips=clk.skips, errors=clk.errors, last_error=clk.last_error)

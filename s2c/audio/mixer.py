@@ -2,8 +2,15 @@
 
 Owns: summing all talkers' 20 ms frames into one int16 stream with clipping protection
 (a gain limiter plus a soft knee, never wrap-around), per-talker level meters (RMS dBFS)
-for the speaking indicator, and the sender's voice-activity decision (what not to send).
+for the speaking indicator, the listener's own volume and "mute for me" per participant,
+and the sender's voice-activity decision (what not to send).
 Must not: read clocks, decode, or know about devices; time advances one frame per call.
+
+Per-participant settings are keyed by a *peer key* (the client uses the participant's name
+in the session), not by the talker id the frames carry: a participant who reconnects gets a
+new id from the relay but keeps the name, and ``bind(new_id, name)`` brings their volume and
+mute back. Levels (the speaking marker) are metered before the listener's volume, so a
+participant muted for me still shows as talking.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from . import FRAME_SAMPLES
 
 FULL_SCALE = 32768.0
 SILENCE_DBFS = -120.0
+MAX_PEER_GAIN = 4.0  # +12 dB: a quiet talker can be lifted, the limiter still guards the sum
 
 
 def rms_dbfs(frame: np.ndarray) -> float:
@@ -60,6 +68,47 @@ class Mixer:
         self.limited_frames = 0
         self._levels: dict[object, float] = {}
         self._quiet_frames: dict[object, int] = {}
+        self._key_of: dict[object, object] = {}  # talker id -> peer key
+        self._gain: dict[object, float] = {}  # peer key -> linear gain (absent = 1.0)
+        self._muted_for_me: set = set()  # peer keys
+
+    # -- the listener's own settings per participant ----------------------------------------
+    def bind(self, talker, peer_key) -> None:
+        """Frames from ``talker`` belong to ``peer_key`` (whose settings then apply)."""
+        self._key_of[talker] = peer_key
+
+    def key_of(self, talker):
+        return self._key_of.get(talker, talker)
+
+    def set_gain(self, peer_key, gain: float) -> float:
+        """Volume for one participant, linear (1.0 = as sent), clamped to 0..MAX_PEER_GAIN."""
+        g = float(gain)
+        if not math.isfinite(g):
+            raise ValueError(f"gain {gain!r} is not a finite number")
+        g = min(MAX_PEER_GAIN, max(0.0, g))
+        if g == 1.0:
+            self._gain.pop(peer_key, None)
+        else:
+            self._gain[peer_key] = g
+        return g
+
+    def peer_gain(self, peer_key) -> float:
+        return self._gain.get(peer_key, 1.0)
+
+    def set_muted_for_me(self, peer_key, muted: bool) -> None:
+        if muted:
+            self._muted_for_me.add(peer_key)
+        else:
+            self._muted_for_me.discard(peer_key)
+
+    def muted_for_me(self, peer_key) -> bool:
+        return peer_key in self._muted_for_me
+
+    def _talker_gain(self, talker) -> float:
+        key = self._key_of.get(talker, talker)
+        if key in self._muted_for_me:
+            return 0.0
+        return self._gain.get(key, 1.0)
 
     def _meter(self, talker, frame: np.ndarray | None) -> None:
         now = rms_dbfs(frame) if frame is not None else SILENCE_DBFS
@@ -73,16 +122,23 @@ class Mixer:
     def mix(self, frames: dict) -> np.ndarray:
         """``{talker: int16[960] or None}`` -> one int16[960]; talkers absent count as silent."""
         active = []
+        scaled = False
         for talker, frame in frames.items():
             self._meter(talker, frame)
-            if frame is not None:
+            if frame is None:
+                continue
+            g = self._talker_gain(talker) if (self._gain or self._muted_for_me) else 1.0
+            if g == 1.0:
                 active.append(frame)
+            elif g > 0.0:
+                active.append(frame.astype(np.float32) * np.float32(g))
+                scaled = True
         for talker in self._levels.keys() - frames.keys():
             self._meter(talker, None)
         if not active:
             self.gain = min(1.0, self.gain + (1.0 - self.gain) * self.release)
             return np.zeros(FRAME_SAMPLES, np.int16)
-        if len(active) == 1 and self.gain >= 0.9999:
+        if len(active) == 1 and self.gain >= 0.9999 and not scaled:
             return active[0].astype(np.int16, copy=True)  # a single int16 frame cannot overflow
         total = np.zeros(FRAME_SAMPLES, np.float32)
         for frame in active:
@@ -105,8 +161,10 @@ class Mixer:
         return self._quiet_frames.get(talker, self.hold_frames + 1) <= self.hold_frames
 
     def forget(self, talker) -> None:
+        """The talker left: drop its meter and binding (the peer key's settings stay)."""
         self._levels.pop(talker, None)
         self._quiet_frames.pop(talker, None)
+        self._key_of.pop(talker, None)
 
 
 class VoiceActivityDetector:

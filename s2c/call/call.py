@@ -169,6 +169,8 @@ class Call:
                 self.notice(f"audio: {exc} — continuing without audio")
                 self.audio = None
                 self.core.audio = None
+            for note in getattr(self.audio, "notes", ()):  # a half that is off, APM missing
+                self.notice(f"audio: {note}")
 
     def _start_video(self) -> None:
         from ..video.source import open_source

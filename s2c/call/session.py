@@ -86,8 +86,8 @@ class ChatLine:
 
 
 class CallSession:
-    """``audio`` (optional) receives opened audio frames: ``receive(peer_id, seq, ts_us, plain)``
-    and ``remove_talker(peer_id)``. ``stamp()`` (optional) reads a clock for the per-stage trace
+    """``audio`` (optional) receives opened audio frames: ``receive(peer_id, seq, ts_us, plain)``,
+    ``remove_talker(peer_id)`` and ``bind_talker(peer_id, name)`` (per-person volume follows names). ``stamp()`` (optional) reads a clock for the per-stage trace
     only; without it every stage carries the ``now_us`` of the frame's arrival.
     ``on_change()`` is called whenever something visible changed; ``log(line)`` gets one JSON
     event line per roster change, chat message and close."""
@@ -171,6 +171,9 @@ class CallSession:
             for pid in self.peers:
                 self.audio.remove_talker(pid)
         self.peers = {p.id: PeerView(p.id, sanitize(p.name, P.MAX_NAME_CHARS)) for p in roster}
+        if self.audio is not None:
+            for pid, peer in self.peers.items():
+                self.audio.bind_talker(pid, peer.name)   # volume/mute per name survive a reconnect
         self.km.reset(welcome.id, sanitize(welcome.name, P.MAX_NAME_CHARS))
         self._roster_changed()
         self.state, self.state_detail = CallState.CONNECTED, ""
@@ -227,6 +230,8 @@ class CallSession:
         if peer.id in self.peers:
             return  # the transport repeats the roster after a reconnect
         self.peers[peer.id] = PeerView(peer.id, sanitize(peer.name, P.MAX_NAME_CHARS))
+        if self.audio is not None:
+            self.audio.bind_talker(peer.id, self.peers[peer.id].name)
         self._roster_changed()
         self.log(json.dumps({"event": "peer_joined", "id": peer.id, "name": peer.name}))
 
