@@ -216,7 +216,7 @@ class ConferenceScreen:
         self.avatars.forget(key)
         r = self._renderer(key, rect)
         if msg is not None:
-            if self.shown.get(key) == msg:
+            if isinstance(self.shown.get(key), str) and self.shown[key] == msg:   # (a picture: ndarray ==)
                 return
             if not isinstance(self.shown.get(key), str):
                 self.paint.clear_rect(out, rect.row, rect.col, rect.rows, rect.cols)
