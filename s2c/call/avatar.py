@@ -62,6 +62,7 @@ class _TrackerWorker:
         self._cv = threading.Condition()
         self._slot = None
         self._stop = False
+        self.stopped = False
         self.replaced = 0
         self.error: str | None = None
         self._thread = threading.Thread(target=self._run, name="avatar-tracker", daemon=True)
@@ -101,6 +102,7 @@ class _TrackerWorker:
             self._stop = True
             self._cv.notify()
         self._thread.join(timeout=2)
+        self.stopped = True
 
 
 class AvatarSender:
@@ -109,12 +111,15 @@ class AvatarSender:
     ``loop.call_soon_threadsafe``) and is sent under the PoseSender policy. ``send_pose`` sends
     a pose made elsewhere (the demo's puppet). ``pose`` is the newest pose (for the self-view)."""
 
-    def __init__(self, core, conn, *, on: bool = False, post=None, on_change=None, make_tracker=None):
+    def __init__(self, core, conn, *, on: bool = False, post=None, on_change=None, make_tracker=None,
+                 notice=None):
         self.core, self.conn = core, conn
         self.on = on
         self.post = post or (lambda fn, *a: fn(*a))
         self.on_change = on_change or (lambda: None)
         self.make_tracker = make_tracker or _default_tracker
+        self.notice = notice or (lambda text: None)
+        self._noticed = False
         self.policy = PoseSender()
         self.pose: Pose | None = None
         self._worker: _TrackerWorker | None = None
@@ -135,13 +140,13 @@ class AvatarSender:
 
     def speaking(self, now_us: int) -> bool:
         v = self._voice_us
-        return len(v) == 2 and v[1] - v[0] <= VOICE_GAP_US and now_us - v[1] <= VOICE_HOLD_US
+        return len(v) == 2 and v[1] - v[0] <= VOICE_GAP_US and abs(now_us - v[1]) <= VOICE_HOLD_US
 
     def offer(self, pic) -> None:
         frame = getattr(pic, "frame_bgr", None)
         if not self.on or frame is None:
             return
-        if self._worker is None:
+        if self._worker is None or self._worker.stopped:
             self._worker = _TrackerWorker(self.make_tracker, self._tracked_in_thread)
         self.frames_offered += 1
         self._worker.offer(frame, pic.capture_ts_us // 1000, self.speaking(pic.capture_ts_us))
@@ -157,6 +162,10 @@ class AvatarSender:
             return
         self.pose = pose
         self.send_pose(pose, ts_ms)
+        err = self.tracker_error
+        if err is not None and not self._noticed:
+            self._noticed = True
+            self.notice(f"avatar: face tracker: {err} — others see a neutral figure, never your picture")
         self.on_change()
 
     def send_pose(self, pose: Pose, now_ms: int) -> bool:
@@ -187,4 +196,3 @@ class AvatarSender:
     def close(self) -> None:
         if self._worker is not None:
             self._worker.stop()
-            self._worker = None

@@ -62,7 +62,7 @@ class Call:
         self.camera_on = video is not None or avatar
         self._source = None
         self.video = VideoSender(self.core, self.conn, self.trace)
-        self.avatar = AvatarSender(self.core, self.conn, on=avatar, on_change=self._changed,
+        self.avatar = AvatarSender(self.core, self.conn, on=avatar, on_change=self._changed, notice=self.notice,
                                    post=lambda fn, *a: self._loop.call_soon_threadsafe(fn, *a))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
