@@ -14,6 +14,7 @@ from ..avatar.pose import MOUTH_TALKING
 from .paint import RESET
 
 POSE_STALE_US = 2_000_000      # poses come at least twice a second: older than this is not live
+FIGURE = object()              # what the screen notes as shown in a tile that holds a figure
 
 
 def peer_pose(peer):
@@ -47,22 +48,19 @@ class AvatarTiles:
             r.reset()
         self.shown.clear()
 
-    def forget(self, key) -> None:
-        """Tile ``key`` shows something else now."""
-        self.shown.pop(key, None)
-        r = self.renderers.get(key)
-        if r is not None:
-            r.reset()
-
-    def draw(self, out: list, key, rect, pose, now_us: int) -> int | None:
-        """Append what brings tile ``key`` (a s2c.render.layout.Rect) to ``pose``'s figure;
-        returns when to draw it again (the talking mouth), or None."""
+    def draw(self, out: list, key, rect, pose, now_us: int, fresh: bool = False) -> int | None:
+        """Append what brings tile ``key`` (a s2c.render.layout.Rect) to ``pose``'s figure (in
+        full if ``fresh``: something else was in the tile); returns when to draw it again (the
+        talking mouth), or None."""
         r = self.renderers.get(key)
         origin = (rect.row, rect.col)
         if r is None:
             r = self.renderers[key] = FigureRenderer(rect.cols, rect.rows, self.colors, origin=origin)
         elif (r.cols, r.rows, r.origin) != (rect.cols, rect.rows, origin):
             r.resize(rect.cols, rect.rows, origin)
+            fresh = True
+        if fresh:
+            r.reset()
             self.shown.pop(key, None)
         t_ms = now_us // 1000
         moving = pose.talking or pose.mouth == MOUTH_TALKING

@@ -16,7 +16,7 @@ from ..clock import now_us as _trace_now_us
 from ..render import layout as L
 from ..render.renderer import DEFAULT_SYMBOLS, MODES, Renderer
 from ..text import fit_text, sanitize
-from .avatar_tile import AvatarTiles, peer_pose, stalled_text
+from .avatar_tile import FIGURE, AvatarTiles, peer_pose, stalled_text
 from .chat import ChatPane
 from .keys import parse_keys
 from .paint import RESET, STYLE_DIM, STYLE_HELP, STYLE_LABEL, STYLE_STATUS, STYLE_TALKING, Painter
@@ -24,7 +24,6 @@ from .status import StatusLine
 from .view import CallView
 
 STALE_US = 2_000_000          # a picture older than this is not shown as if live
-_FIGURE = object()            # shown[key] while the tile holds an avatar figure
 CHAT_INPUT_MAX_CHARS = 500
 HELP = (
     "s2c keys",
@@ -211,9 +210,11 @@ class ConferenceScreen:
             return
         msg = stalled_text(pose_us, now_us) if avatar else self._placeholder(pic, pic_us, cam_off, is_self, now_us)
         if avatar and msg is None:
-            self._draw_figure(out, key, rect, pose, now_us)
+            due = self.avatars.draw(out, key, rect, pose, now_us, fresh=self.shown.get(key) is not FIGURE)
+            self.shown[key] = FIGURE
+            if due is not None:
+                self.next_due_us = due if self.next_due_us is None else min(self.next_due_us, due)
             return
-        self.avatars.forget(key)
         r = self._renderer(key, rect)
         if msg is not None:
             if isinstance(self.shown.get(key), str) and self.shown[key] == msg:   # (a picture: ndarray ==)
@@ -244,14 +245,6 @@ class ConferenceScreen:
             self.status.picture_drawn()
             if trace is not None:  # [e2e trace] opt-in (S2C_TRACE_FILE), see s2c.call.trace
                 trace.drawn(self.call.my_id, self.call.peers.get(key), t_render, _trace_now_us(), len(tile_bytes))
-
-    def _draw_figure(self, out: list, key, rect: L.Rect, pose, now_us: int) -> None:
-        if self.shown.get(key) is not _FIGURE:     # a picture or placeholder was there
-            self.avatars.forget(key)
-            self.shown[key] = _FIGURE
-        due = self.avatars.draw(out, key, rect, pose, now_us)
-        if due is not None:
-            self.next_due_us = due if self.next_due_us is None else min(self.next_due_us, due)
 
     def _draw_help(self, out: list) -> None:
         w = min(self.cols - 2, max(len(s) for s in HELP) + 4)
