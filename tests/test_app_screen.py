@@ -24,6 +24,7 @@ class FakeCall:
         self.self_picture = None
         self.muted, self.camera_on, self.sending_video = False, True, True
         self.uplink_skipped_us = 0
+        self.avatar_on, self.self_pose = False, None
         self.trace = None
         self.on_change = lambda: None
         self.sent = []
@@ -58,6 +59,9 @@ class FakeCall:
 
     def set_camera(self, on):
         self.camera_on = on
+
+    def set_avatar(self, on):
+        self.avatar_on = on
 
     async def say_when_ready(self, texts, wait_s=10.0):
         for t in texts:

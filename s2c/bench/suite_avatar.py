@@ -10,8 +10,10 @@ unavailable (ModuleNotFoundError), as the runner reports.
   interleaved frame by frame). ``cpu_ms_*`` extras are the thread's CPU time (this machine is
   shared: wall time includes waiting for a core).
 - ``avatar.kbps``: POSE bytes per second on the wire (payload + SFrame header and tag, suite 1, +
-  the 24-byte frame header; TCP/IP not counted) in 1-s windows, as ``PoseSender`` would send them,
-  beside ``avatar.video_kbps``: the same clip as VIDEO frames at the client's default 15 fps.
+  the 24-byte frame header; TCP/IP not counted) in 1-s windows, measured through the client's send
+  path (s2c.bench.avatar_sendpath: AvatarSender with its tracker thread and own-voice input,
+  CallSession.protect, serialize), beside ``avatar.video_kbps``: the same clip as VIDEO frames at
+  the client's default 15 fps. ``avatar.kbps_model``: the same from PoseSender alone.
 - ``avatar.face_found_share``: share of frames where the cascades found the face (the median and
   p99 fields both hold the share); extras: the share the pose follows it, roll error vs truth.
 """
@@ -31,7 +33,7 @@ VIDEO_FPS = 15.0   # s2c.call.call.Call default
 def _wire_bytes(payloads, ftype: int) -> list[int]:
     """Bytes on the wire of each payload: SFrame-protected (suite 1) plus the frame header."""
     from .. import wire as P
-    from ..client import metadata
+    from ..wire import metadata
     from ..crypto.sframe import SenderContext
     ctx = SenderContext(1, 3, os.urandom(32), first_ctr=1 << 20)   # a counter a long call reaches
     return [len(ctx.protect(metadata(ftype, 0, 0, 2), p)) + P.HEADER_BYTES for p in payloads]
@@ -109,7 +111,15 @@ def run(quick: bool, **_) -> dict[str, Metric]:
                                               size=f"{sw}x{sh}")
     pose_wire = _wire_bytes(pose_payloads, 16)
     video_wire = _wire_bytes([p for _, p in video_payloads], 16)
-    out["avatar.kbps"] = summarize(_per_second(pose_t, pose_wire, duration_ms), "kbit/s",
+    from .avatar_sendpath import send_path_frames
+    sent = send_path_frames(seq, fps)
+    poses = [(t, n) for t, n, ft in sent if ft == 22]
+    out["avatar.kbps"] = summarize(_per_second([t for t, _ in poses], [n for _, n in poses], duration_ms),
+                                   "kbit/s", baseline="avatar.video_kbps", poses_sent=len(poses),
+                                   video_frames_sent=sum(ft == 16 for _, _, ft in sent), frames=n,
+                                   wire_bytes_per_pose=float(np.mean([n for _, n in poses])) if poses else 0.0,
+                                   path="AvatarSender+CallSession.protect+serialize")
+    out["avatar.kbps_model"] = summarize(_per_second(pose_t, pose_wire, duration_ms), "kbit/s",
                                    baseline="avatar.video_kbps", poses_sent=len(pose_payloads),
                                    frames=n, wire_bytes_per_pose=float(np.mean(pose_wire)),
                                    payload_bytes=len(pose_payloads[0]) if pose_payloads else 0)

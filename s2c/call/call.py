@@ -1,8 +1,8 @@
 """A live call: wires the relay connection, the sans-I/O session, the camera and the audio engine.
 
 Owns: the asyncio glue of one participant — starting and stopping the connection, the video
-source (its thread hands pictures to the loop; s2c.call.sender encodes and paces them) and the
-audio engine; sending our audio, chat and mute/camera state; the clock reads the session
+source (its thread hands pictures to the loop; s2c.call.sender encodes and paces them, or in
+avatar mode s2c.call.avatar reads the face in them and sends only POSE) and the audio engine; sending our audio, chat and mute/camera state; the clock reads the session
 must not do; the --say hand-off. It is what the terminal screen talks to, through the
 ``s2c.tui.view.CallView`` protocol. Must not: draw on the terminal (s2c.tui), decide anything
 the session decides (roster, keys, dispatch, give-up), or block the loop on a device.
@@ -20,6 +20,7 @@ from ..clock import now_s, now_us, wall_s
 from ..errors import S2CError
 from .connection import RelayConnection
 from .events import PeerJoined, Reconnected, Resumed
+from .avatar import AvatarSender
 from .sender import VideoSender
 from .session import CallSession, CallState
 from .trace import StageTrace
@@ -37,7 +38,7 @@ class Call:
                  audio=None, connect_timeout_s: float = 5.0, on_change=None, log=None,
                  reconnect: bool = True, decode_video: bool = True,
                  give_up_after_s: float | None = 30.0, identity=None, known_peers=None,
-                 decode_budget=None):
+                 decode_budget=None, avatar: bool = False):
         self.host, self.port = host, port
         self.video_spec = video
         self.fps = fps
@@ -58,9 +59,11 @@ class Call:
                 self.core.my_id, self.core.name, peer, f, t_recv, t_dec)
         self.self_picture: np.ndarray | None = None
         self.muted = False
-        self.camera_on = video is not None
+        self.camera_on = video is not None or avatar
         self._source = None
         self.video = VideoSender(self.core, self.conn, self.trace)
+        self.avatar = AvatarSender(self.core, self.conn, on=avatar, on_change=self._changed, notice=self.notice,
+                                   post=lambda fn, *a: self._loop.call_soon_threadsafe(fn, *a))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self.stats = {"audio_sent": 0, "chat_sent": 0}
@@ -103,6 +106,14 @@ class Call:
     @property
     def sending_video(self) -> bool:
         return self.video_spec is not None
+
+    @property
+    def avatar_on(self) -> bool:
+        return self.avatar.on
+
+    @property
+    def self_pose(self):
+        return self.avatar.pose
 
     @property
     def uplink_skipped_us(self) -> int:
@@ -185,6 +196,7 @@ class Call:
         self._closed = True
         if self._source is not None:
             self._source.stop()
+        self.avatar.close()
         if self.audio is not None:
             try:
                 self.audio.stop()
@@ -232,7 +244,10 @@ class Call:
             return
         self.self_picture = pic.image_rgb
         if self.camera_on and self.conn.connected and self.core.connected:
-            self.video.send(pic)
+            if self.avatar.on:
+                self.avatar.offer(pic)   # avatar mode: the picture stays here, only POSE goes out
+            else:
+                self.video.send(pic)
         self.on_change()
 
     def _on_audio_frame(self, payload: bytes, seq: int, capture_ts_us: int) -> None:
@@ -240,6 +255,7 @@ class Call:
             return
         data = self.core.protect(P.AUDIO, 0, 0, payload)
         self.conn.send(P.Frame(P.AUDIO, data, seq=seq, ts_us=capture_ts_us))
+        self.avatar.audio_sent(capture_ts_us)
         self.stats["audio_sent"] += 1
 
     def send_chat(self, text: str) -> None:
@@ -262,6 +278,13 @@ class Call:
         self.camera_on = on and self._source is not None
         self._send_state()
         if self.camera_on:
+            self.video.request_keyframe()
+        self.on_change()
+
+    def set_avatar(self, on: bool) -> None:
+        """Avatar mode on (only POSE leaves the machine) or off (video again, from a keyframe)."""
+        self.avatar.set_on(on)
+        if not on:
             self.video.request_keyframe()
         self.on_change()
 
@@ -292,7 +315,7 @@ class Call:
     def figures(self) -> dict:
         doc = self.core.figures()
         doc.update({
-            "rtt_ms_p50": self.conn.rtt_ms_p50, "sent": {**self.stats, **self.video.stats()}, "net": dict(self.conn.stats),
+            "rtt_ms_p50": self.conn.rtt_ms_p50, "sent": {**self.stats, **self.video.stats(), **self.avatar.stats()}, "net": dict(self.conn.stats),
             "audio": self.audio.stats() if self.audio is not None else None,
             "audio_delay_ms": self._audio_delay_series(), "time": wall_s(),
         })

@@ -3,7 +3,7 @@
 Owns: what this participant knows about the call — the roster as rebuilt at each (re)join, a
 ``PeerView`` per participant (newest picture, flags, counters, latencies), the frames that
 arrive before WELCOME (held, then replayed), the KeyManager and the KEY frames it wants sent,
-opening and dispatching media frames (video decode, audio hand-off, CHAT, STATE, REFRESH), the
+opening and dispatching media frames (video decode, audio hand-off, CHAT, STATE, REFRESH, POSE), the
 chat history and notices, the call's ``CallState`` and the --give-up-after policy.
 Must not: read the clock (every entry point takes ``now_us``), touch sockets or devices, or
 await. The adapter (s2c.call.call.Call) feeds it transport events and frames and sends what
@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import wire as P
 from ..crypto.keys import KeyManager
+from .avatar import apply_pose
 from .budget import DecodeBudget
 from ..errors import CryptoError, PeerError
 from ..text import sanitize
@@ -58,6 +59,10 @@ class PeerView:
     undecryptable: int = 0
     bad_payloads: int = 0
     shed_frames: int = 0            # video frames dropped undecoded: over the decode budget
+    pose: object = None             # avatar mode: the newest s2c.avatar.Pose (s2c.call.avatar)
+    pose_local_us: int = 0          # when it arrived
+    pose_frames: int = 0
+    bad_poses: int = 0              # POSE payloads that opened but were malformed (dropped)
     last_video_seq: int | None = None
     last_refresh_us: int = 0
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
@@ -73,7 +78,7 @@ class PeerView:
             "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else None,
             "video_gaps": self.video_gaps, "undecryptable": self.undecryptable,
             "bad_payloads": self.bad_payloads, "muted": self.muted, "camera_off": self.camera_off,
-            "shed_frames": self.shed_frames,
+            "shed_frames": self.shed_frames, "pose_frames": self.pose_frames, "bad_poses": self.bad_poses,
         }
 
 
@@ -325,6 +330,8 @@ class CallSession:
             if flags is not None:
                 peer.muted, peer.camera_off = flags
                 self.on_change()
+        elif f.type == P.POSE and apply_pose(peer, plain, now_us):
+            self.on_change()
 
     def _on_key(self, f: Frame) -> None:
         try:

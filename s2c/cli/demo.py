@@ -1,12 +1,14 @@
 """``s2c demo``: a loopback relay in this process, N synthetic participants, and you.
 
-Owns: starting the in-process relay, the synthetic participants (test scenes and tones; they
-never decode video), your own conference against them, and stopping all of it. Must not: need a
-camera, a server or a network.
+Owns: starting the in-process relay, the synthetic participants (each its own moving photo, or
+an avatar driven by s2c.avatar.puppet.Puppet that sends only POSE; tones; they never decode
+video), your own conference against them, and stopping all of it. Must not: need a camera, a
+server, a network or scikit-image (without it the photos are distinct generated scenes).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from . import options
@@ -23,6 +25,25 @@ def _bot_audio(k: int):
         return None
 
 
+PUPPET_PERIOD_S = 0.1
+
+
+def _is_avatar(k: int) -> bool:
+    return k % 3 == 2          # Grace (and every third after her) is an avatar
+
+
+async def _drive_puppet(call, seed: int) -> None:
+    """Feed a Puppet's poses to an avatar participant (the PoseSender policy decides what goes)."""
+    from ..avatar.puppet import Puppet
+    from ..clock import now_ms
+    puppet = Puppet(seed)
+    t0 = now_ms()
+    while True:
+        t = now_ms()
+        call.avatar.send_pose(puppet.pose_at(int(t - t0)), int(t))
+        await asyncio.sleep(PUPPET_PERIOD_S)
+
+
 def _bot_name(k: int) -> str:
     return DEMO_NAMES[(k - 1) % len(DEMO_NAMES)] + ("" if k <= len(DEMO_NAMES) else str(k))
 
@@ -35,8 +56,11 @@ async def demo(args, secret) -> int:
     srv = RelayServer(RelayConfig(), log=lambda *a, **k: None)
     port = await srv.start("127.0.0.1", 0)
     bots = []
+    tasks = []
 
     async def shutdown():
+        for t in tasks:
+            t.cancel()
         for b in bots:
             try:
                 await b.close()
@@ -46,12 +70,15 @@ async def demo(args, secret) -> int:
 
     try:
         for k in range(1, max(0, args.participants) + 1):
+            avatar = _is_avatar(k)
             bot = Call(host="127.0.0.1", port=port, session=args.session, name=_bot_name(k),
-                       video=f"test:{k}", fps=min(args.fps, 12.0), secret=secret, suite=args.suite,
-                       audio=_bot_audio(k) if not args.no_audio else None, reconnect=False,
-                       decode_video=False)   # synthetic participants never look at pictures
+                       video=None if avatar else f"photo:{(k - 1) % 4}", fps=min(args.fps, 12.0),
+                       secret=secret, suite=args.suite, audio=_bot_audio(k) if not args.no_audio else None,
+                       reconnect=False, decode_video=False, avatar=avatar)   # bots never look at pictures
             bots.append(bot)
             await bot.start()
+            if avatar:
+                tasks.append(asyncio.get_running_loop().create_task(_drive_puppet(bot, k)))
     except BaseException:
         await shutdown()
         raise

@@ -23,10 +23,12 @@ examples:
   s2c preview --video 0                      look at your camera, no network
 
 keys in a call:
-  q quit   m mute   v camera on/off   c cycle render mode   s self-view   Enter chat   ? help
+  q quit   m mute   v camera on/off   a avatar on/off   c cycle render mode   s self-view
+  Enter chat   ? help
 
-video sources (--video): a camera index (0), a file (looped), a URL (http://.../mjpg, rtsp://...)
-or 'test' (a generated scene). Colours follow COLORTERM/TERM; NO_COLOR turns them off.
+video sources (--video): a camera index (0), a file (looped), a URL (http://.../mjpg, rtsp://...),
+'test' (a generated scene) or 'photo:N' (a moving real photo, N = 0..3).
+Colours follow COLORTERM/TERM; NO_COLOR turns them off.
 """
 
 
@@ -65,6 +67,9 @@ def conference_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--port", type=int, default=1122, help="relay port (default 1122)")
     p.add_argument("--video", default="0", help="camera index, file, URL or 'test' (default 0)")
     p.add_argument("--no-video", action="store_true", help="do not send video")
+    p.add_argument("--avatar", action="store_true",
+                   help="avatar mode: your camera stays on this machine; only your face's pose and "
+                        "expression are sent (others see a little figure). 'a' in the call switches")
     _add_render_flags(p)
     p.add_argument("--fps", type=_positive_float, default=15.0, help="frames/s to send (default 15)")
     p.add_argument("--max-fps", type=_positive_float, default=30.0,

@@ -2,7 +2,7 @@
 
 Owns: which bytes go to which connection and which connections must close, given bytes in
 and ``now_ms``. Must not: touch sockets, read the clock, await, or decode media payloads
-(VIDEO/AUDIO/CHAT/KEY/STATE/REFRESH are forwarded as the original bytes with only the
+(VIDEO/AUDIO/CHAT/KEY/STATE/REFRESH/POSE are forwarded as the original bytes with only the
 header's sender field patched to the id the relay assigned).
 
 Use (what s2c.relay.server does)::
@@ -151,7 +151,7 @@ def _dump(obj) -> bytes:
 
 
 _CTRL_QUEUE_TYPES = frozenset({P.WELCOME, P.PEER_JOINED, P.PEER_LEFT, P.ERROR, P.PONG,
-                               P.CHAT, P.KEY, P.STATE, P.REFRESH})
+                               P.CHAT, P.KEY, P.STATE, P.REFRESH, P.POSE})
 
 
 class Relay:

@@ -2,8 +2,8 @@
 
 Owns: turning the call's state (through ``s2c.tui.view.CallView``) into the bytes that bring the
 terminal up to date — one tile per participant with its label and markers, pictures through a
-Renderer per tile, placeholders (no video yet, camera off, stalled), the self-view (tile, inset,
-off), the help overlay — and the per-tile redraw pacing (a new picture is drawn when it arrives
+Renderer per tile, placeholders (no video yet, camera off, stalled), a figure for a participant
+in avatar mode (s2c.tui.avatar_tile), the self-view (tile, inset, off), the help overlay — and the per-tile redraw pacing (a new picture is drawn when it arrives
 unless its tile was drawn less than 1/--max-fps ago; ``next_due_us`` says when to come back).
 Keys: ``key(text)`` maps keys (s2c.tui.keys) to actions. The chat area is s2c.tui.chat's, the
 status line s2c.tui.status's. Must not: read the clock (``now_us`` comes in, except the opt-in
@@ -16,6 +16,7 @@ from ..clock import now_us as _trace_now_us
 from ..render import layout as L
 from ..render.renderer import DEFAULT_SYMBOLS, MODES, Renderer
 from ..text import fit_text, sanitize
+from .avatar_tile import FIGURE, AvatarTiles, peer_pose, stalled_text
 from .chat import ChatPane
 from .keys import parse_keys
 from .paint import RESET, STYLE_DIM, STYLE_HELP, STYLE_LABEL, STYLE_STATUS, STYLE_TALKING, Painter
@@ -30,6 +31,7 @@ HELP = (
     "q        quit (also Ctrl-C)",
     "m        mute / unmute microphone",
     "v        camera on / off",
+    "a        avatar: send only your pose (a figure), no picture",
     "c        cycle render mode (blocks, mosaic, color, ascii)",
     "s        self-view: tile, inset, off",
     "Enter    type a chat message",
@@ -57,6 +59,7 @@ class ConferenceScreen:
         self.help = False
         self.typing: str | None = None     # chat input buffer while typing
         self.renderers: dict[object, Renderer] = {}
+        self.avatars = AvatarTiles(colors)
         self.shown: dict[object, object] = {}   # key -> picture object or placeholder text last drawn
         self.paint = Painter(rows)
         self.chat = ChatPane()
@@ -113,6 +116,8 @@ class ConferenceScreen:
             self.call.set_muted(not self.call.muted)
         elif k == "v":
             self.call.set_camera(not self.call.camera_on)
+        elif k == "a":
+            self.call.set_avatar(not self.call.avatar_on)
         elif k == "c":
             self.cycle_mode()
         elif k == "s":
@@ -161,19 +166,21 @@ class ConferenceScreen:
         return r
 
     def _participants(self, now_us: int):
-        """(key, name, picture, picture_us, muted, camera_off, talking) for each tile, self first."""
+        """(key, name, picture, picture_us, muted, camera_off, talking, pose, pose_us) for each tile,
+        self first; pose is not None for a participant drawn as a figure."""
         call = self.call
-        pic = call.self_picture
+        pic = None if call.avatar_on else call.self_picture     # avatar mode: ourselves as others see us
+        my_pose = call.self_pose if call.avatar_on and call.camera_on else None
         if pic is not None and pic is not self._self_pic:
             self._self_pic, self._self_pic_us = pic, now_us
         me = ("self", f"{sanitize(call.name, 32)} (you)", pic, self._self_pic_us, call.muted,
-              not call.camera_on, False)
+              not call.camera_on, False, my_pose, now_us)
         peers = []
         for pid in sorted(call.peers):
             p = call.peers[pid]
             # names are sanitised by the session already; again here because this is the last stop
             peers.append((pid, sanitize(p.name, 32), p.picture, p.picture_local_us, p.muted,
-                          p.camera_off, call.speaking(pid)))
+                          p.camera_off, call.speaking(pid), peer_pose(p), p.pose_local_us))
         return me, peers
 
     def _placeholder(self, pic, pic_us, cam_off, is_self: bool, now_us: int) -> str | None:
@@ -181,6 +188,8 @@ class ConferenceScreen:
             return "camera off"
         if is_self and not self.call.camera_on:
             return "camera off (v)" if self.call.sending_video else "not sending video"
+        if is_self and self.call.avatar_on:
+            return "avatar: looking for your face"
         if pic is None:
             return "no video yet"
         if now_us - pic_us > STALE_US:
@@ -188,19 +197,27 @@ class ConferenceScreen:
         return None
 
     def _draw_tile(self, out: list, part, tile: L.Tile, now_us: int) -> None:
-        key, name, pic, pic_us, muted, cam_off, talking = part
+        key, name, pic, pic_us, muted, cam_off, talking, pose, pose_us = part
         is_self = key == "self"
-        marks = [m for m, on in (("[muted]", muted), ("[camera off]", cam_off), ("<talking>", talking)) if on]
+        avatar = pose is not None and not cam_off
+        marks = [m for m, on in (("[avatar]", avatar), ("[muted]", muted), ("[camera off]", cam_off),
+                                 ("<talking>", talking)) if on]
         label = f" {name}  {' '.join(marks)}".rstrip()
         self.paint.put(out, tile.label.row, tile.label.col, tile.label.cols, label,
                        STYLE_TALKING if talking else STYLE_LABEL)
         rect = tile.picture
         if rect.rows < 1 or rect.cols < 1:
             return
-        msg = self._placeholder(pic, pic_us, cam_off, is_self, now_us)
+        msg = stalled_text(pose_us, now_us) if avatar else self._placeholder(pic, pic_us, cam_off, is_self, now_us)
+        if avatar and msg is None:
+            due = self.avatars.draw(out, key, rect, pose, now_us, fresh=self.shown.get(key) is not FIGURE)
+            self.shown[key] = FIGURE
+            if due is not None:
+                self.next_due_us = due if self.next_due_us is None else min(self.next_due_us, due)
+            return
         r = self._renderer(key, rect)
         if msg is not None:
-            if self.shown.get(key) == msg:
+            if isinstance(self.shown.get(key), str) and self.shown[key] == msg:   # (a picture: ndarray ==)
                 return
             if not isinstance(self.shown.get(key), str):
                 self.paint.clear_rect(out, rect.row, rect.col, rect.rows, rect.cols)
@@ -266,6 +283,7 @@ class ConferenceScreen:
             self.shown.clear()
             for r in self.renderers.values():
                 r.reset()
+            self.avatars.reset()
             live = {p[0] for p in tiles_for} | {"self"}
             for k in [k for k in self.renderers if k not in live]:
                 del self.renderers[k]

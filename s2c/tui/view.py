@@ -19,6 +19,8 @@ class PeerLike(Protocol):
     picture_local_us: int
     muted: bool
     camera_off: bool
+    pose: object | None          # avatar mode: the newest s2c.avatar.Pose the peer sent (None: never)
+    pose_local_us: int           # when it arrived
 
 
 class ChatLike(Protocol):
@@ -40,6 +42,8 @@ class CallView(Protocol):
     muted: bool
     camera_on: bool
     sending_video: bool          # a video source was given (camera off is then the user's choice)
+    avatar_on: bool              # avatar mode: only our pose leaves the machine, no picture
+    self_pose: object | None     # our newest s2c.avatar.Pose while avatar mode is on (None: none yet)
     uplink_skipped_us: int       # when a picture was last skipped for a slow uplink (0: never)
     state: object                # s2c.call.session.CallState
     state_detail: str
@@ -55,4 +59,5 @@ class CallView(Protocol):
     def send_chat(self, text: str) -> None: ...
     def set_muted(self, muted: bool) -> None: ...
     def set_camera(self, on: bool) -> None: ...
+    def set_avatar(self, on: bool) -> None: ...
     async def say_when_ready(self, texts, wait_s: float = ...) -> None: ...

@@ -1,6 +1,7 @@
 """Video sources and the capture thread.
 
-Owns: opening a source from a spec (camera index, file, URL, ``test``, ``test:N``), the capture
+Owns: opening a source from a spec (camera index, file, URL, ``test``, ``test:N``, ``photo:N``: a
+moving real photo, s2c.avatar.puppet.PhotoScene, the test scene without scikit-image), the capture
 thread that reads it at the requested rate, downsamples each frame to the wire size and hands
 the newest picture over (newest wins), and ``open_source``. Must not: render characters (a
 receiver concern), encode, or touch the network.
@@ -26,6 +27,17 @@ class Picture:
     image_rgb: np.ndarray
     capture_ts_us: int
     seq: int
+    frame_bgr: np.ndarray | None = None   # the frame as captured (avatar mode reads the face in it)
+
+
+def _spec_number(spec: str) -> int:
+    """N of ``test:N`` / ``photo:N`` (0 without one)."""
+    if ":" not in spec:
+        return 0
+    n = spec.split(":", 1)[1]
+    if not n.isdigit():
+        raise ConfigError(f"video source {spec!r}: the part after ':' must be a number")
+    return int(n)
 
 
 class _Reader:
@@ -35,12 +47,15 @@ class _Reader:
         self.spec = spec
         self.paced = False  # True when read() itself waits for the next frame (cameras, URLs)
         self.fps = 30.0
-        self._scene: TestScene | None = None
+        self._scene = None                # anything with render(t_s) -> BGR frame
         self._cap = None
         self._t0 = now_s()
         if spec == "test" or spec.startswith("test:"):
-            seed = int(spec.split(":", 1)[1]) if ":" in spec else 0
-            self._scene = TestScene(hue_shift=seed * 37)
+            self._scene = TestScene(hue_shift=_spec_number(spec) * 37)
+            return
+        if spec == "photo" or spec.startswith("photo:"):
+            from ..avatar.puppet import PhotoScene
+            self._scene = PhotoScene(_spec_number(spec))
             return
         import cv2
         if spec.isdigit():
@@ -123,7 +138,7 @@ class VideoSource:
         w, h = self._size or send_size(frame.shape[1], frame.shape[0])
         img = area_downsample(frame, w, h)
         self._seq += 1
-        return Picture(img, ts, self._seq)
+        return Picture(img, ts, self._seq, frame)
 
     def _run(self) -> None:
         period = 1.0 / min(self.max_fps, self._reader.fps if not self._reader.paced else self.max_fps)
@@ -168,8 +183,9 @@ class VideoSource:
 
 
 def open_source(spec: str | int = "0", **kwargs) -> VideoSource:
-    """A VideoSource for a camera index, a file (looped), a URL or ``test`` (generated scene)."""
+    """A VideoSource for a camera index, a file (looped), a URL, ``test`` (generated scene) or
+    ``photo:N`` (a moving real photo)."""
     spec = str(spec).strip()
     if not spec:
-        raise ConfigError("empty --video spec; use a camera index, a file, a URL or 'test'")
+        raise ConfigError("empty --video spec; use a camera index, a file, a URL, 'test' or 'photo:N'")
     return VideoSource(spec, **kwargs)

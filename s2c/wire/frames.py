@@ -57,14 +57,15 @@ CHAT = 18         # opaque, forwarded; bounded FIFO
 KEY = 19          # opaque key-exchange payload, usually with dest != 0
 STATE = 20        # opaque mute/camera-off flags (may be encrypted), forwarded like chat
 REFRESH = 21      # opaque, "please send a self-contained video frame", dest = the video's sender
+POSE = 22         # opaque avatar pose + expression (SFrame-protected), forwarded like STATE
 
 TYPE_NAMES = {
     JOIN: "JOIN", WELCOME: "WELCOME", PEER_JOINED: "PEER_JOINED", PEER_LEFT: "PEER_LEFT",
     LEAVE: "LEAVE", ERROR: "ERROR", PING: "PING", PONG: "PONG", VIDEO: "VIDEO", AUDIO: "AUDIO",
-    CHAT: "CHAT", KEY: "KEY", STATE: "STATE", REFRESH: "REFRESH",
+    CHAT: "CHAT", KEY: "KEY", STATE: "STATE", REFRESH: "REFRESH", POSE: "POSE",
 }
 KNOWN_TYPES = frozenset(TYPE_NAMES)
-FORWARDED_TYPES = frozenset({VIDEO, AUDIO, CHAT, KEY, STATE, REFRESH})
+FORWARDED_TYPES = frozenset({VIDEO, AUDIO, CHAT, KEY, STATE, REFRESH, POSE})
 #: a lookup table indexed by the type byte (256 entries): True if the relay forwards it
 FORWARDED_TABLE = tuple(t in FORWARDED_TYPES for t in range(256))
 KNOWN_TABLE = tuple(t in KNOWN_TYPES for t in range(256))

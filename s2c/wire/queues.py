@@ -2,7 +2,7 @@
 
 Owns: ``OutQueue``, the bounded queue of serialized frames waiting for a backed-up socket:
 VIDEO is newest-wins per key (the client keys by stream, the relay by (sender, stream)), AUDIO
-is a bounded FIFO (oldest dropped), everything else (control, CHAT, KEY, STATE, REFRESH) is a
+is a bounded FIFO (oldest dropped), everything else (control, CHAT, KEY, STATE, REFRESH, POSE) is a
 bounded FIFO (oldest dropped), all of it under one byte budget (over budget: audio goes first,
 then video, then control down to one frame). Draining sends control, then audio, then video, so
 audio and control never wait behind pictures. Every drop is counted on the ``stats`` object
