@@ -31,6 +31,11 @@ class FakeCall:
         self.my_id = 1
         self.talking: set[int] = set()
         self.bytes = (0, 0)
+        self.marks: dict[int, list[str]] = {}
+        self.audio_note = ""
+        self.volume: dict[int, float] = {}
+        self.muted_for_me: set[int] = set()
+        self.e2e = "e2e: on"
 
     def rtt_ms(self):
         return 1.5
@@ -39,13 +44,25 @@ class FakeCall:
         return self.bytes
 
     def e2e_text(self):
-        return "e2e: on"
+        return self.e2e
 
     def safety_code(self):
         return "12345 67890"
 
     def speaking(self, peer_id):
         return peer_id in self.talking
+
+    def peer_marks(self, peer_id):
+        return list(self.marks.get(peer_id, []))
+
+    def audio_status(self):
+        return self.audio_note
+
+    def change_volume(self, peer_id, step):
+        self.volume[peer_id] = self.volume.get(peer_id, 1.0) + step
+
+    def toggle_mute_for_me(self, peer_id):
+        self.muted_for_me ^= {peer_id}
 
     def give_up_reason(self):
         return None
@@ -232,3 +249,37 @@ def test_status_line_says_when_the_uplink_is_slow():
     call.uplink_skipped_us = 9_500_000            # a picture skipped half a second ago
     assert "UPLINK SLOW" in ui.status_text(10_000_000)
     assert "UPLINK SLOW" not in ui.status_text(12_000_000)
+
+
+def test_tab_selects_a_peer_and_volume_keys_reach_only_that_peer():
+    call = FakeCall()
+    call.peers[2] = PeerView(2, "ana")
+    call.peers[5] = PeerView(5, "bo")
+    ui = ConferenceScreen(call, 120, 40, "blocks", "truecolor")
+    ui.draw(1_000_000)
+    assert ui.key("+") and call.volume == {}              # nobody selected: nothing changes
+    ui.key("\t")
+    assert ui.selected == 2
+    ui.key("++-")
+    ui.key("\tx")
+    assert call.volume == {2: 1.25} and call.muted_for_me == {5}
+    ui.key("\t")
+    assert ui.selected is None                              # past the last: back to nobody
+    call.marks[5] = ["vol 125%", "verified"]
+    ui.selected = 5
+    emu = _screen([ui.draw(2_000_000)])
+    text = "\n".join(emu.display)
+    assert ">bo  [vol 125%] [verified]" in text
+
+
+def test_alarm_turns_the_status_line_red_and_names_the_peer():
+    call = FakeCall()
+    call.peers[2] = PeerView(2, "bob")
+    call.e2e = "e2e ! bob's key changed — the relay may be attacking; compare codes"
+    call.audio_note = "mic off: no device"
+    ui = ConferenceScreen(call, 160, 30, "blocks", "truecolor")
+    out = ui.draw(1_000_000).decode()
+    assert "\x1b[0;1;37;41m" in out                       # STYLE_ALERT on the status line
+    emu = _screen([out.encode()], 160, 30)
+    status = emu.display[-1]
+    assert "e2e ! bob" in status and "MIC OFF: NO DEVICE" in status

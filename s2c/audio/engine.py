@@ -3,7 +3,9 @@
 Owns: wiring capture -> VAD/mute -> encoder -> the client's send callback, and network ->
 per-talker jitter buffer -> decoder/PLC -> mixer -> speaker or file, plus the bounded
 hand-off between device threads and the asyncio loop, the playout tick and its records
-for mouth-to-ear measurement. Must not: know the wire protocol, encryption or the UI.
+for mouth-to-ear measurement. Opening the halves is s2c.audio.halves', the listener's volume
+controls and figures s2c.audio.controls' (base classes of AudioEngine). Must not: know the wire
+protocol, encryption or the UI.
 
 Threads: capture runs in PortAudio's callback (microphone) or a ``FrameClock`` (tone/file)
 and only appends to a bounded hand-off (drop oldest); encoding happens on the asyncio loop
@@ -23,7 +25,7 @@ default echo cancellation is on when both halves are devices, noise suppression 
 control when the input is a microphone; without pywebrtc-audio the engine says so in
 ``notes`` and runs without.
 
-Timestamps are ``clock_us()`` = ``time.monotonic_ns() // 1000`` (one clock for every
+Timestamps are ``clock_us()`` = ``s2c.clock.now_us()`` (one clock for every
 process on the machine), so ``mixed_us - capture_us`` of a played frame is its
 mouth-to-ear delay on loopback.
 """
@@ -32,19 +34,20 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, DeviceError
-from . import FRAME_MS
-from .apm import ApmUnavailable, AudioProcessing
-from .endpoints import FileSource, FrameClock, ToneSource, WavSink, parse_spec
-from .jitter import LOST, JitterBuffer
+from ..clock import now_us
+from ..errors import ConfigError
+from .apm import AudioProcessing
+from .controls import ListenerControls
+from .halves import DeviceHalves
+from .records import HalfState, PlayoutRecord, _Handoff, _Talker  # noqa: F401 - PlayoutRecord re-exported
+from .endpoints import FrameClock, WavSink, parse_spec
+from .jitter import LOST
 from .mixer import Mixer, VoiceActivityDetector
-from .opus import (CODEC_IDS, DEFAULT_BITRATE_BPS, FLAG_SILENCE, AudioDecoder, AudioEncoder,
+from .opus import (CODEC_IDS, DEFAULT_BITRATE_BPS, FLAG_SILENCE, AudioEncoder,
                    AudioPayloadError, opus_available, parse_payload)
 
 SEQ_MASK = 0xFFFF_FFFF
@@ -55,95 +58,10 @@ PLAYOUT_RECORDS = 30_000  # 10 min of one talker
 
 
 def clock_us() -> int:
-    return time.monotonic_ns() // 1000
+    return now_us()
 
 
-@dataclass(frozen=True)
-class PlayoutRecord:
-    """One decoded frame that left the mixer: for ``audio.mouth_to_ear_ms``."""
-
-    talker_id: object
-    seq: int
-    capture_us: int  # sender's clock_us() when the frame was complete at capture
-    mixed_us: int  # receiver's clock_us() when the mixer emitted the frame
-
-    @property
-    def mouth_to_ear_ms(self) -> float:
-        return (self.mixed_us - self.capture_us) / 1000.0
-
-
-@dataclass(frozen=True)
-class HalfState:
-    """Whether one half (``"mic"`` = what we send, ``"speaker"`` = what we hear) runs.
-
-    ``what``: the endpoint ("microphone 'default'", "tone:440", "file rx.wav", "none").
-    ``reason``: short text for the status line when it does not run ("no device",
-    "cannot open", "turned off", "not started"); ``detail``: the full one-line error.
-    """
-
-    half: str
-    running: bool
-    what: str
-    reason: str = ""
-    detail: str = ""
-
-    @property
-    def label(self) -> str:
-        return f"{self.half} on" if self.running else f"{self.half} off: {self.reason}"
-
-
-def _short_reason(exc: Exception) -> str:
-    text = str(exc)
-    if text.startswith(("no default", "no microphone", "no speaker", "PortAudio did not")):
-        return "no device"
-    if text.startswith("PyAudio is not installed"):
-        return "no PyAudio"
-    if text.startswith("cannot start"):
-        return "cannot start"
-    if text.startswith("cannot open"):
-        return "cannot open"
-    return text[:40]
-
-
-class _Handoff:
-    """Bounded, thread-safe, drop-oldest queue of (pcm, capture_us)."""
-
-    def __init__(self, maxlen: int):
-        self._q: deque = deque(maxlen=maxlen)
-        self._lock = threading.Lock()
-        self.dropped = 0
-        self.pending = False  # a drain is scheduled
-
-    def put(self, item) -> bool:
-        """Append; True if the caller must schedule a drain."""
-        with self._lock:
-            if len(self._q) == self._q.maxlen:
-                self.dropped += 1
-            self._q.append(item)
-            if self.pending:
-                return False
-            self.pending = True
-            return True
-
-    def take_all(self) -> list:
-        with self._lock:
-            items = list(self._q)
-            self._q.clear()
-            self.pending = False
-            return items
-
-
-class _Talker:
-    __slots__ = ("jb", "dec", "last_rx_ms", "bad")
-
-    def __init__(self, now_ms: float):
-        self.jb = JitterBuffer(frame_ms=FRAME_MS)
-        self.dec = AudioDecoder()
-        self.last_rx_ms = now_ms
-        self.bad = 0
-
-
-class AudioEngine:
+class AudioEngine(DeviceHalves, ListenerControls):
     """Audio for one client.
 
     ``input_spec``: None -> microphone (``mic``: index/name substring, None = default);
@@ -217,156 +135,9 @@ class AudioEngine:
     def output_enabled(self) -> bool:
         return True  # "none" still mixes (levels, records)
 
-    @staticmethod
-    def _describe(kind: str, arg, device, what: str) -> str:
-        if kind == "device":
-            return f"{what} {device!r}" if device not in (None, "") else f"default {what}"
-        if kind == "tone":
-            return f"tone:{arg:g}"
-        if kind == "file":
-            return f"file {arg}"
-        return "none"
-
-    def status_text(self) -> str:
-        """For the status line: the halves that do not run, e.g. "mic off: no device" or
-        "speaker off: cannot open" (an endpoint turned off by flag: "mic off"); "" when both run."""
-        parts = []
-        for st, kind in ((self.input_state, self._in_kind), (self.output_state, self._out_kind)):
-            if not st.running and self._running:
-                parts.append(f"{st.half} off" if kind == "none" else st.label)
-        return " · ".join(parts)
-
     def on_frame(self, callback) -> None:
         """``callback(payload: bytes, seq: int, capture_ts_us: int)`` for each outgoing payload."""
         self._callback = callback
-
-    def start(self) -> None:
-        """Open the output, then the input, each on its own: a half whose device fails is
-        off (``input_state`` / ``output_state`` say why, ``notes`` has a line) and the other
-        half runs. Raises ConfigError for bad files or settings, and DeviceError (one line)
-        only when nothing that was asked for runs; then nothing stays open and the caller may
-        go on without audio."""
-        if self._running:
-            return
-        if self._stopped:
-            raise ConfigError("this AudioEngine was stopped; create a new one")
-        if self._loop is None:
-            try:
-                self._loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self._loop = None
-        failed: list[str] = []
-        try:
-            if self.input_enabled:
-                self._encoder = AudioEncoder(self.codec, self.bitrate_bps)  # ConfigError: bad bitrate
-            self._start_output(failed)
-            self._start_input(failed)
-        except ConfigError:
-            self.stop()
-            raise
-        asked = [st for st, kind in ((self.input_state, self._in_kind), (self.output_state, self._out_kind))
-                 if kind != "none"]
-        if failed and not any(st.running for st in asked):
-            self.stop()
-            raise DeviceError("; ".join(failed))
-        self._start_apm()
-        self._running = True
-        for clk in (self._in_clock, self._out_clock):
-            if clk is not None:
-                clk.start()
-
-    def _start_output(self, failed: list) -> None:
-        what = self.output_state.what
-        if self._out_kind == "device":
-            from .devices import OutputStream
-
-            stream = OutputStream(self.speaker, self.tick)
-            try:
-                stream.start()
-            except DeviceError as exc:
-                failed.append(str(exc))
-                self.output_state = HalfState("speaker", False, what, _short_reason(exc), str(exc))
-                self.notes.append(f"speaker off: {exc}; you are still heard")
-                return
-            self._out_stream = stream
-            what = f"speaker {stream.name!r}"
-        else:
-            if self._out_kind == "file":
-                self._sink = WavSink(self._out_arg)
-            self._out_clock = FrameClock(self._clock_playout, name="s2c-audio-out")
-        reason = "turned off" if self._out_kind == "none" else ""
-        self.output_state = HalfState("speaker", self._out_kind != "none", what, reason)
-
-    def _start_input(self, failed: list) -> None:
-        what = self.input_state.what
-        if not self.input_enabled:
-            self.input_state = HalfState("mic", False, what, "turned off")
-            return
-        if self._in_kind == "device":
-            from .devices import InputStream
-
-            stream = InputStream(self.mic, self._captured)
-            try:
-                stream.start()
-            except DeviceError as exc:
-                failed.append(str(exc))
-                self.input_state = HalfState("mic", False, what, _short_reason(exc), str(exc))
-                self.notes.append(f"mic off: {exc}; you still hear the others")
-                return
-            self._in_stream = stream
-            what = f"microphone {stream.name!r}"
-        else:
-            self._source = ToneSource(self._in_arg) if self._in_kind == "tone" else FileSource(self._in_arg)
-            self._in_clock = FrameClock(self._clock_capture, name="s2c-audio-in")
-        self.input_state = HalfState("mic", True, what)
-
-    def _start_apm(self) -> None:
-        mic = self._in_stream is not None
-        both = mic and self._out_stream is not None
-        aec = both if self.echo_cancel is None else bool(self.echo_cancel)
-        ns = mic if self.noise_suppress is None else bool(self.noise_suppress)
-        agc = mic if self.auto_gain is None else bool(self.auto_gain)
-        if not self.input_state.running or not (aec or ns or agc):
-            return
-        delay_ms = 0
-        for s in (self._in_stream, self._out_stream):
-            if s is not None:
-                delay_ms += int(s.latency_ms)
-        try:
-            self._apm = AudioProcessing(echo_cancel=aec, noise_suppress=ns, auto_gain=agc, stream_delay_ms=delay_ms)
-        except ApmUnavailable as exc:
-            self.notes.append(f"echo cancellation and noise suppression off: {exc}")
-
-    @property
-    def apm(self) -> AudioProcessing | None:
-        """The microphone clean-up in use (None: off or unavailable)."""
-        return self._apm
-
-    def use_apm(self, apm: AudioProcessing | None) -> None:
-        """Put (or remove) a microphone clean-up by hand (tests, bench; ``feed`` without start)."""
-        with self._apm_lock:
-            self._apm = apm
-
-    def stop(self) -> None:
-        """Close everything (idempotent; an engine is not restarted after stop). The output
-        WAV file is complete afterwards; no ``on_frame`` callback runs after this returns."""
-        self._running = False
-        self._stopped = True
-        for clk in (self._in_clock, self._out_clock):
-            if clk is not None:
-                clk.stop()
-        for stream in (self._in_stream, self._out_stream):
-            if stream is not None:
-                stream.close()
-        if self._sink is not None:
-            self._sink.close()
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # -- sending -----------------------------------------------------------------------
     @property
@@ -523,72 +294,4 @@ class AudioEngine:
             except Exception as exc:  # noqa: BLE001
                 self._apm_errors += 1
                 self._c["apm_last_error"] = f"{type(exc).__name__}: {exc}"
-        return out
-
-    # -- the listener's own volume per participant -----------------------------------------
-    def bind_talker(self, talker_id, peer_key) -> None:
-        """Frames from ``talker_id`` belong to ``peer_key`` (the client passes the
-        participant's name), so volume and mute set for that key apply, across reconnects."""
-        with self._lock:
-            self._mixer.bind(talker_id, peer_key)
-
-    def set_gain(self, peer_key, gain: float) -> float:
-        """Linear volume for one participant (1.0 = as sent, 0..4); returns what was set."""
-        with self._lock:
-            return self._mixer.set_gain(peer_key, gain)
-
-    def set_muted_for_me(self, peer_key, muted: bool) -> None:
-        """Silence one participant for this listener only (they still show as talking)."""
-        with self._lock:
-            self._mixer.set_muted_for_me(peer_key, muted)
-
-    def peer_settings(self, peer_key) -> dict:
-        """``{"gain": float, "muted_for_me": bool, "label": str}``; label is "" at defaults,
-        else e.g. "vol 50%" or "muted for me" (for the tile)."""
-        with self._lock:
-            g, m = self._mixer.peer_gain(peer_key), self._mixer.muted_for_me(peer_key)
-        label = "muted for me" if m else ("" if g == 1.0 else f"vol {round(g * 100)}%")
-        return {"gain": g, "muted_for_me": m, "label": label}
-
-    # -- for the UI and the bench ------------------------------------------------------
-    def levels(self) -> dict:
-        """``{talker_id: level dBFS}`` of what was last played per talker (decays ~75 dB/s)."""
-        with self._lock:
-            return self._mixer.levels()
-
-    def speaking(self, talker_id) -> bool:
-        with self._lock:
-            return self._mixer.speaking(talker_id)
-
-    def take_playout_records(self) -> list[PlayoutRecord]:
-        """Records of frames that left the mixer since the last call (bounded)."""
-        with self._lock:
-            out = list(self._records)
-            self._records.clear()
-            return out
-
-    def stats(self) -> dict:
-        with self._lock:
-            talkers = {tid: dict(t.jb.snapshot(), bad=t.bad) for tid, t in self._talkers.items()}
-        out = dict(self._c)
-        out.update(codec=self.codec, muted=self._muted, handoff_dropped=self._handoff.dropped,
-                   mixer_gain=round(self._mixer.gain, 3), mixer_limited_frames=self._mixer.limited_frames,
-                   talkers=talkers)
-        if self.codec_note:
-            out["codec_note"] = self.codec_note
-        for st in (self.input_state, self.output_state):
-            out[f"{st.half}_state"] = dict(running=st.running, what=st.what, reason=st.reason, detail=st.detail)
-        if self.notes:
-            out["notes"] = list(self.notes)
-        apm = self._apm
-        if apm is not None:
-            with self._apm_lock:
-                out["apm"] = dict(apm.stats(), errors=self._apm_errors)
-        for name, clk in (("in_clock", self._in_clock), ("out_clock", self._out_clock)):
-            if clk is not None:
-                out[name] = dict(ticks=clk.ticks, skips=clk.skips, errors=clk.errors, last_error=clk.last_error)
-        for name, s in (("mic", self._in_stream), ("speaker", self._out_stream)):
-            if s is not None:
-                out[name] = dict(name=s.name, callbacks=s.callbacks, status_flags=s.status_flags,
-                                 errors=s.errors, last_error=s.last_error, latency_ms=round(s.latency_ms, 1))
         return out

@@ -149,6 +149,51 @@ class Call:
         except Exception:  # noqa: BLE001 - a marker must not take the screen down
             return False
 
+    def peer_marks(self, peer_id: int) -> list[str]:
+        """Short markers for a peer's tile label: identity (verified / IDENTITY CHANGED), frames
+        refused (tampering), decode budget shedding, and my volume / mute for them."""
+        km, marks = self.core.km, []
+        status = km.identity_status(peer_id)
+        if status == "known":
+            marks.append("verified")
+        elif status == "mismatch":
+            marks.append("IDENTITY CHANGED")
+        rejected = sum(km.rejected_counts(peer_id).values())
+        if rejected:
+            marks.append(f"{rejected} rejected")
+        if self.core.decode_budget.shedding(peer_id, now_us()):
+            marks.append("over budget: shed")
+        peer = self.core.peers.get(peer_id)
+        if self.audio is not None and peer is not None and hasattr(self.audio, "peer_settings"):
+            label = self.audio.peer_settings(peer.name)["label"]
+            if label:
+                marks.append(label)
+        return marks
+
+    def audio_status(self) -> str:
+        """'' when microphone and speaker both run, else what is off ("mic off: no device")."""
+        if self.audio is None:
+            return "no audio"
+        return self.audio.status_text() if hasattr(self.audio, "status_text") else ""
+
+    def change_volume(self, peer_id: int, step: float) -> None:
+        """My volume for one participant, in steps of the linear gain (kept by name: survives
+        their reconnect)."""
+        peer = self.core.peers.get(peer_id)
+        if self.audio is None or peer is None:
+            return
+        gain = self.audio.peer_settings(peer.name)["gain"]
+        self.audio.set_gain(peer.name, max(0.0, min(4.0, round(gain + step, 2))))
+        self.on_change()
+
+    def toggle_mute_for_me(self, peer_id: int) -> None:
+        peer = self.core.peers.get(peer_id)
+        if self.audio is None or peer is None:
+            return
+        muted = self.audio.peer_settings(peer.name)["muted_for_me"]
+        self.audio.set_muted_for_me(peer.name, not muted)
+        self.on_change()
+
     def give_up_reason(self) -> str | None:
         return self.core.give_up_reason(now_us())
 

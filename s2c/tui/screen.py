@@ -19,7 +19,7 @@ from ..text import fit_text, sanitize
 from .avatar_tile import FIGURE, AvatarTiles, peer_pose, stalled_text
 from .chat import ChatPane
 from .keys import parse_keys
-from .paint import RESET, STYLE_DIM, STYLE_HELP, STYLE_LABEL, STYLE_STATUS, STYLE_TALKING, Painter
+from .paint import RESET, STYLE_ALERT, STYLE_DIM, STYLE_HELP, STYLE_LABEL, STYLE_STATUS, STYLE_TALKING, Painter
 from .status import StatusLine
 from .view import CallView
 
@@ -37,6 +37,9 @@ HELP = (
     "Enter    type a chat message",
     "         Enter sends, Esc cancels",
     "PgUp/Dn  scroll the chat history",
+    "Tab      select a participant (marked >)",
+    "+ / -    their volume, for me only",
+    "x        mute / unmute them, for me only",
     "?        this help (any key closes it)",
 )
 
@@ -57,6 +60,7 @@ class ConferenceScreen:
         self.symbols = symbols             # mosaic symbol set (--symbols)
         self.self_view = "tile"
         self.help = False
+        self.selected: int | None = None   # the participant Tab selected (volume, mute for me)
         self.typing: str | None = None     # chat input buffer while typing
         self.renderers: dict[object, Renderer] = {}
         self.avatars = AvatarTiles(colors)
@@ -124,6 +128,12 @@ class ConferenceScreen:
             self.cycle_self_view()
         elif k == "enter":
             self.typing = ""
+        elif k == "tab":
+            self._select_next()
+        elif k in ("+", "=", "-") and self._selected_peer() is not None:
+            self.call.change_volume(self.selected, 0.25 if k != "-" else -0.25)
+        elif k == "x" and self._selected_peer() is not None:
+            self.call.toggle_mute_for_me(self.selected)
         elif k == "?":
             self.help = True
         elif k == "ctrl-l":
@@ -149,6 +159,17 @@ class ConferenceScreen:
         elif len(k) == 1 and len(self.typing) < CHAT_INPUT_MAX_CHARS:
             self.typing += k
         return True
+
+    def _selected_peer(self):
+        return self.call.peers.get(self.selected) if self.selected is not None else None
+
+    def _select_next(self) -> None:
+        ids = sorted(self.call.peers)
+        if not ids:
+            self.selected = None
+            return
+        later = [i for i in ids if self.selected is None or i > self.selected]
+        self.selected = later[0] if later else None   # past the last: nobody selected
 
     # ---- tiles ------------------------------------------------------------------------------------
 
@@ -202,7 +223,10 @@ class ConferenceScreen:
         avatar = pose is not None and not cam_off
         marks = [m for m, on in (("[avatar]", avatar), ("[muted]", muted), ("[camera off]", cam_off),
                                  ("<talking>", talking)) if on]
-        label = f" {name}  {' '.join(marks)}".rstrip()
+        if not is_self:
+            marks += [f"[{m}]" for m in self.call.peer_marks(key)]
+        pointer = ">" if key == self.selected else " "
+        label = f"{pointer}{name}  {' '.join(marks)}".rstrip()
         self.paint.put(out, tile.label.row, tile.label.col, tile.label.cols, label,
                        STYLE_TALKING if talking else STYLE_LABEL)
         rect = tile.picture
@@ -296,5 +320,6 @@ class ConferenceScreen:
                 self._draw_tile(out, me, lay.inset, now_us)
             if lay.chat is not None:
                 self.chat.draw(out, self.paint, lay.chat, self.typing)
-        self.paint.put(out, lay.status.row, 0, lay.status.cols, self.status_text(now_us), STYLE_STATUS)
+        style = STYLE_ALERT if self.status.alarm(self.call, now_us) else STYLE_STATUS
+        self.paint.put(out, lay.status.row, 0, lay.status.cols, self.status_text(now_us), style)
         return "".join(out).encode("utf-8", "replace") if out else b""

@@ -60,6 +60,10 @@ class StatusLine:
                 self._code_key, self._code_t = key, t
         return self.code
 
+    def alarm(self, call, now_us: int) -> bool:
+        """The e2e state is an alarm (tampering, a refused key change): the line turns red."""
+        return self.crypto(call, now_us)[0].startswith("e2e !")
+
     def text(self, call, now_us: int) -> str:
         rtt = call.rtt_ms()
         e2e, code = self.crypto(call, now_us)
@@ -73,6 +77,9 @@ class StatusLine:
         skipped = call.uplink_skipped_us
         if skipped and now_us - skipped < UPLINK_SLOW_SHOWN_US:
             parts.append("UPLINK SLOW: sending fewer frames")
+        audio = call.audio_status()
+        if audio:
+            parts.append(sanitize(audio, 40).upper())
         if call.muted:
             parts.append("MIC OFF")
         if not call.camera_on:
