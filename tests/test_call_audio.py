@@ -85,23 +85,24 @@ def test_tone_through_relay_is_heard_on_a_real_speaker(server, tmp_path, pulse_n
     assert abs(_peaks(x, 48000, 1)[0] - 440) <= 3
 
 
-def test_four_talkers_for_a_minute_delay_does_not_grow(server, tmp_path):
+def test_four_talkers_for_half_a_minute_delay_does_not_grow(server, tmp_path):
+    """Four talkers, one listener, 30 s: the delay stays flat (longer runs belong to the bench)."""
     out = tmp_path / "heard.wav"
     rx = HeadlessClient(server.port, "ear", tmp_path, video=None,
-                        extra=("--audio-in", "none", "--audio-out", str(out)), duration=66)
+                        extra=("--audio-in", "none", "--audio-out", str(out)), duration=36)
     time.sleep(0.5)
     tx = [HeadlessClient(server.port, f"t{hz}", tmp_path, video=None,
-                         extra=("--audio-in", f"tone:{hz}", "--audio-out", "none"), duration=65)
+                         extra=("--audio-in", f"tone:{hz}", "--audio-out", "none"), duration=35)
           for hz in (300, 440, 550, 660)]
     try:
-        assert rx.proc.wait(90) == 0, rx.stderr_text()
+        assert rx.proc.wait(60) == 0, rx.stderr_text()
         st = rx.stats()
     finally:
         for t in tx:
             t.stop()
         rx.stop()
     series = [row for row in st["audio_delay_ms"] if row[1] > 0]
-    assert len(series) >= 50, series
+    assert len(series) >= 25, series
     t0 = series[0][0]
     early = [r[2] for r in series if 5 <= r[0] - t0 < 15]
     late = [r[2] for r in series if r[0] - t0 >= series[-1][0] - t0 - 10]
