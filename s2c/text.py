@@ -1,8 +1,8 @@
 """Text a peer controls, made safe to print, and how many terminal cells it takes.
 
 Owns: the one sanitizer for display names, chat and relay texts (``sanitize``), and cell widths
-(``char_width``, ``cell_width``, ``clusters``, ``fit_text``, ``wrap_text``). s2c.term.sanitize,
-s2c.protocol.sanitize_name and s2c.layout delegate here. Pure functions: no I/O, no terminal.
+(``char_width``, ``cell_width``, ``clusters``, ``fit_text``, ``wrap_text``). s2c.wire.control.sanitize_name
+and the chat/notice paths use it; the screen measures with it. Pure functions: no I/O, no terminal.
 
 ``sanitize`` removes everything that can move the cursor, reorder, hide or fake text: C0/C1
 controls and DEL, every format character (category Cf: bidi embeddings/overrides/isolates

@@ -347,7 +347,7 @@ def run(quick: bool, profile: bool = False, plot: str | None = None, **kw) -> di
     tmp.cleanup()
     joined = S.join(records, w_from, w_to)
     if not joined:
-        raise RuntimeError("no drawn frames traced: does s2c/app.py call client.StageTrace (S2C_TRACE_FILE)?")
+        raise RuntimeError("no drawn frames traced: does s2c/tui/screen.py call s2c.call.trace.StageTrace (S2C_TRACE_FILE)?")
     st = S.stage_ms(joined)
     sent = [r for r in records if r.get("ev") == "sent" and w_from <= r["capture_us"] < w_to]
     n_sent = len(sent)

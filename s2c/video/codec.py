@@ -14,7 +14,7 @@ are compressed with zstd. A keyframe is the same residual against a flat grey pi
 predicted. Encoder and decoder run the same integer arithmetic, so the decoder's picture equals the
 encoder's reconstruction bit for bit (a CRC-32 of it travels in the payload and is checked); the
 error against the source is bounded: at the default quality no channel is off by more than 12
-levels, the renderer's redraw threshold (s2c/render.py).
+levels, the renderer's redraw threshold (s2c/render/renderer.py).
 
 Payload v1 (little-endian), compressed before SFrame protection::
 
