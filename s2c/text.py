@@ -2,7 +2,8 @@
 
 Owns: the one sanitizer for display names, chat and relay texts (``sanitize``), and cell widths
 (``char_width``, ``cell_width``, ``clusters``, ``fit_text``, ``wrap_text``). s2c.wire.control.sanitize_name
-and the chat/notice paths use it; the screen measures with it. Pure functions: no I/O, no terminal.
+and the chat/notice paths use it; the screen measures with it. Must not: do I/O, know the
+terminal or the layout (pure functions).
 
 ``sanitize`` removes everything that can move the cursor, reorder, hide or fake text: C0/C1
 controls and DEL, every format character (category Cf: bidi embeddings/overrides/isolates

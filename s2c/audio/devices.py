@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import time
 
 import numpy as np
 
+from ..clock import now_us
 from ..errors import DeviceError
 from . import CHANNELS, FRAME_BYTES, FRAME_SAMPLES, SAMPLE_RATE_HZ
 
@@ -125,7 +125,7 @@ def resolve_device(pa, spec: str | int | None, kind: str) -> tuple[int, str]:
 
 
 def _clock_us() -> int:
-    return time.monotonic_ns() // 1000
+    return now_us()
 
 
 class _Stream:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import wave
 
 import numpy as np
 
+from ..clock import monotonic_ns
 from ..errors import ConfigError
 from . import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE_HZ
 
@@ -172,7 +172,7 @@ class FrameClock:
             self._thread.join(timeout=2.0)
 
     def _run(self) -> None:
-        clock = time.monotonic_ns
+        clock = monotonic_ns
         deadline = clock() + self.period_ns
         while not self._stop.is_set():
             delay = deadline - clock()
