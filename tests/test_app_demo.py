@@ -46,6 +46,8 @@ def test_demo_tiles_status_keys_restore_and_record(tmp_path):
         pane.wait_for(lambda s: "no video" not in s and "stalled" not in s, 20, "pictures in every tile")
         # one of the synthetic people is an avatar (a puppet's POSE, drawn as a figure)
         pane.wait_for(lambda s: "Grace  [avatar]" in s, 20, "Grace as an avatar")
+        plain = pane.capture()
+        assert "rejected" not in plain and "e2e !" not in plain, "an honest call shows no tampering"
         first = _tile_area(pane.capture(escapes=True))
         pane.wait_for(lambda s: _tile_area(s) != first, 5, "the pictures to move", escapes=True)
         assert first.count("\x1b[") > 1000, "tiles are drawn in colour"

@@ -26,6 +26,7 @@ from .session import CallSession, CallState
 from .trace import StageTrace
 
 SAY_WAIT_S = 10.0                      # --say waits for everyone's keys at most this long
+TAMPER_REASONS = ("auth", "replay", "wrong_sender", "malformed")   # refused frames worth a marker
 
 
 class Call:
@@ -158,7 +159,8 @@ class Call:
             marks.append("verified")
         elif status == "mismatch":
             marks.append("IDENTITY CHANGED")
-        rejected = sum(km.rejected_counts(peer_id).values())
+        counts = km.rejected_counts(peer_id)   # no_key / too_old happen at every join: not shown
+        rejected = sum(counts.get(k, 0) for k in TAMPER_REASONS)
         if rejected:
             marks.append(f"{rejected} rejected")
         if self.core.decode_budget.shedding(peer_id, now_us()):
