@@ -31,8 +31,6 @@ ALLOWED = {
     "avatar/face.py:FaceTracker": "as above",
     "avatar/figure.py:_head": "draws the head outline row by row for every roll; a table would be longer",
     "relay/cluster.py:ClusterLink": "the NATS adapter: subscriptions, heartbeats, syncs, KV slot",
-    "call/call.py:Call": "the adapter that wires connection, session, camera, avatar and audio; its "
-                         "CallView properties are one-liners",
     "call/connection.py": "RelayConnection: join, relay list, reconnect and resume",
     "call/connection.py:RelayConnection": "as above",
     "call/session.py": "the sans-I/O call session",
