@@ -150,7 +150,7 @@ def test_truncated_frame_then_eof_is_an_error():
 
 
 def test_disconnect_announces_peer_left_immediately():
-    h = Harness(linger_ms=0)  # lingering (a reconnect may resume) is tests/test_relay_pacing.py's
+    h = Harness(linger_closed_ms=0)  # lingering (a reconnect may resume) is tests/test_relay_pacing.py's
     a, b = h.join(name="a"), h.join(name="b")
     h.pump()
     h.relay.connection_lost(a, h.now_ms)

@@ -144,7 +144,7 @@ def _welcome(frames):
 
 
 def test_single_relay_dropped_participant_lingers_and_resumes_in_place():
-    h = Harness(linger_ms=5000)
+    h = Harness(linger_closed_ms=5000)
     a = h.join(name="a")
     b = h.join(name="b")
     wa = _welcome(h.pump()[a])
@@ -164,7 +164,7 @@ def test_single_relay_dropped_participant_lingers_and_resumes_in_place():
 
 
 def test_stalled_participant_lingers_then_leaves():
-    h = Harness(linger_ms=4000, stall_timeout_ms=3000)
+    h = Harness(linger_ms=4000, stall_timeout_ms=3000)   # lingers min(4 s, half the stall timeout)
     a, b = h.join(name="a"), h.join(name="b")
     h.pump()
     h.relay.set_writable(a, False, h.now_ms)
@@ -172,9 +172,9 @@ def test_stalled_participant_lingers_then_leaves():
     got = h.pump()
     assert h.closed[a] is True and P.PEER_LEFT not in types(got[b])
     assert [p.name for p in h.relay.roster("room")] == ["b", "a"]   # still there for a resume
-    h.advance(3000)
+    h.advance(1300)
     assert P.PEER_LEFT not in types(h.pump()[b])
-    h.advance(1000)
+    h.advance(300)
     got = h.pump()
     assert P.parse_peer_left(got[b][-1].payload) == P.PeerLeft(a, "a", "stalled")
     c = h.join(name="a")

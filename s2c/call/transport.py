@@ -1,8 +1,11 @@
 """The asyncio protocol of one TCP connection to the relay.
 
-Owns: socket options (TCP_NODELAY, write-buffer limits), parsing what arrives into frames and
-handing them to the RelayConnection, coalescing writes (one write per loop iteration), the send
-queue under backpressure (s2c.wire.queues.OutQueue) and the unsent-bytes figure (the kernel's
+Owns: socket options (TCP_NODELAY, TCP_NOTSENT_LOWAT and the write-buffer limits, both small and
+sized by the sender's pacer so that audio and control wait in our own priority queue, not
+behind video in the kernel), parsing what arrives into frames and handing them to the
+RelayConnection, coalescing writes (one write per loop iteration), the send queue under
+backpressure (s2c.wire.queues.MediaQueue: control, then audio, then video; a picture chain is
+never broken by replacing a queued delta) and the unsent-bytes figure (the kernel's
 SIOCOUTQNSD on Linux). Must not: interpret frames, reconnect or keep call state.
 """
 
@@ -16,7 +19,7 @@ import sys
 from .. import wire as P
 from ..clock import now_s
 from ..errors import JoinRefused, ProtocolError
-from ..wire.queues import OutQueue
+from ..wire.queues import MediaQueue
 
 try:
     import fcntl
@@ -24,6 +27,8 @@ except ImportError:  # pragma: no cover - not POSIX
     fcntl = None
 # Linux ioctl: bytes in a TCP socket's send queue not yet sent (include/uapi/linux/sockios.h)
 _SIOCOUTQNSD = 0x894B if (fcntl is not None and sys.platform.startswith("linux")) else None
+_TCP_NOTSENT_LOWAT = 25 if sys.platform.startswith("linux") else None  # include/uapi/linux/tcp.h
+LOWAT_BYTES = 16 * 1024   # unsent bytes the kernel may hold before the pacer measured the uplink
 
 
 def reason_of(exc: BaseException) -> str:
@@ -46,10 +51,11 @@ class RelayProtocol(asyncio.Protocol):
         self.writable = True
         self.pending: list[bytes] = []
         self.flush_scheduled = False
-        self.q = OutQueue(owner.max_send_frames, owner.max_send_frames)
+        self.q = MediaQueue(owner.max_send_frames, owner.max_send_frames)
         self.last_rx_s = now_s()
         self.error: P.ErrorInfo | None = None
         self.sock_fd: int | None = None
+        self.sock = None
 
     # asyncio callbacks
     def connection_made(self, transport) -> None:
@@ -65,7 +71,19 @@ class RelayProtocol(asyncio.Protocol):
                 self.sock_fd = sock.fileno()
             except (OSError, ValueError):
                 self.sock_fd = None
-        transport.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
+            self.sock = sock
+        self.set_lowat(LOWAT_BYTES)
+
+    def set_lowat(self, nbytes: int) -> None:
+        """At most ``nbytes`` unsent in the kernel and in the transport's buffer; the rest waits
+        in our queue (control, then audio, then video)."""
+        if self.sock is not None and _TCP_NOTSENT_LOWAT is not None:
+            try:
+                self.sock.setsockopt(6, _TCP_NOTSENT_LOWAT, nbytes)  # IPPROTO_TCP
+            except OSError:
+                pass
+        if self.transport is not None:
+            self.transport.set_write_buffer_limits(high=nbytes, low=nbytes // 4)
 
     def data_received(self, data: bytes) -> None:
         self.last_rx_s = now_s()
@@ -115,7 +133,7 @@ class RelayProtocol(asyncio.Protocol):
             return
         drops = self.owner.drops
         before = drops.total
-        self.q.push(ftype, stream, data, drops)
+        self.q.push(ftype, stream, data, drops, ftype == P.VIDEO and bool(data[P.FLAGS_OFFSET] & P.FLAG_KEYFRAME))
         self.owner.stats["send_dropped"] += drops.total - before
 
     def _flush(self) -> None:

@@ -73,7 +73,9 @@ class RelayConfig:
     cluster_node: str = ""                # "" = single relay (no cluster code runs)
     remote_expiry_ms: float = 3_000.0     # a remote participant not in its node's heartbeat this long -> gone
     leave_grace_ms: float = 1_500.0       # cluster: a dropped connection may resume elsewhere this long
-    linger_ms: float = 5_000.0            # single relay: a dropped/stalled/timed-out participant may resume this long
+    linger_ms: float = 5_000.0            # single relay: a stalled/timed-out participant may resume this long
+                                          # (at most half the stall/silence timeout that fired)
+    linger_closed_ms: float = 1_200.0     # single relay: ... one whose connection closed/reset (kill -9: soon gone)
     cluster_down_grace_ms: float = 10_000.0  # bus unreachable: keep remote participants this long
 
 
@@ -726,7 +728,14 @@ class Relay:
         room.stats.leaves += 1
         if linger_ms is not None and not self._shutting_down:
             # cluster: it may resume on another relay; announce the leave only after the grace
-            grace = self.config.leave_grace_ms if self._cluster else self.config.linger_ms
+            cfg = self.config
+            if self._cluster:
+                grace = cfg.leave_grace_ms
+            elif reason == "disconnected":
+                grace = cfg.linger_closed_ms
+            else:
+                fired = cfg.stall_timeout_ms if reason == "stalled" else cfg.silence_timeout_ms
+                grace = min(cfg.linger_ms, 0.5 * fired)
             if grace <= 0:
                 self._announce_left(room, c.pid, c.name, reason, c.epoch)
                 self._drop_room_if_empty(room)
