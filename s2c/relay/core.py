@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from .. import wire as P
 from ..errors import LocalError, ProtocolError
 from ..wire.queues import MediaQueue
-from .pacing import DeliveryRate, RefreshLimiter
+from .pacing import BACKLOGGED_BYTES, DeliveryRate, RefreshLimiter
 
 _HDR = P.HEADER
 _unpack_hdr = _HDR.unpack_from
@@ -358,8 +358,10 @@ class Relay:
         return out
 
     def backlogged(self) -> list[int]:
-        """Connections whose queue holds frames or whose socket is not writable: the adapter
-        reports their unsent bytes (``report_unsent``) a few times per second."""
+        """Connections whose queue holds frames or whose socket is not writable (or was backlogged
+        at the last report): the adapter reports their unsent bytes (``report_unsent``) a few
+        times per second, and those of every connection with unsent bytes in its socket (a
+        backlog can sit entirely in the socket)."""
         return [cid for cid, c in self.conns.items() if c.q.nbytes or not c.writable or c.pace.prev]
 
     def report_unsent(self, cid: int, unsent_bytes: int, now_ms: float) -> int:
@@ -371,7 +373,7 @@ class Relay:
         if c is None:
             return 0
         p = c.pace
-        p.sample(now_ms, unsent_bytes, bool(c.q.nbytes) or not c.writable)
+        p.sample(now_ms, unsent_bytes, bool(c.q.nbytes) or not c.writable or unsent_bytes >= BACKLOGGED_BYTES)
         c.q.budget_bytes = p.budget_bytes(unsent_bytes)
         return p.lowat_bytes()
 
@@ -1024,6 +1026,10 @@ class Relay:
             if room.remote or room.lingering:
                 d["remote_participants"] = len(room.remote) + len(room.lingering)
             d["queued_bytes"] = sum(m.q.nbytes for m in room.members.values())
+            pace = {str(m.pid): [round(m.pace.bytes_per_s * 8 / 1000, 1), m.q.budget_bytes]
+                    for m in room.members.values() if m.pace.bytes_per_s is not None}
+            if pace:
+                d["pace"] = pace   # receivers with a measured rate: [kbit/s, queue budget bytes]
             rooms[name] = d
         return {"connections": len(self.conns), "totals": dict(self.totals), "rooms": rooms}
 

@@ -28,6 +28,7 @@ DEFAULT_BUDGET_BYTES = 64 * 1024   # before the first rate sample
 LOWAT_TIME_MS = 25.0           # unsent bytes in the kernel, and the transport's buffer, in time
 MIN_LOWAT_BYTES = 2 * 1024
 MAX_LOWAT_BYTES = 16 * 1024    # also the value before any measurement
+BACKLOGGED_BYTES = 2 * 1024    # unsent in the socket above this: the path, not we, sets the pace
 RATE_SAMPLES = 8               # max filter over this many samples (~2 s at 4 ticks/s)
 REFRESH_INTERVAL_MS = 1000.0   # keyframe requests forwarded to one sender at most this often
 

@@ -229,12 +229,15 @@ class RelayServer:
         """Backlogged receivers: tell the core what is still unsent (it measures their delivery
         rate and sizes their queue from it) and size the kernel's and transport's buffers to it."""
         relay = self.relay
-        for cid in relay.backlogged():
-            proto = self.protocols.get(cid)
+        backlogged = set(relay.backlogged())
+        for cid, proto in list(self.protocols.items()):
             t = self.transports.get(cid)
-            if proto is None or t is None or t.is_closing():
+            if t is None or t.is_closing():
                 continue
-            lowat = relay.report_unsent(cid, unsent_bytes(t, proto.fd), now)
+            unsent = unsent_bytes(t, proto.fd)
+            if not unsent and cid not in backlogged:
+                continue
+            lowat = relay.report_unsent(cid, unsent, now)
             if lowat and lowat != proto.lowat:
                 proto.lowat = lowat
                 _set_lowat(proto.sock, lowat)
@@ -278,6 +281,8 @@ def _stats_loop_factory(srv: RelayServer, interval_s: float):
                       "misrouted", "refresh_asked", "refresh_limited"):
                 fields[k] = d[k] - old.get(k, 0)
             fields["queued_bytes"] = d["queued_bytes"]
+            if "pace" in d:
+                fields["pace"] = d["pace"]
             srv.log("info", "room_stats", **fields)
         totals = {f"{k}_total": v for k, v in snap["totals"].items()}
         srv.log("info", "relay_stats", connections=snap["connections"], rooms=len(snap["rooms"]), **totals)
