@@ -34,6 +34,8 @@ from .mixer import Mixer, VoiceActivityDetector
 from .opus import (CODEC_IDS, DEFAULT_BITRATE_BPS, FLAG_SILENCE, AudioDecoder, AudioEncoder,
                    AudioPayloadError, opus_available, parse_payload)
 
+STALL_TARGET_MAX_MS = 200   # the jitter buffer may grow this far to ride out path stalls (issue 12)
+
 SEQ_MASK = 0xFFFF_FFFF
 HANDOFF_FRAMES = 10  # 200 ms of captured audio waiting for the loop, then drop oldest
 COMFORT_EVERY_FRAMES = 50  # while silent/muted, one silence marker per second
@@ -91,7 +93,7 @@ class _Talker:
     __slots__ = ("jb", "dec", "last_rx_ms", "bad")
 
     def __init__(self, now_ms: float):
-        self.jb = JitterBuffer(frame_ms=FRAME_MS)
+        self.jb = JitterBuffer(frame_ms=FRAME_MS, stall_target_max_ms=STALL_TARGET_MAX_MS)
         self.dec = AudioDecoder()
         self.last_rx_ms = now_ms
         self.bad = 0

@@ -364,18 +364,22 @@ class Relay:
         backlog can sit entirely in the socket)."""
         return [cid for cid, c in self.conns.items() if c.q.nbytes or not c.writable or c.pace.prev]
 
-    def report_unsent(self, cid: int, unsent_bytes: int, now_ms: float) -> int:
+    def report_unsent(self, cid: int, unsent_bytes: int, now_ms: float,
+                      min_rtt_ms: float | None = None) -> tuple[int, int | None]:
         """The adapter's figure of bytes handed out but not yet on the wire (its transport buffer
-        plus the kernel's not-sent bytes). Updates the receiver's delivery rate and queue budget;
-        returns the TCP_NOTSENT_LOWAT / write-buffer size to use for this socket."""
+        plus the kernel's not-sent bytes) and the path's min RTT if known. Updates the receiver's
+        delivery rate and queue budget; returns (TCP_NOTSENT_LOWAT / write-buffer size, SO_SNDBUF
+        or None) to use for this socket (see s2c.relay.pacing)."""
         self._now_ms = now_ms
         c = self.conns.get(cid)
         if c is None:
-            return 0
+            return 0, None
         p = c.pace
+        if min_rtt_ms is not None:
+            p.min_rtt_ms = min_rtt_ms
         p.sample(now_ms, unsent_bytes, bool(c.q.nbytes) or not c.writable or unsent_bytes >= BACKLOGGED_BYTES)
         c.q.budget_bytes = p.budget_bytes(unsent_bytes)
-        return p.lowat_bytes()
+        return p.lowat_bytes(), p.sndbuf_bytes()
 
     # ---- input ------------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 and the per-sender REFRESH limiter.
 
 Owns: ``DeliveryRate`` (a receiver's measured delivery rate: bytes that actually left the
-relay's socket per unit time while the connection was backlogged, max-filtered over ~2 s), the
+relay's socket per unit time while the connection was backlogged, over the last ~2 s of
+backlogged time; a max filter over 250 ms samples overestimated it ~2x: the congestion
+window opens in bursts), the
 time budget it gives the receiver's queue (~150 ms of media, less what already waits in the
 socket), the TCP_NOTSENT_LOWAT / write-buffer size the adapter should use for it, and
 ``RefreshLimiter`` (at most one keyframe request per sender per interval; requests over the
@@ -29,19 +31,23 @@ LOWAT_TIME_MS = 25.0           # unsent bytes in the kernel, and the transport's
 MIN_LOWAT_BYTES = 2 * 1024
 MAX_LOWAT_BYTES = 16 * 1024    # also the value before any measurement
 BACKLOGGED_BYTES = 2 * 1024    # unsent in the socket above this: the path, not we, sets the pace
-RATE_SAMPLES = 8               # max filter over this many samples (~2 s at 4 ticks/s)
+SNDBUF_TIME_MS = 100.0         # a slow receiver's socket holds (in flight + unsent) about min RTT + this
+MIN_SNDBUF_BYTES = 8 * 1024
+SNDBUF_MAX_RATE = 500_000      # bytes/s: above this the kernel's own autotuning is left alone
+RATE_SAMPLES = 8               # the rate is the mean over this many samples (~2 s at 4 ticks/s)
 REFRESH_INTERVAL_MS = 1000.0   # keyframe requests forwarded to one sender at most this often
 
 
 class DeliveryRate:
     """What one receiver's path carries, from (bytes handed to the socket, bytes still unsent)."""
 
-    __slots__ = ("samples", "prev", "handed_bytes")
+    __slots__ = ("samples", "prev", "handed_bytes", "min_rtt_ms")
 
     def __init__(self):
         self.samples: deque = deque(maxlen=RATE_SAMPLES)
         self.prev: tuple[float, int] | None = None   # (now_ms, bytes that left the socket)
         self.handed_bytes = 0                         # cumulative, counted by the relay core
+        self.min_rtt_ms: float | None = None          # the kernel's figure, when the adapter has it
 
     def sample(self, now_ms: float, unsent_bytes: int, backlogged: bool) -> None:
         """Called a few times per second while the receiver is backlogged (queue or socket
@@ -53,11 +59,13 @@ class DeliveryRate:
         prev = self.prev
         self.prev = (now_ms, left)
         if prev is not None and now_ms - prev[0] >= 50.0:
-            self.samples.append(max(0.0, (left - prev[1]) * 1000.0 / (now_ms - prev[0])))
+            self.samples.append((now_ms - prev[0], max(0, left - prev[1])))
 
     @property
     def bytes_per_s(self) -> float | None:
-        return max(self.samples) if self.samples else None
+        if not self.samples:
+            return None
+        return sum(b for _, b in self.samples) * 1000.0 / sum(t for t, _ in self.samples)
 
     def budget_bytes(self, unsent_bytes: int) -> int:
         """The receiver's queue may hold this much media: ~QUEUE_TIME_MS at its rate, less what
@@ -66,6 +74,16 @@ class DeliveryRate:
         if r is None:
             return DEFAULT_BUDGET_BYTES
         return max(MIN_BUDGET_BYTES, int(r * QUEUE_TIME_MS / 1000.0) - max(0, unsent_bytes))
+
+    def sndbuf_bytes(self) -> int | None:
+        """SO_SNDBUF for a slow receiver (None: leave the kernel's autotuning): the path's own
+        queue (a bottleneck buffer, bufferbloat) fills with whatever the congestion control has
+        in flight, so a slow receiver gets about a min RTT + SNDBUF_TIME_MS of socket at its rate."""
+        r = self.bytes_per_s
+        if r is None or r > SNDBUF_MAX_RATE:
+            return None
+        rtt = self.min_rtt_ms or 0.0
+        return max(MIN_SNDBUF_BYTES, int(r * (rtt + SNDBUF_TIME_MS) / 1000.0))
 
     def lowat_bytes(self) -> int:
         """TCP_NOTSENT_LOWAT (and the transport's high-water mark) for this receiver."""

@@ -48,6 +48,20 @@ def _set_lowat(sock, nbytes: int) -> None:
             pass
 
 
+def min_rtt_ms(sock) -> float | None:
+    """The kernel's min RTT of a TCP socket (Linux tcp_info.tcpi_min_rtt, us), or None."""
+    if sock is None or not sys.platform.startswith("linux"):
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 152)
+    except (OSError, AttributeError):
+        return None
+    if len(info) < 152:
+        return None
+    v = struct.unpack_from("I", info, 148)[0]
+    return v / 1000.0 if 0 < v < 0xFFFFFFFF else None
+
+
 def unsent_bytes(transport, fd: int | None) -> int:
     """Bytes written to ``transport`` that are not on the wire yet: its buffer plus (Linux) the
     kernel's not-yet-sent bytes (SIOCOUTQNSD)."""
@@ -79,7 +93,7 @@ class _Log:
 
 
 class _ConnProtocol(asyncio.Protocol):
-    __slots__ = ("srv", "cid", "transport", "sock", "fd", "lowat")
+    __slots__ = ("srv", "cid", "transport", "sock", "fd", "lowat", "sndbuf")
 
     def __init__(self, srv: "RelayServer"):
         self.srv = srv
@@ -88,6 +102,7 @@ class _ConnProtocol(asyncio.Protocol):
         self.sock = None
         self.fd = None
         self.lowat = NOTSENT_LOWAT_BYTES
+        self.sndbuf = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -237,7 +252,13 @@ class RelayServer:
             unsent = unsent_bytes(t, proto.fd)
             if not unsent and cid not in backlogged:
                 continue
-            lowat = relay.report_unsent(cid, unsent, now)
+            lowat, sndbuf = relay.report_unsent(cid, unsent, now, min_rtt_ms(proto.sock))
+            if sndbuf is not None and (proto.sndbuf is None or abs(sndbuf - proto.sndbuf) > proto.sndbuf // 4):
+                proto.sndbuf = sndbuf
+                try:
+                    proto.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+                except (OSError, AttributeError):
+                    pass
             if lowat and lowat != proto.lowat:
                 proto.lowat = lowat
                 _set_lowat(proto.sock, lowat)
