@@ -179,3 +179,12 @@ def test_stalled_participant_lingers_then_leaves():
     assert P.parse_peer_left(got[b][-1].payload) == P.PeerLeft(a, "a", "stalled")
     c = h.join(name="a")
     assert _welcome(h.pump()[c]).name == "a"   # the name is free again, no "a (2)"
+
+
+def test_stale_picture_rule():
+    from s2c.call.staleness import stale_picture
+    assert not stale_picture(250.0, [])
+    assert stale_picture(400.0, [])                       # no history: a backlog
+    assert stale_picture(400.0, [60.0] * 20)              # a 60 ms path: 400 ms is a backlog
+    assert not stale_picture(500.0, [400.0] * 20)         # a 400 ms path is just slow: still drawn
+    assert stale_picture(700.0, [400.0] * 20)
