@@ -36,7 +36,7 @@ def test_stall_allowance_keeps_the_burst_after_a_stall():
     plain = run(plain_jb, 20_000, stall_ms=200)
     adaptive_jb = JitterBuffer(stall_target_max_ms=200)
     adaptive = run(adaptive_jb, 20_000, stall_ms=200)
-    assert adaptive >= 0.98 * n, (adaptive, n)
+    assert adaptive >= 0.97 * n, (adaptive, n)   # the first stall is lost: one is not a pattern
     assert plain < 0.95 * n, (plain, n)       # the fixed 80 ms bound throws bursts away
     assert 150 <= adaptive_jb.target_ms <= 200
     plain = plain_jb.stats.dropped_overflow

@@ -59,7 +59,7 @@ def test_media_queue_drops_oldest_audio_over_budget_and_respects_the_hard_cap():
     assert q.nbytes <= 4000
 
 
-def test_delivery_rate_max_filter_and_budget():
+def test_delivery_rate_budget_and_socket_hints():
     r = DeliveryRate()
     assert r.budget_bytes(0) == pacing.DEFAULT_BUDGET_BYTES and r.lowat_bytes() == pacing.MAX_LOWAT_BYTES
     t = 0.0
@@ -68,8 +68,14 @@ def test_delivery_rate_max_filter_and_budget():
         t += 250
         r.sample(t, 2000, True)
     assert abs(r.bytes_per_s - 40_000) < 1
+    assert r.lowat_bytes() == pacing.MAX_LOWAT_BYTES and r.sndbuf_bytes() is None  # app-limited
+    r.sample(t, 2000, True, queued=True)      # the relay's queue had to hold media: congested
     assert r.budget_bytes(2000) == pacing.MIN_BUDGET_BYTES    # 6 KB of 150 ms, less 2 KB unsent
     assert r.lowat_bytes() == pacing.MIN_LOWAT_BYTES   # 25 ms of 40 KB/s is below the floor
+    assert r.sndbuf_bytes() == pacing.MIN_SNDBUF_BYTES
+    r.min_rtt_ms = 200.0
+    assert r.sndbuf_bytes() == 12_000                 # 40 KB/s for min RTT + 100 ms
+    assert r.budget_bytes(2000) == 40_000 * 350 // 1000 - 2000
     r.sample(t + 250, 0, False)        # idle: no sample from an interval that was not backlogged
     r.handed_bytes += 1_000_000
     r.sample(t + 500, 0, True)

@@ -21,10 +21,11 @@ How it adapts:
   their slot passed (late) and the buffer is shallower than the target, one frame of
   concealment is inserted.
 - Stalls of the path (TCP head-of-line after a loss, a congested hop): a frame that arrives
-  later than the target behind the window's earliest transit raises a *stall allowance* to
-  that lateness (at most ``stall_target_max_ms``; 0, the default, turns it off; the call
+  later than the target behind the window's earliest transit is a stall event (one per burst);
+  once a second one happens within ``STALL_MEMORY_MS`` (a path that stalls, not one hiccup)
+  the *stall allowance* rises to the smaller of the two largest recent stalls (at most ``stall_target_max_ms``; 0, the default, turns it off; the call
   uses 200 ms: s2c.audio.engine); the target is at least the allowance,
-  which decays slowly (``stall_decay_ms_per_s``), so after a late burst the buffer rides out
+  which decays slowly (``stall_decay_ms_per_s``, 20 ms per second), so after a late burst the buffer rides out
   the next stall instead of throwing the burst away, and returns to low delay on a calm path.
 - Overfull (a burst after a network stall): buffered span above ``capacity_ms`` (or the
   target plus four frames, if more) is cut back to the target at once; the dropped frames are
@@ -41,6 +42,7 @@ from collections import deque
 from dataclasses import asdict, dataclass
 
 SEQ_MOD = 1 << 32
+STALL_MEMORY_MS = 10_000.0   # stall events this recent count for the stall allowance
 _HALF = 1 << 31
 
 
@@ -88,7 +90,7 @@ class JitterBuffer:
         window_frames: int = 50,
         resync_frames: int = 500,
         stall_target_max_ms: int = 0,
-        stall_decay_ms_per_s: float = 10.0,
+        stall_decay_ms_per_s: float = 20.0,
     ):
         if not (0 < frame_ms and 0 < min_target_ms <= max_target_ms):
             raise ValueError(f"bad jitter buffer bounds {min_target_ms}..{max_target_ms} ms")
@@ -102,6 +104,7 @@ class JitterBuffer:
         self.stall_target_max_ms = stall_target_max_ms
         self._stall_decay_per_pop = stall_decay_ms_per_s * frame_ms / 1000.0
         self._allow_ms = 0.0   # the stall allowance (see the module docstring)
+        self._stalls: deque = deque(maxlen=16)   # [now_ms, lateness_ms] per recent stall event
         self.stats = JitterStats()
         self._frames: dict[int, object] = {}
         self._state = IDLE
@@ -169,9 +172,22 @@ class JitterBuffer:
                 self._jitter_ms += (d - self._jitter_ms) / 16.0
         self._prev_transit = transit
         self._transits.append(transit)
-        late = transit - min(self._transits)
-        if late > self.target_ms and late < 1000.0:
-            self._allow_ms = min(float(self.stall_target_max_ms), max(self._allow_ms, late))
+        if self.stall_target_max_ms:
+            late = transit - min(self._transits)
+            if self.target_ms < late < 1000.0:
+                self._stall_event(late, now_ms)
+
+    def _stall_event(self, late: float, now_ms: float) -> None:
+        ev = self._stalls
+        if ev and now_ms - ev[-1][0] < 2.0 * self.target_ms:   # the same burst
+            ev[-1][1] = max(ev[-1][1], late)
+        else:
+            ev.append([now_ms, late])
+        while ev and now_ms - ev[0][0] > STALL_MEMORY_MS:
+            ev.popleft()
+        if len(ev) >= 2:
+            second = sorted(e[1] for e in ev)[-2]
+            self._allow_ms = min(float(self.stall_target_max_ms), max(self._allow_ms, second))
 
     def _reset(self, state: str = IDLE) -> None:
         self._frames.clear()

@@ -212,6 +212,11 @@ class RelayConnection:
         p = self._proto
         return 0 if p is None else p.backlog_bytes()
 
+    def uplink_min_rtt_ms(self) -> float | None:
+        """The path's min RTT as the kernel measured it (None where unknown)."""
+        p = self._proto
+        return None if p is None else p.min_rtt_ms()
+
     def tune_uplink(self, lowat_bytes: int) -> None:
         """The sender's pacer sized the socket's unsent-byte limit (s2c.call.pacing)."""
         self._lowat = lowat_bytes

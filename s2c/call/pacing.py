@@ -1,9 +1,9 @@
 """Sender pacing by time, sans-I/O: how much of our own uplink backlog is too much.
 
-Owns: ``UplinkPacer``, the estimate of the uplink's rate (bytes that actually left our socket per
-unit time while a backlog stood: bytes handed to the connection minus what is still unsent,
-max-filtered over ~3 s), the picture-skip decision (skip while the backlog would take more than
-``BACKLOG_TIME_MS`` to drain at that rate; skipping before encoding lowers the frame rate and
+Owns: ``UplinkPacer``, the estimate of the uplink's rate (bytes delivered per unit time while a
+backlog stood: bytes handed to the connection minus what is not yet acknowledged, over ~3 s),
+the picture-skip decision (skip while the backlog, in flight included, exceeds a min RTT plus
+``BACKLOG_TIME_MS`` at that rate; skipping before encoding lowers the frame rate and
 costs nothing, where dropping an encoded delta would break every receiver's chain), and the
 TCP_NOTSENT_LOWAT / write-buffer size that keeps audio from waiting behind video in the kernel.
 Must not: read the clock (``now_us`` comes in), touch sockets or encode.
@@ -42,21 +42,25 @@ class UplinkPacer:
         if prev is None:
             self.prev = (now_us, left)
         elif now_us - prev[0] >= SAMPLE_MIN_US:
-            self.samples.append(max(0.0, (left - prev[1]) * 1e6 / (now_us - prev[0])))
+            self.samples.append((now_us - prev[0], max(0, left - prev[1])))
             self.prev = (now_us, left)
 
     @property
     def bytes_per_s(self) -> float | None:
-        return max(self.samples) if self.samples else None
+        if not self.samples:
+            return None
+        return sum(b for _, b in self.samples) * 1e6 / sum(t for t, _ in self.samples)
 
-    def limit_bytes(self) -> int:
+    def limit_bytes(self, min_rtt_ms: float | None = None) -> int:
+        """The backlog (unacknowledged bytes) allowed: BACKLOG_TIME_MS of queue plus what a min
+        RTT keeps in flight, at the measured rate."""
         r = self.bytes_per_s
         if r is None:
             return FALLBACK_BACKLOG_BYTES
-        return max(MIN_BACKLOG_BYTES, int(r * BACKLOG_TIME_MS / 1000.0))
+        return max(MIN_BACKLOG_BYTES, int(r * (BACKLOG_TIME_MS + (min_rtt_ms or 0.0)) / 1000.0))
 
-    def should_skip(self, backlog_bytes: int) -> bool:
-        return backlog_bytes > self.limit_bytes()
+    def should_skip(self, backlog_bytes: int, min_rtt_ms: float | None = None) -> bool:
+        return backlog_bytes > self.limit_bytes(min_rtt_ms)
 
     def lowat_bytes(self) -> int:
         r = self.bytes_per_s

@@ -42,7 +42,8 @@ class VideoSender:
         if lowat != self._lowat and hasattr(self.conn, "tune_uplink"):
             self._lowat = lowat
             self.conn.tune_uplink(lowat)
-        if pacer.should_skip(backlog):
+        rtt = self.conn.uplink_min_rtt_ms() if hasattr(self.conn, "uplink_min_rtt_ms") else None
+        if pacer.should_skip(backlog, rtt):
             self.skipped_uplink += 1
             self.skipped_us = now_us()
             return False

@@ -6,7 +6,7 @@ behind video in the kernel), parsing what arrives into frames and handing them t
 RelayConnection, coalescing writes (one write per loop iteration), the send queue under
 backpressure (s2c.wire.queues.MediaQueue: control, then audio, then video; a picture chain is
 never broken by replacing a queued delta) and the unsent-bytes figure (the kernel's
-SIOCOUTQNSD on Linux). Must not: interpret frames, reconnect or keep call state.
+SIOCOUTQ on Linux: in flight or unsent). Must not: interpret frames, reconnect or keep call state.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None
 # Linux ioctl: bytes in a TCP socket's send queue not yet sent (include/uapi/linux/sockios.h)
-_SIOCOUTQNSD = 0x894B if (fcntl is not None and sys.platform.startswith("linux")) else None
+_SIOCOUTQ = 0x5411 if (fcntl is not None and sys.platform.startswith("linux")) else None  # unacked + unsent
 _TCP_NOTSENT_LOWAT = 25 if sys.platform.startswith("linux") else None  # include/uapi/linux/tcp.h
 LOWAT_BYTES = 16 * 1024   # unsent bytes the kernel may hold before the pacer measured the uplink
 
@@ -152,9 +152,24 @@ class RelayProtocol(asyncio.Protocol):
             self.q.drain(1 << 62, parts)
             t.write(b"".join(parts))
 
+    def min_rtt_ms(self) -> float | None:
+        """The kernel's min RTT of this connection (Linux tcp_info.tcpi_min_rtt), or None: unlike
+        PING samples it remembers the path before a standing queue formed."""
+        if self.sock is None or not sys.platform.startswith("linux"):
+            return None
+        try:
+            info = self.sock.getsockopt(6, 11, 152)   # IPPROTO_TCP, TCP_INFO
+        except (OSError, AttributeError):
+            return None
+        if len(info) < 152:
+            return None
+        v = struct.unpack_from("I", info, 148)[0]
+        return v / 1000.0 if 0 < v < 0xFFFFFFFF else None
+
     def backlog_bytes(self) -> int:
-        """This side's queues, the transport's buffer and (Linux) the kernel's not-yet-sent
-        bytes (SIOCOUTQNSD)."""
+        """This side's queues, the transport's buffer and (Linux) the kernel's send queue: bytes
+        in flight or unsent, not yet acknowledged (SIOCOUTQ). In flight counts: on a slow link
+        with a deep bottleneck buffer that is where the standing queue is."""
         if self.transport is None:
             return 0
         n = sum(len(x) for x in self.pending) + self.q.nbytes
@@ -162,9 +177,9 @@ class RelayProtocol(asyncio.Protocol):
             n += self.transport.get_write_buffer_size()
         except (AttributeError, RuntimeError):
             pass
-        if self.sock_fd is not None and _SIOCOUTQNSD is not None:
+        if self.sock_fd is not None and _SIOCOUTQ is not None:
             try:
-                n += struct.unpack("i", fcntl.ioctl(self.sock_fd, _SIOCOUTQNSD, b"\0\0\0\0"))[0]
+                n += struct.unpack("i", fcntl.ioctl(self.sock_fd, _SIOCOUTQ, b"\0\0\0\0"))[0]
             except OSError:
                 pass
         return n

@@ -366,8 +366,8 @@ class Relay:
 
     def report_unsent(self, cid: int, unsent_bytes: int, now_ms: float,
                       min_rtt_ms: float | None = None) -> tuple[int, int | None]:
-        """The adapter's figure of bytes handed out but not yet on the wire (its transport buffer
-        plus the kernel's not-sent bytes) and the path's min RTT if known. Updates the receiver's
+        """The adapter's figure of bytes handed out but not yet delivered (its transport buffer
+        plus the kernel's unacknowledged bytes) and the path's min RTT if known. Updates the receiver's
         delivery rate and queue budget; returns (TCP_NOTSENT_LOWAT / write-buffer size, SO_SNDBUF
         or None) to use for this socket (see s2c.relay.pacing)."""
         self._now_ms = now_ms
@@ -377,7 +377,8 @@ class Relay:
         p = c.pace
         if min_rtt_ms is not None:
             p.min_rtt_ms = min_rtt_ms
-        p.sample(now_ms, unsent_bytes, bool(c.q.nbytes) or not c.writable or unsent_bytes >= BACKLOGGED_BYTES)
+        queued = bool(c.q.nbytes) or not c.writable
+        p.sample(now_ms, unsent_bytes, queued or unsent_bytes >= BACKLOGGED_BYTES, queued)
         c.q.budget_bytes = p.budget_bytes(unsent_bytes)
         return p.lowat_bytes(), p.sndbuf_bytes()
 

@@ -41,17 +41,21 @@ REFRESH_INTERVAL_MS = 1000.0   # keyframe requests forwarded to one sender at mo
 class DeliveryRate:
     """What one receiver's path carries, from (bytes handed to the socket, bytes still unsent)."""
 
-    __slots__ = ("samples", "prev", "handed_bytes", "min_rtt_ms")
+    __slots__ = ("samples", "prev", "handed_bytes", "min_rtt_ms", "queued")
 
     def __init__(self):
         self.samples: deque = deque(maxlen=RATE_SAMPLES)
         self.prev: tuple[float, int] | None = None   # (now_ms, bytes that left the socket)
         self.handed_bytes = 0                         # cumulative, counted by the relay core
         self.min_rtt_ms: float | None = None          # the kernel's figure, when the adapter has it
+        self.queued: deque = deque(maxlen=RATE_SAMPLES)   # per report: did the relay's queue hold media?
 
-    def sample(self, now_ms: float, unsent_bytes: int, backlogged: bool) -> None:
+    def sample(self, now_ms: float, unsent_bytes: int, backlogged: bool, queued: bool = False) -> None:
         """Called a few times per second while the receiver is backlogged (queue or socket
-        not draining): a sample needs two consecutive backlogged observations."""
+        not draining): a sample needs two consecutive backlogged observations. ``unsent_bytes``
+        counts what the socket holds, not yet acknowledged (in flight or unsent), so ``left``
+        is what was delivered; ``queued``: the relay's own queue held frames."""
+        self.queued.append(queued)
         left = self.handed_bytes - max(0, unsent_bytes)
         if not backlogged:
             self.prev = None
@@ -73,22 +77,23 @@ class DeliveryRate:
         r = self.bytes_per_s
         if r is None:
             return DEFAULT_BUDGET_BYTES
-        return max(MIN_BUDGET_BYTES, int(r * QUEUE_TIME_MS / 1000.0) - max(0, unsent_bytes))
+        t = QUEUE_TIME_MS + (self.min_rtt_ms or 0.0)   # what is in flight for a min RTT is not queueing
+        return max(MIN_BUDGET_BYTES, int(r * t / 1000.0) - max(0, unsent_bytes))
 
     def sndbuf_bytes(self) -> int | None:
         """SO_SNDBUF for a slow receiver (None: leave the kernel's autotuning): the path's own
         queue (a bottleneck buffer, bufferbloat) fills with whatever the congestion control has
         in flight, so a slow receiver gets about a min RTT + SNDBUF_TIME_MS of socket at its rate."""
         r = self.bytes_per_s
-        if r is None or r > SNDBUF_MAX_RATE:
-            return None
+        if r is None or r > SNDBUF_MAX_RATE or not any(self.queued):
+            return None   # not measured, fast, or app-limited (the relay's queue stayed empty)
         rtt = self.min_rtt_ms or 0.0
         return max(MIN_SNDBUF_BYTES, int(r * (rtt + SNDBUF_TIME_MS) / 1000.0))
 
     def lowat_bytes(self) -> int:
         """TCP_NOTSENT_LOWAT (and the transport's high-water mark) for this receiver."""
         r = self.bytes_per_s
-        if r is None:
+        if r is None or not any(self.queued):
             return MAX_LOWAT_BYTES
         return max(MIN_LOWAT_BYTES, min(MAX_LOWAT_BYTES, int(r * LOWAT_TIME_MS / 1000.0)))
 

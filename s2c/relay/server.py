@@ -1,8 +1,9 @@
 """``s2c-server``: the relay process, a thin uvloop/asyncio adapter around ``s2c.relay.core``.
 
 Owns: sockets (asyncio.Protocol per connection, TCP_NODELAY, TCP_NOTSENT_LOWAT and write-buffer
-limits sized per receiver from the core's delivery-rate estimate, unsent-byte figures
-(SIOCOUTQNSD) for the backlogged receivers, pause/resume), the clock, coalesced writes (one write per connection per loop iteration),
+limits and, for slow receivers, SO_SNDBUF sized from the core's delivery-rate estimate;
+unacknowledged-byte figures (SIOCOUTQ) and min RTT (TCP_INFO) for backlogged receivers;
+pause/resume), the clock, coalesced writes (one write per connection per loop iteration),
 signals, logging, stats lines and the command line. Must not: make room/queue decisions
 (those are s2c.relay.core's) or look inside payloads.
 
@@ -37,7 +38,7 @@ NOTSENT_LOWAT_BYTES = 16 * 1024  # the kernel's unsent bytes per socket (adapted
 TICK_S = 0.25
 # Linux: TCP_NOTSENT_LOWAT (25) and the ioctl for unsent bytes in a TCP send queue
 _TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25 if sys.platform.startswith("linux") else None)
-_SIOCOUTQNSD = 0x894B if (fcntl is not None and sys.platform.startswith("linux")) else None
+_SIOCOUTQ = 0x5411 if (fcntl is not None and sys.platform.startswith("linux")) else None  # unacked + unsent
 
 
 def _set_lowat(sock, nbytes: int) -> None:
@@ -63,12 +64,12 @@ def min_rtt_ms(sock) -> float | None:
 
 
 def unsent_bytes(transport, fd: int | None) -> int:
-    """Bytes written to ``transport`` that are not on the wire yet: its buffer plus (Linux) the
-    kernel's not-yet-sent bytes (SIOCOUTQNSD)."""
+    """Bytes written to ``transport`` that the receiver has not acknowledged yet: its buffer
+    plus (Linux) the kernel's send queue, in flight or unsent (SIOCOUTQ)."""
     n = transport.get_write_buffer_size()
-    if fd is not None and _SIOCOUTQNSD is not None:
+    if fd is not None and _SIOCOUTQ is not None:
         try:
-            n += struct.unpack("i", fcntl.ioctl(fd, _SIOCOUTQNSD, b"\0\0\0\0"))[0]
+            n += struct.unpack("i", fcntl.ioctl(fd, _SIOCOUTQ, b"\0\0\0\0"))[0]
         except OSError:
             pass
     return n
