@@ -194,3 +194,25 @@ def test_stale_picture_rule():
     assert stale_picture(400.0, [60.0] * 20)              # a 60 ms path: 400 ms is a backlog
     assert not stale_picture(500.0, [400.0] * 20)         # a 400 ms path is just slow: still drawn
     assert stale_picture(700.0, [400.0] * 20)
+
+
+def test_uplink_pacer_by_time_and_ack_delay():
+    from s2c.call.clocksync import ClockSync
+    from s2c.call.pacing import FALLBACK_BACKLOG_BYTES, MIN_BACKLOG_BYTES, UplinkPacer
+    p = UplinkPacer()
+    assert p.limit_bytes() == FALLBACK_BACKLOG_BYTES and not p.should_skip(20_000)
+    handed = 0
+    for i in range(10):                 # 37.5 KB/s (300 kbit/s) delivered, 5 KB standing
+        handed += 9375
+        p.observe(i * 250_000, handed, 5000)
+    assert abs(p.bytes_per_s - 37_500) < 1
+    assert abs(p.limit_bytes(2.0) - 3825) <= 1              # 100 ms + a 2 ms min RTT at 37.5 KB/s
+    assert p.should_skip(5000, 2.0)                         # 133 ms of backlog: skip
+    assert not p.should_skip(5000, 2.0, ack_delay_ms=200.0)  # the ACKs are late, not the uplink
+    assert p.limit_bytes() >= MIN_BACKLOG_BYTES
+    c = ClockSync()
+    for i, (up, down) in enumerate([(10, 10), (12, 9), (150, 10), (11, 300)]):
+        t = i * 1_000_000
+        c.on_pong(t, t + (up + down) * 1000, t + up * 1000 + 500, [], None)
+    assert c.uplink_queue_ms == 1.0 and c.downlink_queue_ms == 291.0
+    assert c.offset_us == 500   # the minimum-RTT sample: unbiased by either queue

@@ -2,8 +2,9 @@
 
 Owns: ``UplinkPacer``, the estimate of the uplink's rate (bytes delivered per unit time while a
 backlog stood: bytes handed to the connection minus what is not yet acknowledged, over ~3 s),
-the picture-skip decision (skip while the backlog, in flight included, exceeds a min RTT plus
-``BACKLOG_TIME_MS`` at that rate; skipping before encoding lowers the frame rate and
+the picture-skip decision (skip while the backlog, in flight included, exceeds
+``BACKLOG_TIME_MS`` at that rate beyond a min RTT and the way back's queueing delay, which
+PINGs measure: ACKs that queue on a slow downlink are not a slow uplink; skipping before encoding lowers the frame rate and
 costs nothing, where dropping an encoded delta would break every receiver's chain), and the
 TCP_NOTSENT_LOWAT / write-buffer size that keeps audio from waiting behind video in the kernel.
 Must not: read the clock (``now_us`` comes in), touch sockets or encode.
@@ -51,16 +52,19 @@ class UplinkPacer:
             return None
         return sum(b for _, b in self.samples) * 1e6 / sum(t for t, _ in self.samples)
 
-    def limit_bytes(self, min_rtt_ms: float | None = None) -> int:
-        """The backlog (unacknowledged bytes) allowed: BACKLOG_TIME_MS of queue plus what a min
-        RTT keeps in flight, at the measured rate."""
+    def limit_bytes(self, min_rtt_ms: float | None = None, ack_delay_ms: float = 0.0) -> int:
+        """The backlog (unacknowledged bytes) allowed at the measured rate: BACKLOG_TIME_MS of
+        queue plus what is in flight for a min RTT plus the delay of the way back (a slow
+        downlink delays the ACKs: that is not a queue on our uplink)."""
         r = self.bytes_per_s
         if r is None:
             return FALLBACK_BACKLOG_BYTES
-        return max(MIN_BACKLOG_BYTES, int(r * (BACKLOG_TIME_MS + (min_rtt_ms or 0.0)) / 1000.0))
+        t = BACKLOG_TIME_MS + (min_rtt_ms or 0.0) + max(0.0, ack_delay_ms)
+        return max(MIN_BACKLOG_BYTES, int(r * t / 1000.0))
 
-    def should_skip(self, backlog_bytes: int, min_rtt_ms: float | None = None) -> bool:
-        return backlog_bytes > self.limit_bytes(min_rtt_ms)
+    def should_skip(self, backlog_bytes: int, min_rtt_ms: float | None = None,
+                    ack_delay_ms: float = 0.0) -> bool:
+        return backlog_bytes > self.limit_bytes(min_rtt_ms, ack_delay_ms)
 
     def lowat_bytes(self) -> int:
         r = self.bytes_per_s

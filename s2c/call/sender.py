@@ -43,7 +43,7 @@ class VideoSender:
             self._lowat = lowat
             self.conn.tune_uplink(lowat)
         rtt = self.conn.uplink_min_rtt_ms() if hasattr(self.conn, "uplink_min_rtt_ms") else None
-        if pacer.should_skip(backlog, rtt):
+        if pacer.should_skip(backlog, rtt, self.conn.clock.downlink_queue_ms):
             self.skipped_uplink += 1
             self.skipped_us = now_us()
             return False

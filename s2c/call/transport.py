@@ -6,7 +6,7 @@ behind video in the kernel), parsing what arrives into frames and handing them t
 RelayConnection, coalescing writes (one write per loop iteration), the send queue under
 backpressure (s2c.wire.queues.MediaQueue: control, then audio, then video; a picture chain is
 never broken by replacing a queued delta) and the unsent-bytes figure (the kernel's
-SIOCOUTQ on Linux: in flight or unsent). Must not: interpret frames, reconnect or keep call state.
+SIOCOUTQ on Linux: in flight or unsent) with the kernel's min RTT (TCP_INFO). Must not: interpret frames, reconnect or keep call state.
 """
 
 from __future__ import annotations
@@ -168,8 +168,8 @@ class RelayProtocol(asyncio.Protocol):
 
     def backlog_bytes(self) -> int:
         """This side's queues, the transport's buffer and (Linux) the kernel's send queue: bytes
-        in flight or unsent, not yet acknowledged (SIOCOUTQ). In flight counts: on a slow link
-        with a deep bottleneck buffer that is where the standing queue is."""
+        in flight or unsent, not yet acknowledged (SIOCOUTQ): on a slow link with a deep
+        bottleneck buffer the standing queue is in flight."""
         if self.transport is None:
             return 0
         n = sum(len(x) for x in self.pending) + self.q.nbytes
