@@ -248,14 +248,15 @@ class _StalledRelay:
 def test_a_backed_up_uplink_skips_pictures_instead_of_queueing_or_dropping_them(clients, tmp_path):
     """The relay stops reading: the client's kernel send queue would take megabytes (tens of
     seconds of video, all of it stale by the time it moved). The client stops sending pictures
-    once UPLINK_BACKLOG_MAX_BYTES is unsent -- it skips them before encoding, so none is dropped
+    once ~100 ms at the measured uplink rate (here: next to nothing) is unsent, or
+    UPLINK_BACKLOG_MAX_BYTES before a rate was measured -- it skips them before encoding, so none is dropped
     after it was encoded (which would break every receiver's delta chain) -- and sends again
     as soon as the link moves."""
     relay = _StalledRelay()
     try:
         a = HeadlessClient(relay.port, "ana", tmp_path)
         clients.append(a)
-        assert _wait(lambda: a.stats()["sent"]["video_sent"] >= 10, 20), a.stderr_text()
+        assert _wait(lambda: a.stats()["sent"]["video_sent"] >= 3, 20), a.stderr_text()
         s0 = a.stats()["sent"]
         time.sleep(2.5)          # the relay reads nothing: the backlog builds, then pictures are skipped
         s1 = a.stats()["sent"]

@@ -165,6 +165,10 @@ def test_leave_rotates_keys_and_rejoin_works():
     net.relay.connection_lost(c.cid, net.now_ms)
     net.members.remove(c)
     net.pump()
+    assert set(a.core.peers) == {b.core.my_id, c.core.my_id}   # it lingers: a reconnect may resume
+    net.now_us += int(net.relay.config.linger_closed_ms * 1000) + 1
+    net.relay.tick(net.now_ms)
+    net.pump()
     assert set(a.core.peers) == {b.core.my_id}
     assert a.core.km.epoch != epoch                       # a new sender key after a leave
     assert c.core.my_id in a.removed                      # its talker left the mixer

@@ -50,6 +50,7 @@ from .mixer import Mixer, VoiceActivityDetector
 from .opus import (CODEC_IDS, DEFAULT_BITRATE_BPS, FLAG_SILENCE, AudioEncoder,
                    AudioPayloadError, opus_available, parse_payload)
 
+
 SEQ_MASK = 0xFFFF_FFFF
 HANDOFF_FRAMES = 10  # 200 ms of captured audio waiting for the loop, then drop oldest
 COMFORT_EVERY_FRAMES = 50  # while silent/muted, one silence marker per second

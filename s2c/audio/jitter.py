@@ -20,8 +20,16 @@ How it adapts:
   without advancing (a "stall", which adds one frame of delay); when frames arrive after
   their slot passed (late) and the buffer is shallower than the target, one frame of
   concealment is inserted.
-- Overfull (a burst after a network stall): buffered span above ``capacity_ms`` is cut back
-  to the target at once; the dropped frames are counted.
+- Stalls of the path (TCP head-of-line after a loss, a congested hop): a frame that arrives
+  later than the target behind the window's earliest transit is a stall event (one per burst);
+  once a second one happens within ``STALL_MEMORY_MS`` (a path that stalls, not one hiccup)
+  the *stall allowance* rises to the smaller of the two largest recent stalls (at most ``stall_target_max_ms``; 0, the default, turns it off; the call
+  uses 200 ms: s2c.audio.engine); the target is at least the allowance,
+  which decays slowly (``stall_decay_ms_per_s``, 20 ms per second), so after a late burst the buffer rides out
+  the next stall instead of throwing the burst away, and returns to low delay on a calm path.
+- Overfull (a burst after a network stall): buffered span above ``capacity_ms`` (or the
+  target plus four frames, if more) is cut back to the target at once; the dropped frames are
+  counted.
 - Pause: a silence marker (``push(..., silence=True)``) or ``max_stall_frames`` of an empty
   buffer put the talker back to idle; the next frame starts a new talkspurt.
 - Sequence numbers are u32 and wrap; a jump of more than ``resync_frames`` restarts.
@@ -34,6 +42,7 @@ from collections import deque
 from dataclasses import asdict, dataclass
 
 SEQ_MOD = 1 << 32
+STALL_MEMORY_MS = 10_000.0   # stall events this recent count for the stall allowance
 _HALF = 1 << 31
 
 
@@ -80,6 +89,8 @@ class JitterBuffer:
         max_stall_frames: int = 3,
         window_frames: int = 50,
         resync_frames: int = 500,
+        stall_target_max_ms: int = 0,
+        stall_decay_ms_per_s: float = 20.0,
     ):
         if not (0 < frame_ms and 0 < min_target_ms <= max_target_ms):
             raise ValueError(f"bad jitter buffer bounds {min_target_ms}..{max_target_ms} ms")
@@ -90,6 +101,10 @@ class JitterBuffer:
         self.max_stall_frames = max_stall_frames
         self.window_frames = window_frames
         self.resync_frames = resync_frames
+        self.stall_target_max_ms = stall_target_max_ms
+        self._stall_decay_per_pop = stall_decay_ms_per_s * frame_ms / 1000.0
+        self._allow_ms = 0.0   # the stall allowance (see the module docstring)
+        self._stalls: deque = deque(maxlen=16)   # [now_ms, lateness_ms] per recent stall event
         self.stats = JitterStats()
         self._frames: dict[int, object] = {}
         self._state = IDLE
@@ -118,7 +133,8 @@ class JitterBuffer:
         spread = (max(self._transits) - min(self._transits)) if len(self._transits) >= 2 else 0.0
         want = max(spread, 3.0 * self._jitter_ms)
         want = math.ceil(want)
-        return int(min(self.max_target_ms, max(self.min_target_ms, want)))
+        t = int(min(self.max_target_ms, max(self.min_target_ms, want)))
+        return max(t, int(self._allow_ms))
 
     @property
     def depth_ms(self) -> int:
@@ -130,6 +146,7 @@ class JitterBuffer:
     def snapshot(self) -> dict:
         out = asdict(self.stats)
         out.update(state=self._state, jitter_ms=round(self._jitter_ms, 2), target_ms=self.target_ms,
+                   stall_allowance_ms=round(self._allow_ms, 1),
                    depth_ms=self.depth_ms, queued=len(self._frames))
         return out
 
@@ -155,6 +172,22 @@ class JitterBuffer:
                 self._jitter_ms += (d - self._jitter_ms) / 16.0
         self._prev_transit = transit
         self._transits.append(transit)
+        if self.stall_target_max_ms:
+            late = transit - min(self._transits)
+            if self.target_ms < late < 1000.0:
+                self._stall_event(late, now_ms)
+
+    def _stall_event(self, late: float, now_ms: float) -> None:
+        ev = self._stalls
+        if ev and now_ms - ev[-1][0] < 2.0 * self.target_ms:   # the same burst
+            ev[-1][1] = max(ev[-1][1], late)
+        else:
+            ev.append([now_ms, late])
+        while ev and now_ms - ev[0][0] > STALL_MEMORY_MS:
+            ev.popleft()
+        if len(ev) >= 2:
+            second = sorted(e[1] for e in ev)[-2]
+            self._allow_ms = min(float(self.stall_target_max_ms), max(self._allow_ms, second))
 
     def _reset(self, state: str = IDLE) -> None:
         self._frames.clear()
@@ -206,7 +239,7 @@ class JitterBuffer:
         self._frames[ext] = _SILENCE if silence else payload
         if ext > self._max:
             self._max = ext
-        if (self._max - self._next + 1) * self.frame_ms > self.capacity_ms:
+        if (self._max - self._next + 1) * self.frame_ms > max(self.capacity_ms, self.target_ms + 4 * self.frame_ms):
             keep = self.target_ms // self.frame_ms + 1
             new_next = self._max - keep + 1
             for s in range(self._next, new_next):
@@ -219,6 +252,8 @@ class JitterBuffer:
     # -- playout side -----------------------------------------------------------------
     def pop(self, now_ms: float):
         """Called once per frame period: payload, ``LOST`` or ``None``."""
+        if self._allow_ms > 0.0:
+            self._allow_ms = max(0.0, self._allow_ms - self._stall_decay_per_pop)
         if self._state == IDLE:
             return None
         st = self.stats

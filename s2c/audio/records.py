@@ -14,6 +14,8 @@ from . import FRAME_MS
 from .jitter import JitterBuffer
 from .opus import AudioDecoder
 
+STALL_TARGET_MAX_MS = 200   # the jitter buffer may grow this far to ride out path stalls (issue 12)
+
 @dataclass(frozen=True)
 class PlayoutRecord:
     """One decoded frame that left the mixer: for ``audio.mouth_to_ear_ms``."""
@@ -93,7 +95,7 @@ class _Talker:
     __slots__ = ("jb", "dec", "last_rx_ms", "bad")
 
     def __init__(self, now_ms: float):
-        self.jb = JitterBuffer(frame_ms=FRAME_MS)
+        self.jb = JitterBuffer(frame_ms=FRAME_MS, stall_target_max_ms=STALL_TARGET_MAX_MS)
         self.dec = AudioDecoder()
         self.last_rx_ms = now_ms
         self.bad = 0

@@ -6,7 +6,9 @@ Must not: read the clock, send anything, or know about sockets: times come in as
 
 Queueing only ever adds delay, so a sample's RTT bounds its error: the estimate is the offset of
 the lowest-RTT sample among the recent ones (NTP's minimum filter), which stays unbiased when
-PINGs queue behind media on a congested path. A peer's timestamp in our clock is
+PINGs queue behind media on a congested path. The same samples give the queueing delay of our
+uplink alone (``uplink_queue_ms``: the last PING's relay-arrival minus send time, over the
+recent minimum) and of the way back (``downlink_queue_ms``), which the sender's pacer uses. A peer's timestamp in our clock is
 ``ts_us + peer_offset - my_offset``.
 """
 
@@ -23,11 +25,15 @@ class ClockSync:
         self._rtt_us: deque = deque(maxlen=window)
         self._samples: deque = deque(maxlen=window)   # (rtt_us, offset_us)
         self._peers: dict[int, tuple[int, int]] = {}  # id -> (offset_us, rtt_us) as reported
+        self._up_us: deque = deque(maxlen=window)     # relay_us - sent_us: uplink one-way + offset
+        self._down_us: deque = deque(maxlen=window)   # recv_us - relay_us: downlink one-way - offset
 
     def reset(self) -> None:
         """A new connection: offsets to the old relay mean nothing now."""
         self._samples.clear()
         self._peers.clear()
+        self._up_us.clear()
+        self._down_us.clear()
 
     def on_pong(self, sent_us: int, recv_us: int, relay_us: int, clocks, my_id: int | None) -> None:
         """A PONG for a PING sent at ``sent_us`` arrived at ``recv_us`` (our clock)."""
@@ -35,6 +41,8 @@ class ClockSync:
         if 0 <= rtt < MAX_RTT_US:
             self._rtt_us.append(rtt)
             self._samples.append((rtt, relay_us - (sent_us + recv_us) // 2))
+            self._up_us.append(relay_us - sent_us)
+            self._down_us.append(recv_us - relay_us)
         for pid, off, r in clocks:
             if pid != my_id:
                 self._peers[pid] = (off, r)
@@ -53,6 +61,23 @@ class ClockSync:
             return None, None
         rtt, off = min(self._samples)
         return off, rtt
+
+    @property
+    def uplink_queue_ms(self) -> float:
+        """How much later than the recent best the last PING reached the relay: the queue on our
+        uplink (its bottleneck's buffer included), whatever the offset is. 0 before two samples."""
+        up = self._up_us
+        return (up[-1] - min(up)) / 1000.0 if len(up) >= 2 else 0.0
+
+    @property
+    def downlink_queue_ms(self) -> float:
+        """The same for the way back, the worst of the last 4 PONGs: a queue towards us, which
+        also delays the ACKs of what we send."""
+        d = self._down_us
+        if len(d) < 2:
+            return 0.0
+        recent = max(d[i] for i in range(max(0, len(d) - 4), len(d)))   # the last ~2 s: it comes and goes
+        return (recent - min(d)) / 1000.0
 
     @property
     def rtt_ms_p50(self) -> float | None:

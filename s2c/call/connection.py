@@ -2,8 +2,9 @@
 
 Owns: the TCP connection to the relay, JOIN/WELCOME, the roster as the relay reports it, the
 send queue (s2c.wire.queues.OutQueue: the same policy as the relay's), the bounded receive
-queue, PING/PONG timing (the estimates are s2c.call.clocksync's), dead-link detection and
-reconnect with backoff (0.2 s doubling to 2 s) that rejoins the same session — on the next of
+queue, PING/PONG timing (a PING every 0.5 s; the estimates are s2c.call.clocksync's), dead-link
+detection (no byte from the relay for 1.5 s) and reconnect with backoff (0.2 s doubling to 0.3 s
+with a 0.7 s connect timeout for the first 15 s of an outage, then to 2 s) that rejoins the same session — on the next of
 several relays if it was given a list (``"host1,host2:port"``), as the same participant when the
 relay honours the resume token of the last WELCOME (a ``Resumed`` event: same id, nobody saw a
 leave or a join).
@@ -28,6 +29,10 @@ from .clocksync import ClockSync
 from .roster import Roster
 from .transport import RelayProtocol, reason_of
 from .events import Closed, PeerJoined, PeerLeft, Reconnected, Reconnecting, RelayErrorEvent, Resumed
+
+RETRY_FAST_FOR_S = 15.0          # reconnect attempts this long after the loss are quick:
+RETRY_CONNECT_TIMEOUT_S = 0.7    # ... a connect that takes longer is retried with a new SYN
+RETRY_FAST_BACKOFF_S = 0.3       # ... after at most this pause
 
 __all__ = ["RelayConnection", "PeerJoined", "PeerLeft", "Reconnecting", "Reconnected",
            "RelayErrorEvent", "Closed"]
@@ -108,7 +113,7 @@ class RelayConnection:
     """
 
     def __init__(self, *, on_frame=None, on_event=None, reconnect: bool = True,
-                 ping_interval_s: float = 1.0, dead_after_s: float = 5.0,
+                 ping_interval_s: float = 0.5, dead_after_s: float = 1.5,
                  max_send_frames: int = 256, max_recv_items: int = 1024,
                  max_frame_bytes: int = P.DEFAULT_MAX_FRAME_BYTES,
                  backoff_initial_s: float = 0.2, backoff_max_s: float = 2.0):
@@ -145,6 +150,7 @@ class RelayConnection:
         self._reconnect_task: asyncio.Task | None = None
         self.clock = ClockSync()
         self.drops = DropCounts()
+        self._lowat = 0   # 0: the transport's default until the sender's pacer measured the uplink
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -206,6 +212,18 @@ class RelayConnection:
         p = self._proto
         return 0 if p is None else p.backlog_bytes()
 
+    def uplink_min_rtt_ms(self) -> float | None:
+        """The path's min RTT as the kernel measured it (None where unknown)."""
+        p = self._proto
+        return None if p is None else p.min_rtt_ms()
+
+    def tune_uplink(self, lowat_bytes: int) -> None:
+        """The sender's pacer sized the socket's unsent-byte limit (s2c.call.pacing)."""
+        self._lowat = lowat_bytes
+        p = self._proto
+        if p is not None and p.transport is not None:
+            p.set_lowat(lowat_bytes)
+
     def send_media(self, ftype: int, payload: bytes, *, stream: int = 0, flags: int = 0, dest: int = 0,
                    ts_us: int | None = None) -> bool:
         """``send`` with seq numbered per (type, stream) and ts_us defaulting to ``now_us()``."""
@@ -255,14 +273,15 @@ class RelayConnection:
         return RelayUnreachable(f"cannot reach relay {self.host}:{self.port}: {what} — "
                                 f"start one with: s2c-server -p {self.port}")
 
-    async def _open(self) -> Welcome:
+    async def _open(self, connect_timeout_s: float | None = None) -> Welcome:
         loop = self.loop
         deadline = loop.time() + self.timeout_s
+        ct = self.timeout_s if connect_timeout_s is None else min(self.timeout_s, connect_timeout_s)
         try:
             _t, proto = await asyncio.wait_for(
-                loop.create_connection(lambda: RelayProtocol(self), self.host, self.port), self.timeout_s)
+                loop.create_connection(lambda: RelayProtocol(self), self.host, self.port), ct)
         except asyncio.TimeoutError:
-            raise self._unreachable(f"timed out after {self.timeout_s:g} s") from None
+            raise self._unreachable(f"timed out after {ct:g} s") from None
         except OSError as exc:
             raise self._unreachable(reason_of(exc)) from None
         old = self.welcome
@@ -271,6 +290,8 @@ class RelayConnection:
         proto.transport.write(P.serialize(Frame(P.JOIN, P.encode_join(self.session, name, self.caps,
                                                                       resume=resume))))
         self._proto = proto
+        if self._lowat:
+            proto.set_lowat(self._lowat)
         try:
             welcome = await asyncio.wait_for(asyncio.shield(proto.welcome), max(0.01, deadline - loop.time()))
         except asyncio.TimeoutError:
@@ -387,12 +408,15 @@ class RelayConnection:
             if len(self.relays) > 1:  # the next relay of the list (the lost one last)
                 self._relay_index = (self._relay_index + 1) % len(self.relays)
                 self.host, self.port = self.relays[self._relay_index]
+            # the first seconds of an outage: a fresh SYN at least every ~1 s (a lost one is only
+            # retried by the kernel after 1 s, then 3 s), so the call is back soon after the link
+            fresh = now_s() - t0 < RETRY_FAST_FOR_S
             try:
-                welcome = await self._open()
+                welcome = await self._open(RETRY_CONNECT_TIMEOUT_S if fresh else None)
             except (RelayUnreachable, JoinRefused) as exc:
                 reason = str(exc)
                 if len(self.relays) == 1 or self._relay_index == 0:
-                    delay = min(delay * 2, self.backoff_max_s)
+                    delay = min(delay * 2, RETRY_FAST_BACKOFF_S if fresh else self.backoff_max_s)
                 continue
             self.stats["reconnects"] += 1
             if welcome.resumed and welcome.id == old_id:

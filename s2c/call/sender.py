@@ -1,8 +1,10 @@
 """Our pictures on their way out: encode, protect, pace against the uplink, send.
 
 Owns: the video encoder (made anew when the picture size changes), keyframe requests, sender
-pacing (a picture is skipped, not queued, while more than UPLINK_BACKLOG_MAX_BYTES are unsent:
-skipping costs nothing, where dropping an encoded delta would break every receiver's chain),
+pacing by time (s2c.call.pacing.UplinkPacer: a picture is skipped, not queued, while the unsent
+backlog would take more than ~100 ms at the measured uplink rate; skipping costs nothing, where
+dropping an encoded delta would break every receiver's chain; it also sizes the socket's
+unsent-byte limit so audio does not wait behind video in the kernel),
 the sent-video counters and the [e2e trace] sent records. Must not: capture (s2c.video.source),
 decide keys (s2c.call.session) or touch the socket other than through RelayConnection.
 """
@@ -11,8 +13,9 @@ from __future__ import annotations
 
 from .. import wire as P
 from ..clock import now_us
+from .pacing import FALLBACK_BACKLOG_BYTES, UplinkPacer
 
-UPLINK_BACKLOG_MAX_BYTES = 32 * 1024   # more unsent than this: the next picture is skipped
+UPLINK_BACKLOG_MAX_BYTES = FALLBACK_BACKLOG_BYTES   # before the uplink rate is known
 
 
 class VideoSender:
@@ -23,6 +26,8 @@ class VideoSender:
         self.sent_bytes = 0
         self.skipped_uplink = 0
         self.skipped_us = 0          # when a picture was last skipped for a backed-up uplink
+        self.pacer = UplinkPacer()
+        self._lowat = 0
 
     def request_keyframe(self) -> None:
         if self.encoder is not None:
@@ -30,7 +35,15 @@ class VideoSender:
 
     def send(self, pic) -> bool:
         """Encode and send one Picture; False if it was skipped for a backed-up uplink."""
-        if self.conn.uplink_backlog_bytes() > UPLINK_BACKLOG_MAX_BYTES:
+        backlog = self.conn.uplink_backlog_bytes()
+        pacer = self.pacer
+        pacer.observe(now_us(), self.conn.stats["sent_bytes"], backlog)
+        lowat = pacer.lowat_bytes()
+        if lowat != self._lowat and hasattr(self.conn, "tune_uplink"):
+            self._lowat = lowat
+            self.conn.tune_uplink(lowat)
+        rtt = self.conn.uplink_min_rtt_ms() if hasattr(self.conn, "uplink_min_rtt_ms") else None
+        if pacer.should_skip(backlog, rtt, self.conn.clock.downlink_queue_ms):
             self.skipped_uplink += 1
             self.skipped_us = now_us()
             return False
@@ -52,5 +65,7 @@ class VideoSender:
         return True
 
     def stats(self) -> dict:
+        r = self.pacer.bytes_per_s
         return {"video_sent": self.sent, "video_sent_bytes": self.sent_bytes,
-                "video_skipped_uplink": self.skipped_uplink}
+                "video_skipped_uplink": self.skipped_uplink,
+                "uplink_kbps": None if r is None else round(r * 8 / 1000, 1)}

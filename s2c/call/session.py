@@ -3,7 +3,8 @@
 Owns: what this participant knows about the call — the roster as rebuilt at each (re)join, a
 ``PeerView`` per participant (newest picture, flags, counters, latencies), the frames that
 arrive before WELCOME (held, then replayed), the KeyManager and the KEY frames it wants sent,
-opening and dispatching media frames (video decode, audio hand-off, CHAT, STATE, REFRESH, POSE), the
+opening and dispatching media frames (video decode — a picture too old on arrival is not drawn,
+s2c.call.staleness —, audio hand-off, CHAT, STATE, REFRESH, POSE), the
 chat history and notices, the call's ``CallState`` and the --give-up-after policy.
 Must not: read the clock (every entry point takes ``now_us``), touch sockets or devices, or
 await. The adapter (s2c.call.call.Call) feeds it transport events and frames and sends what
@@ -28,6 +29,7 @@ from ..text import sanitize
 from ..wire import Frame
 from .clocksync import ClockSync
 from .events import Closed, PeerJoined, Reconnected, Reconnecting, RelayErrorEvent, Resumed
+from .staleness import stale_picture
 
 REFRESH_MIN_INTERVAL_US = 500_000
 LATENCY_WINDOW = 4096
@@ -63,6 +65,7 @@ class PeerView:
     pose_local_us: int = 0          # when it arrived
     pose_frames: int = 0
     bad_poses: int = 0              # POSE payloads that opened but were malformed (dropped)
+    stale_frames: int = 0           # decoded but not drawn: too old on arrival (s2c.call.staleness)
     last_video_seq: int | None = None
     last_refresh_us: int = 0
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
@@ -79,6 +82,7 @@ class PeerView:
             "video_gaps": self.video_gaps, "undecryptable": self.undecryptable,
             "bad_payloads": self.bad_payloads, "muted": self.muted, "camera_off": self.camera_off,
             "shed_frames": self.shed_frames, "pose_frames": self.pose_frames, "bad_poses": self.bad_poses,
+            "stale_frames": self.stale_frames,
         }
 
 
@@ -375,15 +379,16 @@ class CallSession:
                 peer.last_refresh_us = t_recv
                 self._outbox.append(Frame(P.REFRESH, b"", dest=peer.id))
             return
-        peer.picture = img
-        peer.picture_seq = f.seq
-        peer.picture_local_us = t_recv
         peer.video_frames += 1
         peer.video_bytes += len(f.payload)
         cap_local = self.clock.to_local_us(peer.id, f.ts_us)
-        if cap_local is None:
-            cap_local = f.ts_us  # same machine clock until offsets are known
-        peer.latencies_ms.append((t_recv - cap_local) / 1000.0)
+        age_ms = (t_recv - (f.ts_us if cap_local is None else cap_local)) / 1000.0  # same clock until offsets are known
+        if cap_local is not None and stale_picture(age_ms, peer.latencies_ms):
+            peer.stale_frames += 1      # a backlog: keep showing the last fresh picture
+        else:
+            peer.picture, peer.picture_seq, peer.picture_local_us = img, f.seq, t_recv
+        cap_local = f.ts_us if cap_local is None else cap_local
+        peer.latencies_ms.append(age_ms)
         peer.last_stages_us = (cap_local, t_recv, t_open, t_dec, f.ts_us)  # last: sender's clock
         if self.on_picture is not None:
             self.on_picture(peer, f, t_recv, t_dec)

@@ -1,9 +1,12 @@
 """The asyncio protocol of one TCP connection to the relay.
 
-Owns: socket options (TCP_NODELAY, write-buffer limits), parsing what arrives into frames and
-handing them to the RelayConnection, coalescing writes (one write per loop iteration), the send
-queue under backpressure (s2c.wire.queues.OutQueue) and the unsent-bytes figure (the kernel's
-SIOCOUTQNSD on Linux). Must not: interpret frames, reconnect or keep call state.
+Owns: socket options (TCP_NODELAY, TCP_NOTSENT_LOWAT and the write-buffer limits, both small and
+sized by the sender's pacer so that audio and control wait in our own priority queue, not
+behind video in the kernel), parsing what arrives into frames and handing them to the
+RelayConnection, coalescing writes (one write per loop iteration), the send queue under
+backpressure (s2c.wire.queues.MediaQueue: control, then audio, then video; a picture chain is
+never broken by replacing a queued delta) and the unsent-bytes figure (the kernel's
+SIOCOUTQ on Linux: in flight or unsent) with the kernel's min RTT (TCP_INFO). Must not: interpret frames, reconnect or keep call state.
 """
 
 from __future__ import annotations
@@ -16,14 +19,16 @@ import sys
 from .. import wire as P
 from ..clock import now_s
 from ..errors import JoinRefused, ProtocolError
-from ..wire.queues import OutQueue
+from ..wire.queues import MediaQueue
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None
 # Linux ioctl: bytes in a TCP socket's send queue not yet sent (include/uapi/linux/sockios.h)
-_SIOCOUTQNSD = 0x894B if (fcntl is not None and sys.platform.startswith("linux")) else None
+_SIOCOUTQ = 0x5411 if (fcntl is not None and sys.platform.startswith("linux")) else None  # unacked + unsent
+_TCP_NOTSENT_LOWAT = 25 if sys.platform.startswith("linux") else None  # include/uapi/linux/tcp.h
+LOWAT_BYTES = 16 * 1024   # unsent bytes the kernel may hold before the pacer measured the uplink
 
 
 def reason_of(exc: BaseException) -> str:
@@ -46,10 +51,11 @@ class RelayProtocol(asyncio.Protocol):
         self.writable = True
         self.pending: list[bytes] = []
         self.flush_scheduled = False
-        self.q = OutQueue(owner.max_send_frames, owner.max_send_frames)
+        self.q = MediaQueue(owner.max_send_frames, owner.max_send_frames)
         self.last_rx_s = now_s()
         self.error: P.ErrorInfo | None = None
         self.sock_fd: int | None = None
+        self.sock = None
 
     # asyncio callbacks
     def connection_made(self, transport) -> None:
@@ -65,7 +71,19 @@ class RelayProtocol(asyncio.Protocol):
                 self.sock_fd = sock.fileno()
             except (OSError, ValueError):
                 self.sock_fd = None
-        transport.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
+            self.sock = sock
+        self.set_lowat(LOWAT_BYTES)
+
+    def set_lowat(self, nbytes: int) -> None:
+        """At most ``nbytes`` unsent in the kernel and in the transport's buffer; the rest waits
+        in our queue (control, then audio, then video)."""
+        if self.sock is not None and _TCP_NOTSENT_LOWAT is not None:
+            try:
+                self.sock.setsockopt(6, _TCP_NOTSENT_LOWAT, nbytes)  # IPPROTO_TCP
+            except OSError:
+                pass
+        if self.transport is not None:
+            self.transport.set_write_buffer_limits(high=nbytes, low=nbytes // 4)
 
     def data_received(self, data: bytes) -> None:
         self.last_rx_s = now_s()
@@ -115,7 +133,7 @@ class RelayProtocol(asyncio.Protocol):
             return
         drops = self.owner.drops
         before = drops.total
-        self.q.push(ftype, stream, data, drops)
+        self.q.push(ftype, stream, data, drops, ftype == P.VIDEO and bool(data[P.FLAGS_OFFSET] & P.FLAG_KEYFRAME))
         self.owner.stats["send_dropped"] += drops.total - before
 
     def _flush(self) -> None:
@@ -134,9 +152,24 @@ class RelayProtocol(asyncio.Protocol):
             self.q.drain(1 << 62, parts)
             t.write(b"".join(parts))
 
+    def min_rtt_ms(self) -> float | None:
+        """The kernel's min RTT of this connection (Linux tcp_info.tcpi_min_rtt), or None: unlike
+        PING samples it remembers the path before a standing queue formed."""
+        if self.sock is None or not sys.platform.startswith("linux"):
+            return None
+        try:
+            info = self.sock.getsockopt(6, 11, 152)   # IPPROTO_TCP, TCP_INFO
+        except (OSError, AttributeError):
+            return None
+        if len(info) < 152:
+            return None
+        v = struct.unpack_from("I", info, 148)[0]
+        return v / 1000.0 if 0 < v < 0xFFFFFFFF else None
+
     def backlog_bytes(self) -> int:
-        """This side's queues, the transport's buffer and (Linux) the kernel's not-yet-sent
-        bytes (SIOCOUTQNSD)."""
+        """This side's queues, the transport's buffer and (Linux) the kernel's send queue: bytes
+        in flight or unsent, not yet acknowledged (SIOCOUTQ): on a slow link with a deep
+        bottleneck buffer the standing queue is in flight."""
         if self.transport is None:
             return 0
         n = sum(len(x) for x in self.pending) + self.q.nbytes
@@ -144,9 +177,9 @@ class RelayProtocol(asyncio.Protocol):
             n += self.transport.get_write_buffer_size()
         except (AttributeError, RuntimeError):
             pass
-        if self.sock_fd is not None and _SIOCOUTQNSD is not None:
+        if self.sock_fd is not None and _SIOCOUTQ is not None:
             try:
-                n += struct.unpack("i", fcntl.ioctl(self.sock_fd, _SIOCOUTQNSD, b"\0\0\0\0"))[0]
+                n += struct.unpack("i", fcntl.ioctl(self.sock_fd, _SIOCOUTQ, b"\0\0\0\0"))[0]
             except OSError:
                 pass
         return n

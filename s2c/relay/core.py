@@ -18,9 +18,14 @@ Use (what s2c.relay.server does)::
           for cid, abort in relay.pop_closing(): write(relay.data_to_send(cid)); close/abort
 
 Outgoing queues per receiver (used only when its socket is backed up; otherwise bytes go
-straight to ``data_to_send``): one s2c.wire.queues.OutQueue each (VIDEO newest-frame-per-
-(sender, stream) wins; AUDIO and control bounded FIFOs; one byte budget). Every drop is counted
-in the room's stats. Header fields are read and patched at the offsets s2c.wire.frames defines.
+straight to ``data_to_send``): one s2c.wire.queues.MediaQueue each (control and audio before
+video; video bounded in time: ~150 ms at the receiver's measured delivery rate, which the
+adapter feeds in with ``report_unsent`` for the ``backlogged()`` connections; a broken picture
+chain drops that sender's deltas until its next keyframe, which the relay asks for). REFRESH to
+a sender is rate-limited per sender (s2c.relay.pacing). A participant whose link died (not a
+LEAVE) lingers ``linger_ms`` so that a reconnect with its resume token takes its place. Every
+drop is counted in the room's stats. Header fields are read and patched at the offsets
+s2c.wire.frames defines.
 """
 
 from __future__ import annotations
@@ -33,13 +38,15 @@ from dataclasses import dataclass
 
 from .. import wire as P
 from ..errors import LocalError, ProtocolError
-from ..wire.queues import OutQueue
+from ..wire.queues import MediaQueue
+from .pacing import BACKLOGGED_BYTES, DeliveryRate, RefreshLimiter
 
 _HDR = P.HEADER
 _unpack_hdr = _HDR.unpack_from
 _HB = P.HEADER_BYTES
 _SND, _SND_END = P.SENDER_OFFSET, P.SENDER_END
 _LEN, _LEN_END = P.LENGTH_OFFSET, P.LENGTH_END
+_FLG = P.FLAGS_OFFSET
 
 
 @dataclass
@@ -66,14 +73,18 @@ class RelayConfig:
     cluster_node: str = ""                # "" = single relay (no cluster code runs)
     remote_expiry_ms: float = 3_000.0     # a remote participant not in its node's heartbeat this long -> gone
     leave_grace_ms: float = 1_500.0       # cluster: a dropped connection may resume elsewhere this long
+    linger_ms: float = 5_000.0            # single relay: a stalled/timed-out participant may resume this long
+                                          # (at most half the stall/silence timeout that fired)
+    linger_closed_ms: float = 1_200.0     # single relay: ... one whose connection closed/reset (kill -9: soon gone)
     cluster_down_grace_ms: float = 10_000.0  # bus unreachable: keep remote participants this long
 
 
 class RoomStats:
     """Cumulative counters of one room (the server turns them into rates)."""
 
-    __slots__ = ("frames_in", "bytes_in", "frames_out", "bytes_out", "video_replaced",
-                 "audio_dropped", "control_dropped", "rate_limited", "misrouted", "joins", "leaves")
+    __slots__ = ("frames_in", "bytes_in", "frames_out", "bytes_out", "video_replaced", "video_dropped",
+                 "audio_dropped", "control_dropped", "rate_limited", "misrouted", "joins", "leaves",
+                 "refresh_asked", "refresh_limited")
 
     def __init__(self):
         for k in self.__slots__:
@@ -118,7 +129,7 @@ class _Lingering:
 class _Conn:
     __slots__ = ("id", "pid", "epoch", "addr", "sid", "room", "name", "caps", "inbuf", "opened_ms",
                  "last_rx_ms", "writable", "unwritable_since_ms", "ready", "ready_bytes", "q", "closing",
-                 "abort", "win_start_ms", "win_frames", "rate_error_ms", "clock", "parked")
+                 "abort", "win_start_ms", "win_frames", "rate_error_ms", "clock", "parked", "pace")
 
     def __init__(self, cid: int, addr: str, now_ms: float, config: "RelayConfig"):
         self.id = cid     # connection handle (what the adapter knows)
@@ -136,7 +147,8 @@ class _Conn:
         self.unwritable_since_ms = 0.0
         self.ready: list = []
         self.ready_bytes = 0
-        self.q = OutQueue(config.max_audio_frames, config.max_control_frames, config.max_queued_bytes)
+        self.q = MediaQueue(config.max_audio_frames, config.max_control_frames, config.max_queued_bytes)
+        self.pace = DeliveryRate()
         self.closing = False
         self.abort = False
         self.win_start_ms = now_ms
@@ -149,6 +161,8 @@ class _Conn:
 def _dump(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
+
+_LINGER_REASONS = frozenset({"disconnected", "stalled", "timed out"})
 
 _CTRL_QUEUE_TYPES = frozenset({P.WELCOME, P.PEER_JOINED, P.PEER_LEFT, P.ERROR, P.PONG,
                                P.CHAT, P.KEY, P.STATE, P.REFRESH, P.POSE})
@@ -177,6 +191,8 @@ class Relay:
         self._shutting_down = False
         self._join_win_start_ms = -1e18
         self._join_win_count = 0
+        self._now_ms = 0.0               # the latest now_ms any entry point was given
+        self._refresh = RefreshLimiter()
         self.totals = {"connections": 0, "refused": 0, "bad_frames": 0, "ignored_frames": 0,
                        "timeouts": 0, "stalls": 0, "internal_errors": 0, "resumed": 0, "bad_remote": 0}
 
@@ -218,6 +234,7 @@ class Relay:
         return None
 
     def connection_lost(self, cid: int, now_ms: float) -> None:
+        self._now_ms = now_ms
         c = self.conns.pop(cid, None)
         if c is None:
             return
@@ -229,10 +246,12 @@ class Relay:
         if self._pids.get(c.pid) == cid:
             del self._pids[c.pid]
         if c.room is not None:
-            self._leave(c, "disconnected", linger_ms=now_ms if self._cluster else None)
+            self._leave(c, "disconnected", linger_ms=now_ms)
         elif c.parked is not None:
             self._close(c, "disconnected")
         self._dirty.discard(cid)
+        if c.pid not in self._pids:   # gone for good (not lingering): its held requests too
+            self._refresh.forget(c.pid)
         c.ready.clear()
         c.q.clear()
 
@@ -248,6 +267,7 @@ class Relay:
             self._close(c, "disconnected")
 
     def set_writable(self, cid: int, writable: bool, now_ms: float) -> None:
+        self._now_ms = now_ms
         c = self.conns.get(cid)
         if c is None:
             return
@@ -260,8 +280,12 @@ class Relay:
             c.unwritable_since_ms = now_ms
 
     def tick(self, now_ms: float) -> None:
-        """Heartbeat, join and stall timeouts. Call a few times per second."""
+        """Heartbeat, join and stall timeouts, held keyframe requests, lingering participants.
+        Call a few times per second."""
+        self._now_ms = now_ms
         cfg = self.config
+        for sender, stream, req in self._refresh.due(now_ms):
+            self._send_refresh(sender, stream, req)
         for c in list(self.conns.values()):
             if not c.writable and now_ms - c.unwritable_since_ms > cfg.stall_timeout_ms:
                 if not c.abort:
@@ -280,6 +304,8 @@ class Relay:
                                             f"(limit {cfg.silence_timeout_ms / 1000:.1f} s)", "timed out")
         if self._cluster:
             self._cluster_tick(now_ms)
+        else:
+            self._linger_tick(now_ms)
 
     def shutdown(self, now_ms: float) -> None:
         """Tell every client the server is shutting down and close them all."""
@@ -317,7 +343,10 @@ class Relay:
         parts = c.ready
         q = c.q
         if q.nbytes and (c.writable or c.closing):
-            q.drain(self.config.ready_cap_bytes - c.ready_bytes, parts)
+            # backlogged: hand out about one socket's worth at a time (the adapter asks again
+            # while the transport stays writable), so the queue, not the socket, holds the rest
+            cap = self.config.ready_cap_bytes - c.ready_bytes
+            q.drain(cap if c.closing else min(cap, c.pace.lowat_bytes()), parts)
             if q.nbytes and c.writable:
                 self._dirty.add(cid)
         if not parts:
@@ -325,7 +354,33 @@ class Relay:
         out = b"".join(parts)
         parts.clear()
         c.ready_bytes = 0
+        c.pace.handed_bytes += len(out)
         return out
+
+    def backlogged(self) -> list[int]:
+        """Connections whose queue holds frames or whose socket is not writable (or was backlogged
+        at the last report): the adapter reports their unsent bytes (``report_unsent``) a few
+        times per second, and those of every connection with unsent bytes in its socket (a
+        backlog can sit entirely in the socket)."""
+        return [cid for cid, c in self.conns.items() if c.q.nbytes or not c.writable or c.pace.prev]
+
+    def report_unsent(self, cid: int, unsent_bytes: int, now_ms: float,
+                      min_rtt_ms: float | None = None) -> tuple[int, int | None]:
+        """The adapter's figure of bytes handed out but not yet delivered (its transport buffer
+        plus the kernel's unacknowledged bytes) and the path's min RTT if known. Updates the receiver's
+        delivery rate and queue budget; returns (TCP_NOTSENT_LOWAT / write-buffer size, SO_SNDBUF
+        or None) to use for this socket (see s2c.relay.pacing)."""
+        self._now_ms = now_ms
+        c = self.conns.get(cid)
+        if c is None:
+            return 0, None
+        p = c.pace
+        if min_rtt_ms is not None:
+            p.min_rtt_ms = min_rtt_ms
+        queued = bool(c.q.nbytes) or not c.writable
+        p.sample(now_ms, unsent_bytes, queued or unsent_bytes >= BACKLOGGED_BYTES, queued)
+        c.q.budget_bytes = p.budget_bytes(unsent_bytes)
+        return p.lowat_bytes(), p.sndbuf_bytes()
 
     # ---- input ------------------------------------------------------------------------------
 
@@ -339,6 +394,7 @@ class Relay:
         if n < _HB:
             c.inbuf = data
             return
+        self._now_ms = now_ms
         buf = bytearray(data)
         mv = memoryview(buf)
         pos = 0
@@ -425,7 +481,7 @@ class Relay:
             if r is c:
                 continue
             k += 1
-            if r.writable and not r.q.nbytes and r.ready_bytes < cap:
+            if r.writable and not r.q.nbytes and r.ready_bytes < cap and not r.q.broken:
                 r.ready.append(mv[start:end])
                 r.ready_bytes += nbytes
                 dirty.add(r.id)
@@ -446,6 +502,9 @@ class Relay:
         st = room.stats
         st.frames_in += 1
         st.bytes_in += len(frame)
+        if t == P.REFRESH and not self._refresh.allow(dest, stream, c.pid, self._now_ms):
+            st.refresh_limited += 1   # held: s2c.relay.pacing.RefreshLimiter sends it when due
+            return
         r = room.members.get(dest)
         if r is None or r is c:
             if dest in room.remote:
@@ -455,7 +514,7 @@ class Relay:
             return
         st.frames_out += 1
         st.bytes_out += len(frame)
-        if r.writable and not r.q.nbytes and r.ready_bytes < self.config.ready_cap_bytes:
+        if r.writable and not r.q.nbytes and r.ready_bytes < self.config.ready_cap_bytes and not r.q.broken:
             r.ready.append(frame)
             r.ready_bytes += len(frame)
             self._dirty.add(r.id)
@@ -463,10 +522,31 @@ class Relay:
             self._enqueue(r, t, stream, c.pid, bytes(frame))
 
     def _enqueue(self, r: _Conn, t: int, stream: int, sender: int, data: bytes) -> None:
-        """Queue one frame for a backed-up receiver under the drop policy (s2c.wire.queues)."""
-        r.q.push(t, (sender << 8) | stream, data, r.room.stats if r.room is not None else _NO_ROOM)
+        """Queue one frame for a backed-up receiver under the drop policy (s2c.wire.queues);
+        a picture chain it had to break is restarted by asking that sender for a keyframe."""
+        key = t == P.VIDEO and bool(data[_FLG] & P.FLAG_KEYFRAME)
+        broke = r.q.push(t, (sender << 8) | stream, data, r.room.stats if r.room is not None else _NO_ROOM, key)
+        for k in broke:
+            if self._refresh.allow(k >> 8, k & 0xFF, r.pid, self._now_ms):
+                self._send_refresh(k >> 8, k & 0xFF, r.pid, r.room)
         if r.writable:
             self._dirty.add(r.id)
+
+    def _send_refresh(self, sender: int, stream: int, requester: int, room: Room | None = None) -> None:
+        """A REFRESH the relay makes: to ``sender`` (local or on another relay), from
+        ``requester`` (the sender's session only honours REFRESH from a participant it knows)."""
+        if room is None:
+            r = self.conns.get(self._pids.get(requester, requester))
+            room = r.room if r is not None else None
+            if room is None:
+                return
+        data = _HDR.pack(P.VERSION, P.REFRESH, 0, stream, requester, sender, 0, 0, 0)
+        room.stats.refresh_asked += 1
+        s = room.members.get(sender)
+        if s is not None:
+            self._enqueue(s, P.REFRESH, stream, requester, data)
+        elif sender in room.remote:
+            self._cluster_out.append(("media", room.name, data))
 
     def _send_ctrl(self, c: _Conn, t: int, payload: bytes, seq: int = 0, ts_us: int = 0) -> None:
         data = _HDR.pack(P.VERSION, t, 0, 0, 0, 0, seq, ts_us, len(payload)) + payload
@@ -655,8 +735,19 @@ class Relay:
         room.stats.leaves += 1
         if linger_ms is not None and not self._shutting_down:
             # cluster: it may resume on another relay; announce the leave only after the grace
-            room.lingering[c.pid] = _Lingering(c.pid, c.name, c.caps, c.epoch,
-                                               linger_ms + self.config.leave_grace_ms, reason)
+            cfg = self.config
+            if self._cluster:
+                grace = cfg.leave_grace_ms
+            elif reason == "disconnected":
+                grace = cfg.linger_closed_ms
+            else:
+                fired = cfg.stall_timeout_ms if reason == "stalled" else cfg.silence_timeout_ms
+                grace = min(cfg.linger_ms, 0.5 * fired)
+            if grace <= 0:
+                self._announce_left(room, c.pid, c.name, reason, c.epoch)
+                self._drop_room_if_empty(room)
+                return
+            room.lingering[c.pid] = _Lingering(c.pid, c.name, c.caps, c.epoch, linger_ms + grace, reason)
             self._pids.setdefault(c.pid, 0)  # reserved: no new connection gets this id meanwhile
             return
         if not self._shutting_down:
@@ -681,8 +772,8 @@ class Relay:
         return True
 
     def _close(self, c: _Conn, reason: str, abort: bool = False) -> None:
-        if c.room is not None:
-            self._leave(c, reason)
+        if c.room is not None:  # a link that died (not a LEAVE) may come back: it lingers
+            self._leave(c, reason, linger_ms=self._now_ms if reason in _LINGER_REASONS else None)
         elif c.parked is not None:
             room, c.parked = c.parked, None
             room.parked = [(x, j) for x, j in room.parked if x is not c]
@@ -860,6 +951,14 @@ class Relay:
         for m in room.members.values():
             self._send_ctrl(m, P.PEER_LEFT, msg)
 
+    def _linger_tick(self, now_ms: float) -> None:
+        """Single relay: lingering participants whose grace ended have left."""
+        for room in [r for r in self.rooms.values() if r.lingering]:
+            for g in [g for g in room.lingering.values() if g.until_ms <= now_ms]:
+                self._unlinger(room, g.pid)
+                self._announce_left(room, g.pid, g.name, g.reason, g.epoch)
+            self._drop_room_if_empty(room)
+
     def _cluster_tick(self, now_ms: float) -> None:
         expiry = self.config.remote_expiry_ms
         down_for = now_ms - self._cluster_down_ms if not self._cluster_up else 0.0
@@ -913,7 +1012,7 @@ class Relay:
             for r in targets:
                 st.frames_out += 1
                 st.bytes_out += end - pos
-                if r.writable and not r.q.nbytes and r.ready_bytes < cap:
+                if r.writable and not r.q.nbytes and r.ready_bytes < cap and not r.q.broken:
                     r.ready.append(frame)
                     r.ready_bytes += end - pos
                     dirty.add(r.id)
@@ -932,6 +1031,10 @@ class Relay:
             if room.remote or room.lingering:
                 d["remote_participants"] = len(room.remote) + len(room.lingering)
             d["queued_bytes"] = sum(m.q.nbytes for m in room.members.values())
+            pace = {str(m.pid): [round(m.pace.bytes_per_s * 8 / 1000, 1), m.q.budget_bytes]
+                    for m in room.members.values() if m.pace.bytes_per_s is not None}
+            if pace:
+                d["pace"] = pace   # receivers with a measured rate: [kbit/s, queue budget bytes]
             rooms[name] = d
         return {"connections": len(self.conns), "totals": dict(self.totals), "rooms": rooms}
 

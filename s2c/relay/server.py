@@ -1,6 +1,8 @@
 """``s2c-server``: the relay process, a thin uvloop/asyncio adapter around ``s2c.relay.core``.
 
-Owns: sockets (asyncio.Protocol per connection, TCP_NODELAY, write-buffer limits,
+Owns: sockets (asyncio.Protocol per connection, TCP_NODELAY, TCP_NOTSENT_LOWAT and write-buffer
+limits and, for slow receivers, SO_SNDBUF sized from the core's delivery-rate estimate;
+unacknowledged-byte figures (SIOCOUTQ) and min RTT (TCP_INFO) for backlogged receivers;
 pause/resume), the clock, coalesced writes (one write per connection per loop iteration),
 signals, logging, stats lines and the command line. Must not: make room/queue decisions
 (those are s2c.relay.core's) or look inside payloads.
@@ -16,17 +18,61 @@ import json
 import os
 import signal
 import socket
+import struct
 import sys
 import time
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
 
 from .. import wire as P
 from ..clock import now_ms, now_s, wall_s
 from ..errors import ConfigError
 from .core import Relay, RelayConfig
 
-HIGH_WATER_BYTES = 64 * 1024
-LOW_WATER_BYTES = 16 * 1024
+HIGH_WATER_BYTES = 16 * 1024   # the transport's buffer; the core's queue holds the rest (in time)
+LOW_WATER_BYTES = 4 * 1024
+NOTSENT_LOWAT_BYTES = 16 * 1024  # the kernel's unsent bytes per socket (adapted per receiver)
 TICK_S = 0.25
+# Linux: TCP_NOTSENT_LOWAT (25) and the ioctl for unsent bytes in a TCP send queue
+_TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25 if sys.platform.startswith("linux") else None)
+_SIOCOUTQ = 0x5411 if (fcntl is not None and sys.platform.startswith("linux")) else None  # unacked + unsent
+
+
+def _set_lowat(sock, nbytes: int) -> None:
+    if sock is not None and _TCP_NOTSENT_LOWAT is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT, nbytes)
+        except OSError:
+            pass
+
+
+def min_rtt_ms(sock) -> float | None:
+    """The kernel's min RTT of a TCP socket (Linux tcp_info.tcpi_min_rtt, us), or None."""
+    if sock is None or not sys.platform.startswith("linux"):
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 152)
+    except (OSError, AttributeError):
+        return None
+    if len(info) < 152:
+        return None
+    v = struct.unpack_from("I", info, 148)[0]
+    return v / 1000.0 if 0 < v < 0xFFFFFFFF else None
+
+
+def unsent_bytes(transport, fd: int | None) -> int:
+    """Bytes written to ``transport`` that the receiver has not acknowledged yet: its buffer
+    plus (Linux) the kernel's send queue, in flight or unsent (SIOCOUTQ)."""
+    n = transport.get_write_buffer_size()
+    if fd is not None and _SIOCOUTQ is not None:
+        try:
+            n += struct.unpack("i", fcntl.ioctl(fd, _SIOCOUTQ, b"\0\0\0\0"))[0]
+        except OSError:
+            pass
+    return n
 
 class _Log:
     def __init__(self, fmt: str, stream=None):
@@ -48,12 +94,16 @@ class _Log:
 
 
 class _ConnProtocol(asyncio.Protocol):
-    __slots__ = ("srv", "cid", "transport")
+    __slots__ = ("srv", "cid", "transport", "sock", "fd", "lowat", "sndbuf")
 
     def __init__(self, srv: "RelayServer"):
         self.srv = srv
         self.cid = None
         self.transport = None
+        self.sock = None
+        self.fd = None
+        self.lowat = NOTSENT_LOWAT_BYTES
+        self.sndbuf = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -61,8 +111,11 @@ class _ConnProtocol(asyncio.Protocol):
         if sock is not None:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
+                self.fd = sock.fileno()
+            except (OSError, ValueError):
                 pass
+            self.sock = sock
+            _set_lowat(sock, self.lowat)
         transport.set_write_buffer_limits(high=HIGH_WATER_BYTES, low=LOW_WATER_BYTES)
         peer = transport.get_extra_info("peername")
         addr = str(peer[0]) if peer else "?"
@@ -73,6 +126,7 @@ class _ConnProtocol(asyncio.Protocol):
             return
         self.cid = cid
         srv.transports[cid] = transport
+        srv.protocols[cid] = self
         srv.kick()
 
     def data_received(self, data: bytes) -> None:
@@ -102,6 +156,7 @@ class _ConnProtocol(asyncio.Protocol):
         if self.cid is None:
             return
         srv.transports.pop(self.cid, None)
+        srv.protocols.pop(self.cid, None)
         srv._logged_errors.discard(self.cid)
         srv.relay.connection_lost(self.cid, now_ms())
         srv.kick()
@@ -113,6 +168,7 @@ class RelayServer:
     def __init__(self, config: RelayConfig, log: _Log | None = None):
         self.relay = Relay(config)
         self.transports: dict[int, asyncio.Transport] = {}
+        self.protocols: dict[int, _ConnProtocol] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.server: asyncio.AbstractServer | None = None
         self.flush_pending = False
@@ -179,9 +235,35 @@ class RelayServer:
         self.kick()
 
     def _tick(self) -> None:
-        self.relay.tick(now_ms())
+        now = now_ms()
+        self.relay.tick(now)
+        self._pace(now)
         self.flush()
         self._tick_handle = self.loop.call_later(TICK_S, self._tick)
+
+    def _pace(self, now: float) -> None:
+        """Backlogged receivers: tell the core what is still unsent (it measures their delivery
+        rate and sizes their queue from it) and size the kernel's and transport's buffers to it."""
+        relay = self.relay
+        backlogged = set(relay.backlogged())
+        for cid, proto in list(self.protocols.items()):
+            t = self.transports.get(cid)
+            if t is None or t.is_closing():
+                continue
+            unsent = unsent_bytes(t, proto.fd)
+            if not unsent and cid not in backlogged:
+                continue
+            lowat, sndbuf = relay.report_unsent(cid, unsent, now, min_rtt_ms(proto.sock))
+            if sndbuf is not None and (proto.sndbuf is None or abs(sndbuf - proto.sndbuf) > proto.sndbuf // 4):
+                proto.sndbuf = sndbuf
+                try:
+                    proto.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+                except (OSError, AttributeError):
+                    pass
+            if lowat and lowat != proto.lowat:
+                proto.lowat = lowat
+                _set_lowat(proto.sock, lowat)
+                t.set_write_buffer_limits(high=min(HIGH_WATER_BYTES, lowat), low=min(LOW_WATER_BYTES, lowat // 4))
 
     async def shutdown(self, grace_s: float = 1.0) -> None:
         if self.server is not None:
@@ -217,9 +299,12 @@ def _stats_loop_factory(srv: RelayServer, interval_s: float):
             fields = {"room": name, "participants": d["participants"]}
             for k in ("frames_in", "bytes_in", "frames_out", "bytes_out"):
                 fields[f"{k}_per_s"] = round((d[k] - old.get(k, 0)) / dt, 1)
-            for k in ("video_replaced", "audio_dropped", "control_dropped", "rate_limited", "misrouted"):
+            for k in ("video_replaced", "video_dropped", "audio_dropped", "control_dropped", "rate_limited",
+                      "misrouted", "refresh_asked", "refresh_limited"):
                 fields[k] = d[k] - old.get(k, 0)
             fields["queued_bytes"] = d["queued_bytes"]
+            if "pace" in d:
+                fields["pace"] = d["pace"]
             srv.log("info", "room_stats", **fields)
         totals = {f"{k}_total": v for k, v in snap["totals"].items()}
         srv.log("info", "relay_stats", connections=snap["connections"], rooms=len(snap["rooms"]), **totals)

@@ -1,0 +1,73 @@
+"""Sender pacing by time, sans-I/O: how much of our own uplink backlog is too much.
+
+Owns: ``UplinkPacer``, the estimate of the uplink's rate (bytes delivered per unit time while a
+backlog stood: bytes handed to the connection minus what is not yet acknowledged, over ~3 s),
+the picture-skip decision (skip while the backlog, in flight included, exceeds
+``BACKLOG_TIME_MS`` at that rate beyond a min RTT and the way back's queueing delay, which
+PINGs measure: ACKs that queue on a slow downlink are not a slow uplink; skipping before encoding lowers the frame rate and
+costs nothing, where dropping an encoded delta would break every receiver's chain), and the
+TCP_NOTSENT_LOWAT / write-buffer size that keeps audio from waiting behind video in the kernel.
+Must not: read the clock (``now_us`` comes in), touch sockets or encode.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+BACKLOG_TIME_MS = 100.0         # a picture is skipped while the backlog exceeds this, in time
+MIN_BACKLOG_BYTES = 3 * 1024    # ... but never below this (about two deltas)
+FALLBACK_BACKLOG_BYTES = 32 * 1024   # before the rate was ever measured
+BACKLOGGED_BYTES = 1024         # unsent bytes above this: the link, not we, sets the pace
+SAMPLE_MIN_US = 200_000
+RATE_SAMPLES = 16
+LOWAT_TIME_MS = 20.0
+MIN_LOWAT_BYTES = 2 * 1024
+MAX_LOWAT_BYTES = 16 * 1024
+
+
+class UplinkPacer:
+    __slots__ = ("samples", "prev")
+
+    def __init__(self):
+        self.samples: deque = deque(maxlen=RATE_SAMPLES)
+        self.prev: tuple[int, int] | None = None   # (now_us, bytes that left the socket)
+
+    def observe(self, now_us: int, handed_bytes: int, backlog_bytes: int) -> None:
+        """``handed_bytes``: cumulative bytes given to the connection; ``backlog_bytes``: how
+        many of them are not on the wire yet."""
+        if backlog_bytes < BACKLOGGED_BYTES:
+            self.prev = None
+            return
+        left = handed_bytes - backlog_bytes
+        prev = self.prev
+        if prev is None:
+            self.prev = (now_us, left)
+        elif now_us - prev[0] >= SAMPLE_MIN_US:
+            self.samples.append((now_us - prev[0], max(0, left - prev[1])))
+            self.prev = (now_us, left)
+
+    @property
+    def bytes_per_s(self) -> float | None:
+        if not self.samples:
+            return None
+        return sum(b for _, b in self.samples) * 1e6 / sum(t for t, _ in self.samples)
+
+    def limit_bytes(self, min_rtt_ms: float | None = None, ack_delay_ms: float = 0.0) -> int:
+        """The backlog (unacknowledged bytes) allowed at the measured rate: BACKLOG_TIME_MS of
+        queue plus what is in flight for a min RTT plus the delay of the way back (a slow
+        downlink delays the ACKs: that is not a queue on our uplink)."""
+        r = self.bytes_per_s
+        if r is None:
+            return FALLBACK_BACKLOG_BYTES
+        t = BACKLOG_TIME_MS + (min_rtt_ms or 0.0) + max(0.0, ack_delay_ms)
+        return max(MIN_BACKLOG_BYTES, int(r * t / 1000.0))
+
+    def should_skip(self, backlog_bytes: int, min_rtt_ms: float | None = None,
+                    ack_delay_ms: float = 0.0) -> bool:
+        return backlog_bytes > self.limit_bytes(min_rtt_ms, ack_delay_ms)
+
+    def lowat_bytes(self) -> int:
+        r = self.bytes_per_s
+        if r is None:
+            return MAX_LOWAT_BYTES
+        return max(MIN_LOWAT_BYTES, min(MAX_LOWAT_BYTES, int(r * LOWAT_TIME_MS / 1000.0)))
