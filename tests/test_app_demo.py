@@ -66,8 +66,17 @@ def test_demo_tiles_status_keys_restore_and_record(tmp_path):
 
         # the recording, replayed into pyte, gives the screen tmux shows (status row aside: its
         # fps figure moves on its own)
-        time.sleep(0.3)  # let the last partial redraw (help box) land
-        frozen = pane.capture()
+        # the help box is whole and the tiles under it stay put: two captures in a row agree
+        # (status row aside)
+        pane.wait_text("any key closes it", 5)
+        previous = [None]
+
+        def settled(screen: str) -> bool:
+            body = screen.split("\n")[:-2]
+            same, previous[0] = body == previous[0], body
+            return same
+
+        frozen = pane.wait_for(settled, 5, "the help box to settle")
         pane.send_keys("q")
         done = pane.wait_text("DONE", 15)
 

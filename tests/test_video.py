@@ -89,14 +89,23 @@ def test_file_source_loops(tmp_path):
 
 
 def test_capture_thread_newest_wins():
+    """A reader that comes back late gets the newest picture, not the oldest unread one: the
+    sequence number jumps and the picture is fresh (a FIFO would hand out seq + 1, captured long ago)."""
     import time
+
+    from s2c.clock import now_us
     src = open_source("test", max_fps=50).start()
     try:
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10
+        while src.latest() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         first = src.latest()
-        time.sleep(0.2)
-        second = src.latest()
-        assert first is not None and second.seq > first.seq
+        assert first is not None
+        while src.latest().seq < first.seq + 10 and time.monotonic() < deadline:   # fall behind by 10+
+            time.sleep(0.02)
+        newest = src.latest()
+        assert newest.seq >= first.seq + 10, (first.seq, newest.seq)
+        assert now_us() - newest.capture_ts_us < 200_000, "the picture handed out is not the newest"
     finally:
         src.stop()
 
