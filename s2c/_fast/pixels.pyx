@@ -10,14 +10,9 @@ import numpy as np
 cimport numpy as cnp
 from libc.string cimport memset
 
-from s2c._ref.pixels import area_weights, _check
+from s2c._ref.pixels import area_weights, check_frame
 
 cnp.import_array()
-
-cdef extern from "simd.h":
-    void s2c_row_set_u16(unsigned short* acc, const unsigned char* src, Py_ssize_t n, unsigned short w) nogil
-    void s2c_row_add_u16(unsigned short* acc, const unsigned char* src, Py_ssize_t n, unsigned short w) nogil
-    void s2c_row_add_f32(float* acc, const unsigned char* src, Py_ssize_t n, float w) nogil
 
 _tables = {}
 
@@ -58,7 +53,7 @@ def _table(int src, int dst):
 
 def area_resize(cnp.ndarray frame, int width, int height, bint swap_rb):
     """Exact area-average resize of an HxWx3 uint8 image; swap_rb turns BGR into RGB."""
-    _check(frame, width, height)
+    check_frame(frame, width, height)
     cdef int h = frame.shape[0]
     cdef int w = frame.shape[1]
     if not frame.flags.c_contiguous:

@@ -26,7 +26,9 @@ def area_weights(src: int, dst: int) -> np.ndarray:
     return m
 
 
-def _check(frame, width, height):
+def check_frame(frame, width, height):
+    """The argument check of ``area_resize``, shared by this twin and the compiled kernel so both
+    refuse the same inputs with the same ConfigError."""
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
         raise ConfigError(f"expected an HxWx3 uint8 image, got {getattr(frame, 'shape', type(frame))} "
                           f"{getattr(frame, 'dtype', '')}")
@@ -41,7 +43,7 @@ def area_resize(frame: np.ndarray, width: int, height: int, swap_rb: bool) -> np
 
     swap_rb=True reverses the channel order (BGR in, RGB out).
     """
-    _check(frame, width, height)
+    check_frame(frame, width, height)
     h, w = frame.shape[:2]
     wy = area_weights(h, height)
     wx = area_weights(w, width)
