@@ -37,7 +37,7 @@ class Call:
                  audio=None, connect_timeout_s: float = 5.0, on_change=None, log=None,
                  reconnect: bool = True, decode_video: bool = True,
                  give_up_after_s: float | None = 30.0, identity=None, known_peers=None,
-                 decode_budget=None):
+                 decode_budget=None, transport: str = "tcp"):
         self.host, self.port = host, port
         self.video_spec = video
         self.fps = fps
@@ -45,7 +45,8 @@ class Call:
         self.audio = audio
         self.connect_timeout_s = connect_timeout_s
         self.on_change = on_change or (lambda: None)
-        self.conn = RelayConnection(on_frame=self._on_frame, on_event=self._on_event, reconnect=reconnect)
+        self.conn = RelayConnection(on_frame=self._on_frame, on_event=self._on_event, reconnect=reconnect,
+                                    transport=transport)
         # [e2e trace] opt-in per-frame stage timestamps for the e2e bench (S2C_TRACE_FILE=path)
         self.trace: StageTrace | None = StageTrace.from_env()
         self.core = CallSession(session, name, secret=secret, suite=suite, clock=self.conn.clock,

@@ -26,6 +26,7 @@ from ..wire import Frame, Welcome
 from ..wire.queues import DropCounts
 from .clocksync import ClockSync
 from .roster import Roster
+from .dial import dial
 from .transport import RelayProtocol, reason_of
 from .events import Closed, PeerJoined, PeerLeft, Reconnected, Reconnecting, RelayErrorEvent, Resumed
 
@@ -111,8 +112,10 @@ class RelayConnection:
                  ping_interval_s: float = 1.0, dead_after_s: float = 5.0,
                  max_send_frames: int = 256, max_recv_items: int = 1024,
                  max_frame_bytes: int = P.DEFAULT_MAX_FRAME_BYTES,
-                 backoff_initial_s: float = 0.2, backoff_max_s: float = 2.0):
+                 backoff_initial_s: float = 0.2, backoff_max_s: float = 2.0, transport: str = "tcp"):
         self.on_frame = on_frame
+        self.transport = transport          # auto | quic | tcp (s2c.call.dial)
+        self.transport_used = ""         # what the current connection speaks
         self.on_event = on_event
         self.reconnect = reconnect
         self.ping_interval_s = ping_interval_s
@@ -259,8 +262,7 @@ class RelayConnection:
         loop = self.loop
         deadline = loop.time() + self.timeout_s
         try:
-            _t, proto = await asyncio.wait_for(
-                loop.create_connection(lambda: RelayProtocol(self), self.host, self.port), self.timeout_s)
+            proto = await dial(self, self.transport, self.host, self.port, self.timeout_s)
         except asyncio.TimeoutError:
             raise self._unreachable(f"timed out after {self.timeout_s:g} s") from None
         except OSError as exc:

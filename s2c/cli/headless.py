@@ -36,7 +36,8 @@ async def headless(args) -> int:
     call = Call(host=args.host, port=args.port, session=args.session, name=args.name,
                 video=options.video_spec(args), fps=args.fps, secret=options.read_secret(args.secret),
                 suite=args.suite, audio=options.audio_engine(args), connect_timeout_s=args.connect_timeout,
-                log=_print, give_up_after_s=args.give_up_after, identity=ident, known_peers=known)
+                log=_print, give_up_after_s=args.give_up_after, identity=ident, known_peers=known,
+                transport=getattr(args, "transport", "tcp"))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
