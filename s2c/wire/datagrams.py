@@ -147,9 +147,10 @@ class _Partial:
 
 
 class _Stream:
-    __slots__ = ("next", "pending")
+    __slots__ = ("next", "pending", "started")
 
     def __init__(self, first: int):
+        self.started = False                    # nothing delivered yet: an earlier message may come
         self.next = first                       # the message to deliver next
         self.pending: dict[int, _Partial] = {}  # msg -> partial (next and later)
 
@@ -232,8 +233,16 @@ class DatagramReceiver:
             if len(self._streams) >= self.max_streams:
                 self.stats["garbage"] += 1
                 return []
-            st = self._streams[key] = _Stream(msg)
+            # a hop's sender numbers from 0: a first message below max_pending means the ones
+            # before it were sent too (and are late or lost)
+            st = self._streams[key] = _Stream(0 if msg < self.max_pending else msg)
         ahead = _ahead(msg, st.next)
+        if ahead < 0 and not st.started and -ahead < self.max_pending - len(st.pending):
+            for k in range(1, -ahead):     # the ones between it and the old start: missing so far
+                m = msg + k & _M32
+                if m not in st.pending:
+                    st.pending[m] = _Partial(0, now_us)
+            st.next, ahead = msg, 0
         if ahead < 0:
             self.stats["duplicates"] += 1
             return []
@@ -277,6 +286,7 @@ class DatagramReceiver:
             if p.count and p.got == p.count:
                 del st.pending[st.next]
                 st.next = st.next + 1 & _M32
+                st.started = True
                 frame = b"".join(p.chunks)
                 if self._valid_video(frame):
                     out.append(frame)
@@ -285,6 +295,7 @@ class DatagramReceiver:
             if now_us - p.seen_us >= self.deadline_us:
                 del st.pending[st.next]
                 st.next = st.next + 1 & _M32
+                st.started = True
                 self.stats["video_lost"] += 1
                 continue
             return out
