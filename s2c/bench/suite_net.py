@@ -368,7 +368,8 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
         result["affected"] = involved
         # the others see the cut client under a second name ('p3 (2)'): it came back as a new participant
         result["rejoined_as_new"] = any(len(v) > 1 for p, v in seen_as.items() if p.endswith(f"<-{cut}"))
-    shutil.rmtree(tmp, ignore_errors=True)
+    if not os.environ.get("S2C_NET_KEEP"):   # keep the run's files (traces, stats, logs) to look at
+        shutil.rmtree(tmp, ignore_errors=True)
     return result
 
 

@@ -22,18 +22,12 @@ from aioquic.quic.connection import QuicConnection
 
 from .. import wire as P
 from ..clock import now_s, now_us
+from ..quic_common import ALPN, CONGESTION_CONTROL, tune, unsent_bytes
 from ..errors import JoinRefused, ProtocolError
 from ..wire.datagrams import NACK, DatagramReceiver, DatagramSender
 
-ALPN = "s2c/1"
 POLL_S = 0.01
 _MEDIA = (P.VIDEO, P.AUDIO)
-
-
-def _unsent(quic, stream_id) -> int:
-    n = sum(len(d) for d in quic._datagrams_pending)
-    s = quic._streams.get(stream_id)
-    return n + (len(s.sender._buffer) if s is not None else 0)
 
 
 class _Shim:
@@ -55,7 +49,7 @@ class _Shim:
         return self.o.ended
 
     def get_write_buffer_size(self) -> int:
-        return _unsent(self.o.q_conn._quic, self.o.stream_id)
+        return unsent_bytes(self.o.q_conn._quic, self.o.stream_id)
 
 
 class _Quic(QuicConnectionProtocol):
@@ -93,6 +87,7 @@ class QuicRelayProtocol:
         self.rx = DatagramReceiver(owner.max_frame_bytes)
         self._tx_soon = False
         self._poll = None
+        self._stats_us = 0
         self.kind = "quic"
 
     # ---- QUIC events ------------------------------------------------------------------------------
@@ -139,7 +134,15 @@ class QuicRelayProtocol:
         rtt = quic._loss._rtt_smoothed if quic._loss._rtt_initialized else 0.1
         self.rx.deadline_us = int(min(400_000, max(80_000, 1.5 * rtt * 1e6 + 30_000)))
         self.rx.nack_retry_us = int(max(30_000, 1.2 * rtt * 1e6))
-        frames, nack = self.rx.poll(now_us())
+        t = now_us()
+        frames, nack = self.rx.poll(t)
+        if t - self._stats_us > 1_000_000:
+            self._stats_us = t
+            st = self.owner.stats
+            st.update({f"quic_rx_{k}": v for k, v in self.rx.stats.items()})
+            st.update({f"quic_tx_{k}": v for k, v in self.tx.stats.items()})
+            st["quic_rtt_ms"] = round(rtt * 1000, 1)
+            st["quic_cwnd"] = quic._loss._cc.congestion_window
         for f in frames:
             self._frame_bytes_in(f)
         if nack is not None:
@@ -183,7 +186,7 @@ class QuicRelayProtocol:
         """Datagrams aioquic has not sent yet + stream bytes not yet acknowledged."""
         if self.q_conn is None or self.ended:
             return 0
-        return _unsent(self.q_conn._quic, self.stream_id)
+        return unsent_bytes(self.q_conn._quic, self.stream_id)
 
     # ---- ending -----------------------------------------------------------------------------------
     def end(self, abort: bool) -> None:
@@ -234,10 +237,13 @@ async def open_quic(owner, host: str, port: int, timeout_s: float) -> QuicRelayP
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     family, _t, _p, _c, addr = infos[0]
     cfg = QuicConfiguration(is_client=True, alpn_protocols=[ALPN], max_datagram_frame_size=65536,
-                            idle_timeout=20.0, verify_mode=ssl.CERT_NONE, server_name=host)
+                            idle_timeout=20.0, verify_mode=ssl.CERT_NONE, server_name=host,
+                            congestion_control_algorithm=CONGESTION_CONTROL)
     proto = QuicRelayProtocol(owner)
+    conn = QuicConnection(configuration=cfg)
+    tune(conn)
     transport, q = await loop.create_datagram_endpoint(
-        lambda: _Quic(QuicConnection(configuration=cfg), proto), family=family, remote_addr=addr[:2])
+        lambda: _Quic(conn, proto), family=family, remote_addr=addr[:2])
     proto.q_conn = q
     try:
         q.connect(transport.get_extra_info("peername"))

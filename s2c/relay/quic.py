@@ -24,9 +24,9 @@ from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 
 from ..clock import now_ms, now_us
+from ..quic_common import ALPN, CONGESTION_CONTROL, tune, unsent_bytes
 from ..wire.datagrams import NACK, DatagramReceiver, DatagramSender, split_media
 
-ALPN = "s2c/1"
 HIGH_WATER_BYTES = 64 * 1024
 LOW_WATER_BYTES = 16 * 1024
 POLL_S = 0.01
@@ -46,16 +46,6 @@ def self_signed(host: str = "s2c-relay"):
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
             .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
     return cert, key
-
-
-def unsent_bytes(quic, stream_id: int | None) -> int:
-    """Bytes aioquic holds for this connection: datagrams not yet sent + stream bytes not acked."""
-    n = sum(len(d) for d in quic._datagrams_pending)
-    if stream_id is not None:
-        s = quic._streams.get(stream_id)
-        if s is not None:
-            n += len(s.sender._buffer)
-    return n
 
 
 class _Shim:
@@ -83,6 +73,7 @@ class _Shim:
 class _RelayQuic(QuicConnectionProtocol):
     def __init__(self, *args, owner: "QuicListener", **kw):
         super().__init__(*args, **kw)
+        tune(self._quic)
         self.owner = owner
         self.srv = owner.srv
         self.cid: int | None = None
@@ -233,7 +224,7 @@ class QuicListener:
     async def start(self, host: str, port: int) -> None:
         cert, key = self_signed()
         cfg = QuicConfiguration(is_client=False, alpn_protocols=[ALPN], max_datagram_frame_size=MAX_DATAGRAM_FRAME,
-                                idle_timeout=20.0)
+                                idle_timeout=20.0, congestion_control_algorithm=CONGESTION_CONTROL)
         cfg.certificate, cfg.private_key = cert, key
         self.server = await serve(host, port, configuration=cfg,
                                   create_protocol=lambda *a, **kw: _RelayQuic(*a, owner=self, **kw))

@@ -1,0 +1,72 @@
+"""What the relay's and the client's QUIC adapters share (s2c.relay.quic, s2c.call.quic).
+
+Owns: the ALPN name, ``tune`` (no pacer), the count of bytes aioquic holds unsent for a connection, and the
+``s2c-media`` congestion controller registered with aioquic: New Reno whose window never drops
+below ``MEDIA_FLOOR_PACKETS`` packets, so the isolated random losses of a Wi-Fi or long path
+(each one halves Reno's window) do not leave a ~1 Mbit/s call queueing behind a two-packet
+window; a real bottleneck is still met by the sender's own time/backlog pacing (s2c.call.sender)
+and the relay's per-receiver queues. Must not: hold connection state or touch s2c frames.
+"""
+
+from __future__ import annotations
+
+from aioquic.quic.congestion.base import register_congestion_control
+from aioquic.quic.congestion.reno import RenoCongestionControl
+
+ALPN = "s2c/1"
+CONGESTION_CONTROL = "s2c-media"
+MEDIA_FLOOR_PACKETS = 16
+
+
+class MediaReno(RenoCongestionControl):
+    def __init__(self, *, max_datagram_size: int) -> None:
+        super().__init__(max_datagram_size=max_datagram_size)
+        self._floor = MEDIA_FLOOR_PACKETS * max_datagram_size
+        self.congestion_window = max(self.congestion_window, self._floor)
+
+    def on_packets_lost(self, *, now, packets) -> None:
+        super().on_packets_lost(now=now, packets=packets)
+        if self.congestion_window < self._floor:
+            self.congestion_window = self.ssthresh = self._floor
+
+    def on_persistent_congestion(self) -> None:
+        super().on_persistent_congestion()
+        self.congestion_window = self._floor
+
+
+register_congestion_control(CONGESTION_CONTROL, MediaReno)
+
+
+class _NoPacer:
+    """aioquic's pacer spreads a burst over the RTT (a 6-datagram keyframe over ~20 ms at the
+    floor window); s2c's bursts are a picture at a time and paced by the sender, so the window
+    alone limits what is in flight."""
+
+    packet_time = None
+
+    def next_send_time(self, now: float):
+        return None
+
+    def update_after_send(self, now: float) -> None:
+        pass
+
+    def update_bucket(self, now: float) -> None:
+        pass
+
+    def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
+        pass
+
+
+def tune(quic) -> None:
+    """Per-connection settings aioquic has no configuration for (see _NoPacer)."""
+    quic._loss._pacer = _NoPacer()
+
+
+def unsent_bytes(quic, stream_id) -> int:
+    """Bytes aioquic holds for this connection: datagrams not yet sent + stream bytes not acked."""
+    n = sum(len(d) for d in quic._datagrams_pending)
+    if stream_id is not None:
+        s = quic._streams.get(stream_id)
+        if s is not None:
+            n += len(s.sender._buffer)
+    return n
