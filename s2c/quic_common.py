@@ -1,6 +1,6 @@
 """What the relay's and the client's QUIC adapters share (s2c.relay.quic, s2c.call.quic).
 
-Owns: the ALPN name, ``tune`` (no pacer), the count of bytes aioquic holds unsent for a connection, and the
+Owns: the ALPN name, ``tune`` (no pacer), ``repair_timing`` (from the RTT), the count of bytes aioquic holds unsent for a connection, and the
 ``s2c-media`` congestion controller registered with aioquic: New Reno whose window never drops
 below ``MEDIA_FLOOR_PACKETS`` packets, so the isolated random losses of a Wi-Fi or long path
 (each one halves Reno's window) do not leave a ~1 Mbit/s call queueing behind a two-packet
@@ -60,6 +60,15 @@ class _NoPacer:
 def tune(quic) -> None:
     """Per-connection settings aioquic has no configuration for (see _NoPacer)."""
     quic._loss._pacer = _NoPacer()
+
+
+def repair_timing(quic) -> tuple[int, int]:
+    """(deadline_us, nack_retry_us) for a hop's DatagramReceiver from the path's smoothed RTT: a
+    picture given up costs a keyframe round trip and a freeze, so it waits for up to three
+    repair round trips (at least 150 ms, at most 700 ms)."""
+    loss = quic._loss
+    rtt = loss._rtt_smoothed if loss._rtt_initialized else 0.1
+    return int(min(700_000, max(150_000, 3 * rtt * 1e6 + 60_000))), int(max(30_000, 1.2 * rtt * 1e6 + 10_000))
 
 
 def unsent_bytes(quic, stream_id) -> int:

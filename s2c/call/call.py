@@ -291,7 +291,7 @@ class Call:
     def figures(self) -> dict:
         doc = self.core.figures()
         doc.update({
-            "rtt_ms_p50": self.conn.rtt_ms_p50, "sent": {**self.stats, **self.video.stats()}, "net": dict(self.conn.stats),
+            "transport": self.conn.transport_used, "rtt_ms_p50": self.conn.rtt_ms_p50, "sent": {**self.stats, **self.video.stats()}, "net": dict(self.conn.stats),
             "audio": self.audio.stats() if self.audio is not None else None,
             "audio_delay_ms": self._audio_delay_series(), "time": wall_s(),
         })

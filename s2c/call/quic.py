@@ -22,7 +22,7 @@ from aioquic.quic.connection import QuicConnection
 
 from .. import wire as P
 from ..clock import now_s, now_us
-from ..quic_common import ALPN, CONGESTION_CONTROL, tune, unsent_bytes
+from ..quic_common import ALPN, CONGESTION_CONTROL, repair_timing, tune, unsent_bytes
 from ..errors import JoinRefused, ProtocolError
 from ..wire.datagrams import NACK, DatagramReceiver, DatagramSender
 
@@ -57,15 +57,23 @@ class _Quic(QuicConnectionProtocol):
         super().__init__(quic)
         self.owner = owner
         self.udp_error: BaseException | None = None
+        # our own: aioquic's wait_connected() misses a handshake completed before it is awaited
+        self.handshake: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.handshake.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved
 
     def quic_event_received(self, ev) -> None:
+        h = self.handshake
+        if not h.done():
+            if isinstance(ev, events.HandshakeCompleted):
+                h.set_result(None)
+            elif isinstance(ev, events.ConnectionTerminated):
+                h.set_exception(ConnectionResetError(ev.reason_phrase or "QUIC handshake refused"))
         self.owner.event(ev)
 
     def error_received(self, exc) -> None:   # ICMP port unreachable: nobody serves UDP there
         self.udp_error = exc
-        w = self._connected_waiter
-        if w is not None and not w.done():
-            w.set_exception(exc)
+        if not self.handshake.done():
+            self.handshake.set_exception(exc)
 
 
 class QuicRelayProtocol:
@@ -131,9 +139,7 @@ class QuicRelayProtocol:
         if self.ended:
             return
         quic = self.q_conn._quic
-        rtt = quic._loss._rtt_smoothed if quic._loss._rtt_initialized else 0.1
-        self.rx.deadline_us = int(min(400_000, max(80_000, 1.5 * rtt * 1e6 + 30_000)))
-        self.rx.nack_retry_us = int(max(30_000, 1.2 * rtt * 1e6))
+        self.rx.deadline_us, self.rx.nack_retry_us = repair_timing(quic)
         t = now_us()
         frames, nack = self.rx.poll(t)
         if t - self._stats_us > 1_000_000:
@@ -141,7 +147,7 @@ class QuicRelayProtocol:
             st = self.owner.stats
             st.update({f"quic_rx_{k}": v for k, v in self.rx.stats.items()})
             st.update({f"quic_tx_{k}": v for k, v in self.tx.stats.items()})
-            st["quic_rtt_ms"] = round(rtt * 1000, 1)
+            st["quic_rtt_ms"] = round(quic._loss._rtt_smoothed * 1000, 1)
             st["quic_cwnd"] = quic._loss._cc.congestion_window
         for f in frames:
             self._frame_bytes_in(f)
@@ -247,7 +253,7 @@ async def open_quic(owner, host: str, port: int, timeout_s: float) -> QuicRelayP
     proto.q_conn = q
     try:
         q.connect(transport.get_extra_info("peername"))
-        await asyncio.wait_for(q.wait_connected(), timeout_s)
+        await asyncio.wait_for(asyncio.shield(q.handshake), timeout_s)
     except BaseException:
         proto.ended = True
         transport.close()

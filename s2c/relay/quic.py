@@ -24,7 +24,7 @@ from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 
 from ..clock import now_ms, now_us
-from ..quic_common import ALPN, CONGESTION_CONTROL, tune, unsent_bytes
+from ..quic_common import ALPN, CONGESTION_CONTROL, repair_timing, tune, unsent_bytes
 from ..wire.datagrams import NACK, DatagramReceiver, DatagramSender, split_media
 
 HIGH_WATER_BYTES = 64 * 1024
@@ -199,9 +199,7 @@ class _RelayQuic(QuicConnectionProtocol):
         """Deadlines and NACKs of the receiving side (every POLL_S)."""
         if self.cid is None:
             return
-        rtt = self._quic._loss._rtt_smoothed if self._quic._loss._rtt_initialized else 0.1
-        self.rx.deadline_us = int(min(400_000, max(80_000, 1.5 * rtt * 1e6 + 30_000)))
-        self.rx.nack_retry_us = int(max(30_000, 1.2 * rtt * 1e6))
+        self.rx.deadline_us, self.rx.nack_retry_us = repair_timing(self._quic)
         frames, nack = self.rx.poll(now_us())
         for f in frames:
             self.srv.relay.receive_frame(self.cid, f, now_ms())

@@ -51,7 +51,7 @@ class DatagramSender:
     """One hop's sending side. ``pack(frame)`` -> datagrams to send now; ``on_nack(dgram)`` ->
     datagrams to send again. Video messages are kept ``keep_us`` for repair."""
 
-    def __init__(self, max_datagram_bytes: int = MAX_DATAGRAM_BYTES, keep_us: int = 400_000,
+    def __init__(self, max_datagram_bytes: int = MAX_DATAGRAM_BYTES, keep_us: int = 1_000_000,
                  keep_msgs: int = 48, redundancy: bool = True):
         self.max_datagram_bytes = max_datagram_bytes
         self.chunk_bytes = max_datagram_bytes - FRAG_HDR.size
