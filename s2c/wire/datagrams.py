@@ -38,7 +38,17 @@ MAX_FRAGMENTS = 64
 ALL = (1 << 64) - 1
 #: DATAGRAM payload that fits a 1200-byte QUIC packet with room for the packet and frame headers
 MAX_DATAGRAM_BYTES = 1100
+FLAG_PARITY = 0x01      # fragment flags byte: this is the XOR of the message's chunks
 _M32 = 0xFFFFFFFF
+
+
+def _xor(chunks: list) -> bytes:
+    """XOR of ``chunks``, each zero-padded to the longest."""
+    n = max(len(c) for c in chunks)
+    acc = 0
+    for c in chunks:
+        acc ^= int.from_bytes(bytes(c).ljust(n, b"\0"), "big")
+    return acc.to_bytes(n, "big")
 
 
 def _ahead(a: int, b: int) -> int:
@@ -52,14 +62,17 @@ class DatagramSender:
     datagrams to send again. Video messages are kept ``keep_us`` for repair."""
 
     def __init__(self, max_datagram_bytes: int = MAX_DATAGRAM_BYTES, keep_us: int = 1_000_000,
-                 keep_msgs: int = 48, redundancy: bool = True):
+                 keep_msgs: int = 48, redundancy: bool = True, fec_hold_us: int = 10_000_000):
         self.max_datagram_bytes = max_datagram_bytes
         self.chunk_bytes = max_datagram_bytes - FRAG_HDR.size
         self.keep_us, self.keep_msgs, self.redundancy = keep_us, keep_msgs, redundancy
         self._msg: dict[tuple[int, int], int] = {}
         self._sent: dict[tuple[int, int], deque] = {}     # key -> deque of (msg, sent_us, [dgrams])
         self._last_audio: dict[tuple[int, int], bytes] = {}
-        self.stats = {"fragments": 0, "repaired": 0, "repair_too_late": 0, "bad_nacks": 0, "too_large": 0}
+        self.fec_hold_us = fec_hold_us     # parity on for this long after the last NACK (0: never)
+        self._fec_until_us = -1 << 62
+        self.stats = {"fragments": 0, "repaired": 0, "repair_too_late": 0, "bad_nacks": 0, "too_large": 0,
+                      "parity": 0}
 
     def pack(self, frame: bytes, now_us: int) -> list[bytes]:
         """Datagrams for one serialized VIDEO or AUDIO frame (anything else: [] and counted)."""
@@ -88,11 +101,14 @@ class DatagramSender:
             return []
         msg = self._msg.get(key, -1) + 1 & _M32
         self._msg[key] = msg
-        out = [FRAG_HDR.pack(FRAG, count, i, 0, sender, stream, 0, msg) + frame[i * cb:(i + 1) * cb]
-               for i in range(count)]
+        chunks = [frame[i * cb:(i + 1) * cb] for i in range(count)]
+        out = [FRAG_HDR.pack(FRAG, count, i, 0, sender, stream, 0, msg) + c for i, c in enumerate(chunks)]
         self.stats["fragments"] += count
         sent = self._sent.setdefault(key, deque())
-        sent.append((msg, now_us, out))
+        sent.append((msg, now_us, list(out)))
+        if now_us < self._fec_until_us:   # the path loses: one XOR parity fragment per frame
+            out.append(FRAG_HDR.pack(FRAG, count, 0, FLAG_PARITY, sender, stream, 0, msg) + _xor(chunks))
+            self.stats["parity"] += 1
         while len(sent) > self.keep_msgs or (sent and now_us - sent[0][1] > self.keep_us):
             sent.popleft()
         return out
@@ -106,6 +122,8 @@ class DatagramSender:
         if len(dgram) != NACK_HDR.size + n * NACK_ENTRY.size:
             self.stats["bad_nacks"] += 1
             return []
+        if self.fec_hold_us:
+            self._fec_until_us = now_us + self.fec_hold_us
         out: list[bytes] = []
         for k in range(n):
             sender, stream, _z, msg, mask = NACK_ENTRY.unpack_from(dgram, NACK_HDR.size + k * NACK_ENTRY.size)
@@ -126,7 +144,7 @@ class DatagramSender:
 
 
 class _Partial:
-    __slots__ = ("count", "chunks", "got", "seen_us", "nacked_us", "nacks")
+    __slots__ = ("count", "chunks", "got", "seen_us", "nacked_us", "nacks", "parity")
 
     def __init__(self, count: int, seen_us: int):
         self.count = count              # 0: not known yet (nothing of this message arrived)
@@ -135,6 +153,26 @@ class _Partial:
         self.seen_us = seen_us
         self.nacked_us = -1 << 62
         self.nacks = 0
+        self.parity: bytes | None = None
+
+    def recover(self) -> bool:
+        """With the parity and all chunks but one: rebuild that one (True if it did)."""
+        if self.parity is None or self.got != self.count - 1:
+            return False
+        miss = self.chunks.index(None)
+        full = len(self.parity)
+        if miss < self.count - 1 or self.count == 1:
+            size = full
+        else:
+            first = self.chunks[0]
+            if len(first) < HEADER_BYTES:
+                return False
+            size = HEADER_BYTES + int.from_bytes(first[20:24], "big") - (self.count - 1) * full
+            if not 0 < size <= full:
+                return False
+        self.chunks[miss] = _xor([self.parity] + [c for c in self.chunks if c is not None])[:size]
+        self.got += 1
+        return True
 
     def missing_mask(self) -> int:
         if not self.count:
@@ -170,7 +208,8 @@ class DatagramReceiver:
         self._streams: dict[tuple[int, int], _Stream] = {}
         self._audio_seen: dict[tuple[int, int], deque] = {}
         self.stats = {"frames": 0, "fragments": 0, "duplicates": 0, "garbage": 0, "late_dropped": 0,
-                      "video_lost": 0, "audio_recovered": 0, "nacks_sent": 0, "resyncs": 0}
+                      "video_lost": 0, "audio_recovered": 0, "nacks_sent": 0, "resyncs": 0,
+                      "fec_recovered": 0}
 
     # ---- input ----------------------------------------------------------------------------------
 
@@ -222,8 +261,8 @@ class DatagramReceiver:
         if len(d) <= FRAG_HDR.size:
             self.stats["garbage"] += 1
             return []
-        _k, count, index, _z, sender, stream, _z2, msg = FRAG_HDR.unpack_from(d)
-        if not 1 <= count <= MAX_FRAGMENTS or index >= count:
+        _k, count, index, flags, sender, stream, _z2, msg = FRAG_HDR.unpack_from(d)
+        if not 1 <= count <= MAX_FRAGMENTS or index >= count or flags & ~FLAG_PARITY:
             self.stats["garbage"] += 1
             return []
         self.stats["fragments"] += 1
@@ -265,11 +304,19 @@ class DatagramReceiver:
         if p.count != count:
             self.stats["garbage"] += 1
             return []
-        if p.chunks[index] is not None:
+        if flags & FLAG_PARITY:
+            if p.parity is not None or p.got == count:
+                self.stats["duplicates"] += 1
+                return []
+            p.parity = d[FRAG_HDR.size:]
+        elif p.chunks[index] is not None:
             self.stats["duplicates"] += 1
             return []
-        p.chunks[index] = d[FRAG_HDR.size:]
-        p.got += 1
+        else:
+            p.chunks[index] = d[FRAG_HDR.size:]
+            p.got += 1
+        if p.recover():
+            self.stats["fec_recovered"] += 1
         if p.got == count:
             total = sum(len(c) for c in p.chunks)
             if total > self.max_frame_bytes or total < HEADER_BYTES:
