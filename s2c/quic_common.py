@@ -2,10 +2,11 @@
 
 Owns: the ALPN name, ``tune`` (no pacer), ``repair_timing`` (from the RTT), the count of bytes aioquic holds unsent for a connection, and the
 ``s2c-media`` congestion controller registered with aioquic: New Reno whose window never drops
-below ``MEDIA_FLOOR_PACKETS`` packets, so the isolated random losses of a Wi-Fi or long path
-(each one halves Reno's window) do not leave a ~1 Mbit/s call queueing behind a two-packet
-window; a real bottleneck is still met by the sender's own time/backlog pacing (s2c.call.sender)
-and the relay's per-receiver queues. Must not: hold connection state or touch s2c frames.
+below ``MEDIA_FLOOR_PACKETS`` packets nor below ``MEDIA_FLOOR_BPS`` × the path's minimum RTT, so the
+isolated random losses of a Wi-Fi or long path (each one halves Reno's window; at 150 ms and 1%
+loss Reno settles near 0.8 Mbit/s) do not leave a ~1 Mbit/s call queueing behind the window;
+above the floor it is plain Reno, and a real bottleneck is met by the sender's own
+backlog pacing (s2c.call.sender) and the relay's per-receiver queues. Must not: hold connection state or touch s2c frames.
 """
 
 from __future__ import annotations
@@ -16,13 +17,22 @@ from aioquic.quic.congestion.reno import RenoCongestionControl
 ALPN = "s2c/1"
 CONGESTION_CONTROL = "s2c-media"
 MEDIA_FLOOR_PACKETS = 16
+MEDIA_FLOOR_BPS = 2_000_000     # a 3-party call is ~1.2 Mbit/s into a client with parity and redundancy
 
 
 class MediaReno(RenoCongestionControl):
     def __init__(self, *, max_datagram_size: int) -> None:
         super().__init__(max_datagram_size=max_datagram_size)
-        self._floor = MEDIA_FLOOR_PACKETS * max_datagram_size
+        self._min_floor = self._floor = MEDIA_FLOOR_PACKETS * max_datagram_size
         self.congestion_window = max(self.congestion_window, self._floor)
+
+    def on_rtt_measurement(self, *, now, rtt) -> None:
+        super().on_rtt_measurement(now=now, rtt=rtt)
+        # the path's minimum RTT, not the latest sample: queueing must not raise the floor
+        self._rtt_min = min(getattr(self, "_rtt_min", rtt), rtt)
+        self._floor = max(self._min_floor, int(MEDIA_FLOOR_BPS / 8 * min(self._rtt_min, 1.0)))
+        if self.congestion_window < self._floor:
+            self.congestion_window = self._floor
 
     def on_packets_lost(self, *, now, packets) -> None:
         super().on_packets_lost(now=now, packets=packets)

@@ -34,6 +34,12 @@ async def demo(args, secret) -> int:
 
     srv = RelayServer(RelayConfig(), log=lambda *a, **k: None)
     port = await srv.start("127.0.0.1", 0)
+    transport = getattr(args, "transport", "tcp")
+    quic = None
+    if transport != "tcp":   # QUIC beside TCP on the same port number, as s2c-server does
+        from ..relay.quic import QuicListener
+        quic = QuicListener(srv)
+        await quic.start("127.0.0.1", port)
     bots = []
 
     async def shutdown():
@@ -42,6 +48,8 @@ async def demo(args, secret) -> int:
                 await b.close()
             except Exception:  # noqa: BLE001
                 pass
+        if quic is not None:
+            quic.close()
         await srv.shutdown(grace_s=0.2)
 
     try:
@@ -49,7 +57,8 @@ async def demo(args, secret) -> int:
             bot = Call(host="127.0.0.1", port=port, session=args.session, name=_bot_name(k),
                        video=f"test:{k}", fps=min(args.fps, 12.0), secret=secret, suite=args.suite,
                        audio=_bot_audio(k) if not args.no_audio else None, reconnect=False,
-                       decode_video=False)   # synthetic participants never look at pictures
+                       decode_video=False,   # synthetic participants never look at pictures
+                       transport=transport)
             bots.append(bot)
             await bot.start()
     except BaseException:

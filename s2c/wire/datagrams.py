@@ -266,35 +266,9 @@ class DatagramReceiver:
             self.stats["garbage"] += 1
             return []
         self.stats["fragments"] += 1
-        key = (sender, stream)
-        st = self._streams.get(key)
+        st = self._place((sender, stream), msg, now_us)
         if st is None:
-            if len(self._streams) >= self.max_streams:
-                self.stats["garbage"] += 1
-                return []
-            # a hop's sender numbers from 0: a first message below max_pending means the ones
-            # before it were sent too (and are late or lost)
-            st = self._streams[key] = _Stream(0 if msg < self.max_pending else msg)
-        ahead = _ahead(msg, st.next)
-        if ahead < 0 and not st.started and -ahead < self.max_pending - len(st.pending):
-            for k in range(1, -ahead):     # the ones between it and the old start: missing so far
-                m = msg + k & _M32
-                if m not in st.pending:
-                    st.pending[m] = _Partial(0, now_us)
-            st.next, ahead = msg, 0
-        if ahead < 0:
-            self.stats["duplicates"] += 1
             return []
-        if ahead >= self.max_pending:   # far ahead: the sender restarted or we lost a lot
-            self.stats["resyncs"] += 1
-            self.stats["video_lost"] += sum(1 for p in st.pending.values() if p.got < p.count or not p.count)
-            st.pending.clear()
-            st.next = msg
-            ahead = 0
-        for k in range(ahead):   # messages between next and this one: known missing from now on
-            m = st.next + k & _M32
-            if m not in st.pending:
-                st.pending[m] = _Partial(0, now_us)
         p = st.pending.get(msg)
         if p is None or not p.count:
             old = p
@@ -323,6 +297,39 @@ class DatagramReceiver:
                 self.stats["garbage"] += 1
                 p.chunks = [b""] * count   # complete but useless: delivered as nothing
         return self._deliver(st, now_us)
+
+    def _place(self, key: tuple[int, int], msg: int, now_us: int) -> "_Stream | None":
+        """The stream ``msg`` belongs to, with ``msg`` and every message before it that is still
+        owed entered as pending; None (counted) if ``msg`` is behind or there is no room."""
+        st = self._streams.get(key)
+        if st is None:
+            if len(self._streams) >= self.max_streams:
+                self.stats["garbage"] += 1
+                return None
+            # a hop's sender numbers from 0: a first message below max_pending means the ones
+            # before it were sent too (and are late or lost)
+            st = self._streams[key] = _Stream(0 if msg < self.max_pending else msg)
+        ahead = _ahead(msg, st.next)
+        if ahead < 0 and not st.started and -ahead < self.max_pending - len(st.pending):
+            for k in range(1, -ahead):     # the ones between it and the old start: missing so far
+                m = msg + k & _M32
+                if m not in st.pending:
+                    st.pending[m] = _Partial(0, now_us)
+            st.next, ahead = msg, 0
+        if ahead < 0:
+            self.stats["duplicates"] += 1
+            return None
+        if ahead >= self.max_pending:   # far ahead: the sender restarted or we lost a lot
+            self.stats["resyncs"] += 1
+            self.stats["video_lost"] += sum(1 for p in st.pending.values() if p.got < p.count or not p.count)
+            st.pending.clear()
+            st.next = msg
+            ahead = 0
+        for k in range(ahead):   # messages between next and this one: known missing from now on
+            m = st.next + k & _M32
+            if m not in st.pending:
+                st.pending[m] = _Partial(0, now_us)
+        return st
 
     def _deliver(self, st: _Stream, now_us: int) -> list[bytes]:
         out: list[bytes] = []
