@@ -283,3 +283,30 @@ def test_parity_with_unknown_flag_bits_is_garbage():
     d = bytearray(tx.pack(video(0, 100), 0)[-1])
     d[3] = 0x03
     assert rx.receive(bytes(d), 0) == [] and rx.stats["garbage"] == 1
+
+
+def test_a_hostile_sender_cannot_make_the_receiver_hold_more_than_its_budget():
+    rx = DatagramReceiver(MAXF, deadline_us=100_000, max_buffered_bytes=200_000)
+    chunk = b"\x00" * 1000
+    n = 0
+    for sender in range(64):
+        for msg in range(60):       # count 64, only fragment 0 of each: never complete
+            d = bytes([FRAG, 64, 0, 0]) + sender.to_bytes(2, "big") + bytes([0, 0]) + msg.to_bytes(4, "big") + chunk
+            rx.receive(d, 0)
+            n += 1
+            assert rx.buffered_bytes <= 200_000
+    assert rx.stats["garbage"] > 0
+    rx.poll(10**6)
+    rx.poll(2 * 10**6)
+    assert rx.buffered_bytes == 0
+
+
+def test_budget_is_returned_after_delivery_and_parity_rebuilds():
+    tx, rx = DatagramSender(), DatagramReceiver(MAXF)
+    _fec_on(tx)
+    for s in range(20):
+        ds = tx.pack(video(s, 4000), 0)
+        for i, d in enumerate(ds):
+            if i != 1:
+                rx.receive(d, s * 1000)
+    assert rx.buffered_bytes == 0 and rx.stats["fec_recovered"] == 20

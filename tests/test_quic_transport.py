@@ -144,3 +144,41 @@ def test_quic_only_against_a_tcp_only_relay_fails_clearly(tmp_path):
                               "--duration", "1"], capture_output=True, text=True, timeout=30)
         assert out.returncode != 0
         assert "cannot reach relay" in (out.stdout + out.stderr)
+
+
+def test_garbage_datagrams_to_the_relay_are_contained():
+    """A client that sends malformed datagrams (unknown kinds, bad fragments, control frames,
+    truncated frames, NACKs for nothing) keeps its connection, and the others still get its
+    media; the relay keeps serving."""
+    import asyncio
+    import os
+
+    from s2c import wire as P
+    from s2c.call.connection import RelayConnection
+
+    async def main(port):
+        got = []
+        a = RelayConnection(transport="quic", reconnect=False)
+        b = RelayConnection(transport="quic", reconnect=False, on_frame=got.append)
+        await a.connect("127.0.0.1", port, "room", "mallory")
+        await b.connect("127.0.0.1", port, "room", "bob")
+        quic = a._proto.q_conn._quic
+        bad = [b"", b"\x00", os.urandom(700), b"\xd1" + os.urandom(40), b"\xd1\x03\x07\x00" + bytes(8) + b"x",
+               P.serialize(P.Frame(P.JOIN, b"{}")), P.serialize(P.Frame(P.AUDIO, b"abc"))[:-1],
+               b"\xd3\x01" + bytes(16), b"\xd3\x09", bytes([0xD1, 1, 0, 0]) + bytes(8) + bytes(30)]
+        for d in bad * 5:
+            quic.send_datagram_frame(d)
+        a._proto.q_conn.transmit()
+        await asyncio.sleep(0.3)
+        deadline = asyncio.get_running_loop().time() + 5
+        while not any(f.type == P.AUDIO and f.payload == b"still here" for f in got):
+            assert asyncio.get_running_loop().time() < deadline, "media after the garbage never arrived"
+            a.send_media(P.AUDIO, b"still here")
+            await asyncio.sleep(0.1)
+        assert a.connected and b.connected
+        await a.close()
+        await b.close()
+
+    with relay_server() as srv:
+        asyncio.run(main(srv.port))
+        assert srv.proc.poll() is None

@@ -22,7 +22,8 @@ from aioquic.quic.connection import QuicConnection
 
 from .. import wire as P
 from ..clock import now_s, now_us
-from ..quic_common import ALPN, CONGESTION_CONTROL, repair_timing, tune, unsent_bytes
+from ..quic_common import (ALPN, CONGESTION_CONTROL, congested, repair_timing, send_media_datagram, tune,
+                           unsent_bytes)
 from ..errors import JoinRefused, ProtocolError
 from ..wire.datagrams import NACK, DatagramReceiver, DatagramSender
 
@@ -112,7 +113,7 @@ class QuicRelayProtocol:
             t = now_us()
             if d[:1] == bytes((NACK,)):
                 for x in self.tx.on_nack(d, t):
-                    self.q_conn._quic.send_datagram_frame(x)
+                    send_media_datagram(self.q_conn._quic, x, True)
                 self._transmit_soon()
                 return
             for f in self.rx.receive(d, t):
@@ -152,7 +153,7 @@ class QuicRelayProtocol:
         for f in frames:
             self._frame_bytes_in(f)
         if nack is not None:
-            quic.send_datagram_frame(nack)
+            send_media_datagram(quic, nack, True)
             self._transmit_soon()
         self._poll = self.owner.loop.call_later(POLL_S, self._tick)
 
@@ -168,8 +169,9 @@ class QuicRelayProtocol:
             return
         if ftype in _MEDIA:
             quic = self.q_conn._quic
+            self.tx.redundancy = not congested(quic)
             for d in self.tx.pack(data, now_us()):
-                quic.send_datagram_frame(d)
+                send_media_datagram(quic, d, ftype == P.AUDIO)
             self._transmit_soon()
         else:
             self.stream_write(data)

@@ -23,12 +23,14 @@ from aioquic.asyncio.server import QuicServer, serve
 from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 
+from .. import wire as P
 from ..clock import now_ms, now_us
-from ..quic_common import ALPN, CONGESTION_CONTROL, repair_timing, tune, unsent_bytes
+from ..quic_common import (ALPN, CONGESTION_CONTROL, congested, repair_timing, send_media_datagram, tune,
+                           unsent_bytes)
 from ..wire.datagrams import NACK, DatagramReceiver, DatagramSender, split_media
 
-HIGH_WATER_BYTES = 64 * 1024
-LOW_WATER_BYTES = 16 * 1024
+HIGH_WATER_BYTES = 24 * 1024   # unsent in aioquic (FIFO, stale soon): above it the core's queues decide
+LOW_WATER_BYTES = 8 * 1024
 POLL_S = 0.01
 MAX_DATAGRAM_FRAME = 65536
 
@@ -125,7 +127,7 @@ class _RelayQuic(QuicConnectionProtocol):
         t = now_us()
         if data[:1] == bytes((NACK,)):
             for d in self.tx.on_nack(data, t):
-                self._quic.send_datagram_frame(d)
+                send_media_datagram(self._quic, d, True)   # a repair unblocks a held picture
             self._transmit_soon()
             return
         relay = self.srv.relay
@@ -149,9 +151,11 @@ class _RelayQuic(QuicConnectionProtocol):
         if stream:
             quic.send_stream_data(self.stream_id, stream)
         t = now_us()
+        self.tx.redundancy = not congested(quic)
         for f in media:
+            audio = f[1] == P.AUDIO
             for d in self.tx.pack(f, t):
-                quic.send_datagram_frame(d)
+                send_media_datagram(quic, d, audio)
         self._transmit_soon()
 
     def _transmit_soon(self) -> None:
@@ -204,7 +208,7 @@ class _RelayQuic(QuicConnectionProtocol):
         for f in frames:
             self.srv.relay.receive_frame(self.cid, f, now_ms())
         if nack is not None:
-            self._quic.send_datagram_frame(nack)
+            send_media_datagram(self._quic, nack, True)
             self._transmit_soon()
         if frames:
             self.srv.kick()

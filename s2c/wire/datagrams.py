@@ -144,7 +144,7 @@ class DatagramSender:
 
 
 class _Partial:
-    __slots__ = ("count", "chunks", "got", "seen_us", "nacked_us", "nacks", "parity")
+    __slots__ = ("count", "chunks", "got", "seen_us", "nacked_us", "nacks", "parity", "nbytes")
 
     def __init__(self, count: int, seen_us: int):
         self.count = count              # 0: not known yet (nothing of this message arrived)
@@ -154,6 +154,7 @@ class _Partial:
         self.nacked_us = -1 << 62
         self.nacks = 0
         self.parity: bytes | None = None
+        self.nbytes = 0                 # datagram bytes held (the receiver's budget)
 
     def recover(self) -> bool:
         """With the parity and all chunks but one: rebuild that one (True if it did)."""
@@ -200,7 +201,10 @@ class DatagramReceiver:
     may set it from the path's RTT); ``nack_retry_us``: how often a NACK is repeated."""
 
     def __init__(self, max_frame_bytes: int, deadline_us: int = 250_000, nack_retry_us: int = 60_000,
-                 max_streams: int = 64, max_pending: int = 64, max_nacks: int = 3, settle_us: int = 15_000):
+                 max_streams: int = 64, max_pending: int = 64, max_nacks: int = 3, settle_us: int = 15_000,
+                 max_buffered_bytes: int = 2 * 1024 * 1024):
+        self.max_buffered_bytes = max_buffered_bytes   # all partial frames together (hostile senders)
+        self.buffered_bytes = 0
         self.max_frame_bytes = max_frame_bytes
         self.settle_us = settle_us
         self.deadline_us, self.nack_retry_us = deadline_us, nack_retry_us
@@ -282,11 +286,15 @@ class DatagramReceiver:
             if p.parity is not None or p.got == count:
                 self.stats["duplicates"] += 1
                 return []
+            if not self._room(p, len(d)):
+                return []
             p.parity = d[FRAG_HDR.size:]
         elif p.chunks[index] is not None:
             self.stats["duplicates"] += 1
             return []
         else:
+            if not self._room(p, len(d)):
+                return []
             p.chunks[index] = d[FRAG_HDR.size:]
             p.got += 1
         if p.recover():
@@ -322,6 +330,8 @@ class DatagramReceiver:
         if ahead >= self.max_pending:   # far ahead: the sender restarted or we lost a lot
             self.stats["resyncs"] += 1
             self.stats["video_lost"] += sum(1 for p in st.pending.values() if p.got < p.count or not p.count)
+            for p in st.pending.values():
+                self._forget(p)
             st.pending.clear()
             st.next = msg
             ahead = 0
@@ -331,6 +341,17 @@ class DatagramReceiver:
                 st.pending[m] = _Partial(0, now_us)
         return st
 
+    def _room(self, p: _Partial, n: int) -> bool:
+        if self.buffered_bytes + n > self.max_buffered_bytes:
+            self.stats["garbage"] += 1
+            return False
+        self.buffered_bytes += n
+        p.nbytes += n
+        return True
+
+    def _forget(self, p: _Partial) -> None:
+        self.buffered_bytes -= p.nbytes
+
     def _deliver(self, st: _Stream, now_us: int) -> list[bytes]:
         out: list[bytes] = []
         while True:
@@ -338,7 +359,7 @@ class DatagramReceiver:
             if p is None:
                 return out
             if p.count and p.got == p.count:
-                del st.pending[st.next]
+                self._forget(st.pending.pop(st.next))
                 st.next = st.next + 1 & _M32
                 st.started = True
                 frame = b"".join(p.chunks)
@@ -347,7 +368,7 @@ class DatagramReceiver:
                     self.stats["frames"] += 1
                 continue
             if now_us - p.seen_us >= self.deadline_us:
-                del st.pending[st.next]
+                self._forget(st.pending.pop(st.next))
                 st.next = st.next + 1 & _M32
                 st.started = True
                 self.stats["video_lost"] += 1
