@@ -310,3 +310,13 @@ def test_budget_is_returned_after_delivery_and_parity_rebuilds():
             if i != 1:
                 rx.receive(d, s * 1000)
     assert rx.buffered_bytes == 0 and rx.stats["fec_recovered"] == 20
+
+
+def test_no_redundancy_or_parity_while_the_adapter_says_congested():
+    tx = DatagramSender()
+    _fec_on(tx)
+    tx.redundancy = False
+    assert len(tx.pack(video(0, 1500), 0)) == 2
+    a0, a1 = audio(0), audio(1)
+    tx.pack(a0, 0)
+    assert tx.pack(a1, 0) == [a1]

@@ -29,8 +29,8 @@ from ..quic_common import (ALPN, CONGESTION_CONTROL, congested, repair_timing, s
                            unsent_bytes)
 from ..wire.datagrams import NACK, DatagramReceiver, DatagramSender, split_media
 
-HIGH_WATER_BYTES = 24 * 1024   # unsent in aioquic (FIFO, stale soon): above it the core's queues decide
-LOW_WATER_BYTES = 8 * 1024
+HIGH_WATER_BYTES = 64 * 1024   # unsent in aioquic: above it the core's queues decide (as TCP's transport buffer)
+LOW_WATER_BYTES = 16 * 1024
 POLL_S = 0.01
 MAX_DATAGRAM_FRAME = 65536
 

@@ -59,7 +59,8 @@ def _ahead(a: int, b: int) -> int:
 
 class DatagramSender:
     """One hop's sending side. ``pack(frame)`` -> datagrams to send now; ``on_nack(dgram)`` ->
-    datagrams to send again. Video messages are kept ``keep_us`` for repair."""
+    datagrams to send again. Video messages are kept ``keep_us`` for repair. ``redundancy``
+    (the adapter clears it while the path is congested): audio redundancy and video parity."""
 
     def __init__(self, max_datagram_bytes: int = MAX_DATAGRAM_BYTES, keep_us: int = 1_000_000,
                  keep_msgs: int = 48, redundancy: bool = True, fec_hold_us: int = 10_000_000):
@@ -106,7 +107,7 @@ class DatagramSender:
         self.stats["fragments"] += count
         sent = self._sent.setdefault(key, deque())
         sent.append((msg, now_us, list(out)))
-        if now_us < self._fec_until_us:   # the path loses: one XOR parity fragment per frame
+        if now_us < self._fec_until_us and self.redundancy:   # lossy, not congested: one XOR parity per frame
             out.append(FRAG_HDR.pack(FRAG, count, 0, FLAG_PARITY, sender, stream, 0, msg) + _xor(chunks))
             self.stats["parity"] += 1
         while len(sent) > self.keep_msgs or (sent and now_us - sent[0][1] > self.keep_us):
