@@ -1,7 +1,7 @@
 """Client transport to an s2c relay: ``RelayConnection``, the asyncio adapter of a call.
 
-Owns: the TCP connection to the relay, JOIN/WELCOME, the roster as the relay reports it, the
-send queue (s2c.wire.queues.OutQueue: the same policy as the relay's), the bounded receive
+Owns: the connection to the relay (TCP, or QUIC per ``transport``: s2c.call.dial), JOIN/WELCOME,
+the roster as the relay reports it, the send queue (s2c.wire.queues.OutQueue: the same policy as the relay's), the bounded receive
 queue, PING/PONG timing (the estimates are s2c.call.clocksync's), dead-link detection and
 reconnect with backoff (0.2 s doubling to 2 s) that rejoins the same session — on the next of
 several relays if it was given a list (``"host1,host2:port"``), as the same participant when the
