@@ -61,7 +61,7 @@ SETTLE_S = 3.0                 # after every client sees pictures of every other
 JOIN_TIMEOUT_S = 30.0
 DEFAULT_SECONDS = 30.0
 QUICK_SECONDS = 8.0
-TRANSPORT = "tcp"              # what today's client speaks; a --transport flag will add others
+TRANSPORT = "tcp"              # the clients' --transport (run(transport=...), --transport, S2C_NET_TRANSPORT)
 _NAME_SUFFIX = re.compile(r" \(\d+\)$")
 
 
@@ -368,7 +368,8 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
         result["affected"] = involved
         # the others see the cut client under a second name ('p3 (2)'): it came back as a new participant
         result["rejoined_as_new"] = any(len(v) > 1 for p, v in seen_as.items() if p.endswith(f"<-{cut}"))
-    shutil.rmtree(tmp, ignore_errors=True)
+    if not os.environ.get("S2C_NET_KEEP"):   # keep the run's files (traces, stats, logs) to look at
+        shutil.rmtree(tmp, ignore_errors=True)
     return result
 
 
@@ -478,7 +479,10 @@ def format_pairs(result: dict) -> str:
     return "\n".join(lines)
 
 
-def run(quick: bool, scenario: str | None = None, seconds: float | None = None, **kw) -> dict[str, Metric]:
+def run(quick: bool, scenario: str | None = None, seconds: float | None = None, transport: str | None = None,
+        **kw) -> dict[str, Metric]:
+    global TRANSPORT
+    TRANSPORT = transport or os.environ.get("S2C_NET_TRANSPORT") or TRANSPORT   # the clients' --transport
     reason = NS.unavailable_reason()
     if reason:
         print(f"# suite net: skipped: {reason}", file=sys.stderr)

@@ -39,7 +39,7 @@ class Call(CallReadout):
                  audio=None, connect_timeout_s: float = 5.0, on_change=None, log=None,
                  reconnect: bool = True, decode_video: bool = True,
                  give_up_after_s: float | None = 30.0, identity=None, known_peers=None,
-                 decode_budget=None, avatar: bool = False):
+                 decode_budget=None, avatar: bool = False, transport: str = "tcp"):
         self.host, self.port = host, port
         self.video_spec = video
         self.fps = fps
@@ -47,7 +47,8 @@ class Call(CallReadout):
         self.audio = audio
         self.connect_timeout_s = connect_timeout_s
         self.on_change = on_change or (lambda: None)
-        self.conn = RelayConnection(on_frame=self._on_frame, on_event=self._on_event, reconnect=reconnect)
+        self.conn = RelayConnection(on_frame=self._on_frame, on_event=self._on_event, reconnect=reconnect,
+                                    transport=transport)
         # [e2e trace] opt-in per-frame stage timestamps for the e2e bench (S2C_TRACE_FILE=path)
         self.trace: StageTrace | None = StageTrace.from_env()
         self.core = CallSession(session, name, secret=secret, suite=suite, clock=self.conn.clock,
@@ -236,7 +237,8 @@ class Call(CallReadout):
     def figures(self) -> dict:
         doc = self.core.figures()
         doc.update({
-            "rtt_ms_p50": self.conn.rtt_ms_p50, "sent": {**self.stats, **self.video.stats(), **self.avatar.stats()}, "net": dict(self.conn.stats),
+            "transport": self.conn.transport_used, "rtt_ms_p50": self.conn.rtt_ms_p50,
+            "sent": {**self.stats, **self.video.stats(), **self.avatar.stats()}, "net": dict(self.conn.stats),
             "audio": self.audio.stats() if self.audio is not None else None,
             "audio_delay_ms": self._audio_delay_series(), "time": wall_s(),
         })

@@ -1,10 +1,11 @@
 """Client transport to an s2c relay: ``RelayConnection``, the asyncio adapter of a call.
 
-Owns: the TCP connection to the relay, JOIN/WELCOME, the roster as the relay reports it, the
-send queue (s2c.wire.queues.OutQueue: the same policy as the relay's), the bounded receive
-queue, PING/PONG timing (a PING every 0.5 s; the estimates are s2c.call.clocksync's), dead-link
-detection (no byte from the relay for 1.5 s) and reconnect with backoff (0.2 s doubling to 0.3 s
-with a 0.7 s connect timeout for the first 15 s of an outage, then to 2 s) that rejoins the same session — on the next of
+Owns: the connection to the relay (TCP, or QUIC per ``transport``: s2c.call.dial), JOIN/WELCOME,
+the roster as the relay reports it, the send queue (s2c.wire.queues.OutQueue: the same policy as
+the relay's), the bounded receive queue, PING/PONG timing (a PING every 0.5 s; the estimates are
+s2c.call.clocksync's), dead-link detection (no byte from the relay for 1.5 s) and reconnect with
+backoff (0.2 s doubling to 0.3 s with a 0.7 s connect timeout for the first 15 s of an outage,
+then to 2 s) that rejoins the same session — on the next of
 several relays if it was given a list (``"host1,host2:port"``), as the same participant when the
 relay honours the resume token of the last WELCOME (a ``Resumed`` event: same id, nobody saw a
 leave or a join).
@@ -27,6 +28,7 @@ from ..wire import Frame, Welcome
 from ..wire.queues import DropCounts
 from .clocksync import ClockSync
 from .roster import Roster
+from .dial import dial
 from .transport import RelayProtocol, reason_of
 from .events import Closed, PeerJoined, PeerLeft, Reconnected, Reconnecting, RelayErrorEvent, Resumed
 
@@ -116,8 +118,10 @@ class RelayConnection:
                  ping_interval_s: float = 0.5, dead_after_s: float = 1.5,
                  max_send_frames: int = 256, max_recv_items: int = 1024,
                  max_frame_bytes: int = P.DEFAULT_MAX_FRAME_BYTES,
-                 backoff_initial_s: float = 0.2, backoff_max_s: float = 2.0):
+                 backoff_initial_s: float = 0.2, backoff_max_s: float = 2.0, transport: str = "tcp"):
         self.on_frame = on_frame
+        self.transport = transport          # auto | quic | tcp (s2c.call.dial)
+        self.transport_used = ""         # what the current connection speaks
         self.on_event = on_event
         self.reconnect = reconnect
         self.ping_interval_s = ping_interval_s
@@ -215,13 +219,14 @@ class RelayConnection:
     def uplink_min_rtt_ms(self) -> float | None:
         """The path's min RTT as the kernel measured it (None where unknown)."""
         p = self._proto
-        return None if p is None else p.min_rtt_ms()
+        read = getattr(p, "min_rtt_ms", None)     # TCP: tcp_info; QUIC: its own RTT figures
+        return None if read is None else read()
 
     def tune_uplink(self, lowat_bytes: int) -> None:
         """The sender's pacer sized the socket's unsent-byte limit (s2c.call.pacing)."""
         self._lowat = lowat_bytes
         p = self._proto
-        if p is not None and p.transport is not None:
+        if p is not None and p.transport is not None and hasattr(p, "set_lowat"):   # TCP only
             p.set_lowat(lowat_bytes)
 
     def send_media(self, ftype: int, payload: bytes, *, stream: int = 0, flags: int = 0, dest: int = 0,
@@ -278,8 +283,7 @@ class RelayConnection:
         deadline = loop.time() + self.timeout_s
         ct = self.timeout_s if connect_timeout_s is None else min(self.timeout_s, connect_timeout_s)
         try:
-            _t, proto = await asyncio.wait_for(
-                loop.create_connection(lambda: RelayProtocol(self), self.host, self.port), ct)
+            proto = await dial(self, self.transport, self.host, self.port, ct)
         except asyncio.TimeoutError:
             raise self._unreachable(f"timed out after {ct:g} s") from None
         except OSError as exc:
@@ -290,7 +294,7 @@ class RelayConnection:
         proto.transport.write(P.serialize(Frame(P.JOIN, P.encode_join(self.session, name, self.caps,
                                                                       resume=resume))))
         self._proto = proto
-        if self._lowat:
+        if self._lowat and hasattr(proto, "set_lowat"):   # TCP only
             proto.set_lowat(self._lowat)
         try:
             welcome = await asyncio.wait_for(asyncio.shield(proto.welcome), max(0.01, deadline - loop.time()))

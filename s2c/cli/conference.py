@@ -32,7 +32,8 @@ def make_call(args, host: str, port: int, secret, video):
     call = Call(host=host, port=port, session=args.session, name=args.name, video=video,
                 fps=args.fps, secret=secret, suite=args.suite, audio=audio,
                 connect_timeout_s=args.connect_timeout, give_up_after_s=args.give_up_after,
-                identity=ident, known_peers=known, avatar=getattr(args, "avatar", False))
+                identity=ident, known_peers=known, avatar=getattr(args, "avatar", False),
+                transport=getattr(args, "transport", "tcp"))
     if note:
         call.notices.append(note)
     return call

@@ -55,6 +55,12 @@ async def demo(args, secret) -> int:
 
     srv = RelayServer(RelayConfig(), log=lambda *a, **k: None)
     port = await srv.start("127.0.0.1", 0)
+    transport = getattr(args, "transport", "tcp")
+    quic = None
+    if transport != "tcp":   # QUIC beside TCP on the same port number, as s2c-server does
+        from ..relay.quic import QuicListener
+        quic = QuicListener(srv)
+        await quic.start("127.0.0.1", port)
     bots = []
     tasks = []
 
@@ -66,6 +72,8 @@ async def demo(args, secret) -> int:
                 await b.close()
             except Exception:  # noqa: BLE001
                 pass
+        if quic is not None:
+            quic.close()
         await srv.shutdown(grace_s=0.2)
 
     try:
@@ -74,7 +82,8 @@ async def demo(args, secret) -> int:
             bot = Call(host="127.0.0.1", port=port, session=args.session, name=_bot_name(k),
                        video=None if avatar else f"photo:{(k - 1) % 4}", fps=min(args.fps, 12.0),
                        secret=secret, suite=args.suite, audio=_bot_audio(k) if not args.no_audio else None,
-                       reconnect=False, decode_video=False, avatar=avatar)   # bots never look at pictures
+                       reconnect=False, decode_video=False, avatar=avatar,   # bots never look at pictures
+                       transport=transport)
             bots.append(bot)
             await bot.start()
             if avatar:

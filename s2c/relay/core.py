@@ -459,6 +459,30 @@ class Relay:
             self._forward_run(c, mv, run_start, pos, run_frames)
         c.inbuf = bytes(buf[pos:]) if pos < n else b""
 
+    def receive_frame(self, cid: int, frame: bytes, now_ms: float) -> bool:
+        """One whole forwarded frame that arrived beside the connection's byte stream (a QUIC
+        datagram, see s2c.relay.quic): forwarded exactly as if it had come in ``receive_data``.
+        Anything else (a partial or padded frame, a control type, before JOIN) is counted in
+        ``totals["bad_datagrams"]`` and dropped; the connection stays. Returns True if taken."""
+        c = self.conns.get(cid)
+        if c is None or c.closing:
+            return False
+        n = len(frame)
+        if n < _HB or c.room is None:
+            self.totals["bad_datagrams"] = self.totals.get("bad_datagrams", 0) + 1
+            return False
+        ver, t, _f, _st, _s, _d, _q, _ts, plen = _unpack_hdr(frame, 0)
+        if ver != P.VERSION or not P.FORWARDED_TABLE[t] or _HB + plen != n or n > self.config.max_frame_bytes:
+            self.totals["bad_datagrams"] = self.totals.get("bad_datagrams", 0) + 1
+            return False
+        held, c.inbuf = c.inbuf, b""   # the stream's partial frame waits aside
+        try:
+            self.receive_data(cid, frame, now_ms)
+        finally:
+            if self.conns.get(cid) is c and not c.closing:
+                c.inbuf = held
+        return True
+
     def _rate_limited(self, c: _Conn, now_ms: float) -> None:
         if c.room is not None:
             c.room.stats.rate_limited += 1

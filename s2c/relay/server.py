@@ -336,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="disconnect a client that has not read for this long")
     ap.add_argument("--silence-timeout-s", type=float, default=d.silence_timeout_ms / 1000,
                     help="a client that sent nothing for this long is gone")
+    ap.add_argument("--no-quic", action="store_true",
+                    help="serve TCP only (default: QUIC on UDP at the same port number too; s2c.relay.quic)")
     ap.add_argument("--cluster", metavar="nats://HOST:PORT", default=None,
                     help="share rooms with the other relays on this NATS bus (needs nats-py and a "
                          "nats-server with JetStream, -js); see docs/cluster.md")
@@ -384,6 +386,7 @@ async def serve(args) -> int:
     except OSError as exc:
         print(f"s2c-server: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    quic = await _start_quic(srv, args, port, log)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -401,9 +404,26 @@ async def serve(args) -> int:
     if stats_task:
         stats_task.cancel()
     await srv.shutdown()
+    if quic is not None:
+        quic.close()
     if link is not None:
         await link.close()
     return 0
+
+
+async def _start_quic(srv: RelayServer, args, port: int, log):
+    """QUIC on UDP ``port`` beside TCP (s2c.relay.quic); a failure leaves TCP serving, logged."""
+    if getattr(args, "no_quic", False):
+        return None
+    try:
+        from .quic import QuicListener
+        quic = QuicListener(srv)
+        await quic.start(args.host, port)
+    except (ImportError, OSError) as exc:
+        log("warn", "quic_unavailable", error=f"{type(exc).__name__}: {exc}")
+        return None
+    log("info", "listening_quic", host=args.host, port=port)
+    return quic
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,120 @@
+"""What the relay's and the client's QUIC adapters share (s2c.relay.quic, s2c.call.quic).
+
+Owns: the ALPN name, ``tune`` (no pacer), ``repair_timing`` (from the RTT), the count of bytes aioquic holds unsent for a connection, and the
+``s2c-media`` congestion controller registered with aioquic: New Reno whose window never drops
+below ``MEDIA_FLOOR_PACKETS`` packets nor below ``MEDIA_FLOOR_BPS`` × the path's minimum RTT, so the
+isolated random losses of a Wi-Fi or long path (each one halves Reno's window; at 150 ms and 1%
+loss Reno settles near 0.8 Mbit/s) do not leave a ~1 Mbit/s call queueing behind the window —
+as long as the RTT shows no queue: once the average RTT rises ``QUEUE_SIGNAL_S`` (or the
+minimum again) above the minimum, the path has a real bottleneck and the floor is off (plain Reno);
+then the sender's own backlog pacing (s2c.call.sender) and the relay's per-receiver queues
+(newest picture wins) take over. ``send_media_datagram`` puts audio and NACKs ahead of queued
+video. Must not: hold connection state or touch s2c frames.
+"""
+
+from __future__ import annotations
+
+from aioquic.quic.congestion.base import register_congestion_control
+from aioquic.quic.congestion.reno import RenoCongestionControl
+
+from .wire.datagrams import FRAG
+
+ALPN = "s2c/1"
+CONGESTION_CONTROL = "s2c-media"
+MEDIA_FLOOR_PACKETS = 16
+MEDIA_FLOOR_BPS = 2_000_000     # a 3-party call is ~1.2 Mbit/s into a client with parity and redundancy
+QUEUE_SIGNAL_S = 0.1            # RTT this far above the minimum (or the minimum again): a queue, floor off
+
+
+class MediaReno(RenoCongestionControl):
+    def __init__(self, *, max_datagram_size: int) -> None:
+        super().__init__(max_datagram_size=max_datagram_size)
+        self._min_floor = self._floor = MEDIA_FLOOR_PACKETS * max_datagram_size
+        self.congestion_window = max(self.congestion_window, self._floor)
+
+    def on_rtt_measurement(self, *, now, rtt) -> None:
+        super().on_rtt_measurement(now=now, rtt=rtt)
+        # the path's minimum RTT, not the latest sample: queueing must not raise the floor
+        self._rtt_min = rmin = min(getattr(self, "_rtt_min", rtt), rtt)
+        self._rtt_avg = avg = 0.875 * getattr(self, "_rtt_avg", rtt) + 0.125 * rtt
+        if avg > rmin + max(QUEUE_SIGNAL_S, rmin):   # wide: delayed ACKs and jitter are no queue
+            # a queue is building: a real bottleneck, not random loss — plain Reno, no floor
+            self._floor = 0
+            return
+        self._floor = max(self._min_floor, int(MEDIA_FLOOR_BPS / 8 * min(rmin, 1.0)))
+        if self.congestion_window < self._floor:
+            self.congestion_window = self._floor
+
+    def on_packets_lost(self, *, now, packets) -> None:
+        super().on_packets_lost(now=now, packets=packets)
+        if self.congestion_window < self._floor:
+            self.congestion_window = self.ssthresh = self._floor
+
+    def on_persistent_congestion(self) -> None:
+        super().on_persistent_congestion()
+        self.congestion_window = max(self.congestion_window, self._floor)
+
+
+register_congestion_control(CONGESTION_CONTROL, MediaReno)
+
+
+class _NoPacer:
+    """aioquic's pacer spreads a burst over the RTT (a 6-datagram keyframe over ~20 ms at the
+    floor window); s2c's bursts are a picture at a time and paced by the sender, so the window
+    alone limits what is in flight."""
+
+    packet_time = None
+
+    def next_send_time(self, now: float):
+        return None
+
+    def update_after_send(self, now: float) -> None:
+        pass
+
+    def update_bucket(self, now: float) -> None:
+        pass
+
+    def update_rate(self, congestion_window: int, smoothed_rtt: float) -> None:
+        pass
+
+
+def tune(quic) -> None:
+    """Per-connection settings aioquic has no configuration for (see _NoPacer)."""
+    quic._loss._pacer = _NoPacer()
+
+
+def repair_timing(quic) -> tuple[int, int]:
+    """(deadline_us, nack_retry_us) for a hop's DatagramReceiver from the path's smoothed RTT: a
+    picture given up costs a keyframe round trip and a freeze, so it waits for up to three
+    repair round trips (at least 150 ms, at most 700 ms)."""
+    loss = quic._loss
+    rtt = loss._rtt_smoothed if loss._rtt_initialized else 0.1
+    return int(min(700_000, max(150_000, 3 * rtt * 1e6 + 60_000))), int(max(30_000, 1.2 * rtt * 1e6 + 10_000))
+
+
+def congested(quic) -> bool:
+    """True while the path shows a queue (the media floor is off): no audio redundancy then, it
+    would take a third of a 300 kbit/s link."""
+    return getattr(quic._loss._cc, "_floor", 1) == 0
+
+
+def send_media_datagram(quic, data: bytes, urgent: bool) -> None:
+    """Queue one datagram; ``urgent`` (audio, NACK) goes before the video still waiting for the
+    congestion window, so audio never waits behind pictures."""
+    q = quic._datagrams_pending
+    if urgent and q:
+        for i, d in enumerate(q):   # before the first waiting video fragment, order kept otherwise
+            if d[0] == FRAG:
+                q.insert(i, data)
+                return
+    quic.send_datagram_frame(data)
+
+
+def unsent_bytes(quic, stream_id) -> int:
+    """Bytes aioquic holds for this connection: datagrams not yet sent + stream bytes not acked."""
+    n = sum(len(d) for d in quic._datagrams_pending)
+    if stream_id is not None:
+        s = quic._streams.get(stream_id)
+        if s is not None:
+            n += len(s.sender._buffer)
+    return n

@@ -1,0 +1,253 @@
+"""The relay's QUIC listener (aioquic), a thin adapter beside the TCP one in s2c.relay.server.
+
+Owns: the UDP socket and QUIC connections on the same port number as TCP, the self-signed TLS
+certificate made at start (in memory: s2c's end-to-end encryption does not rely on TLS, see
+docs/security.md), one relay-core connection per QUIC connection (opened when the client's
+first bidirectional stream brings bytes), the datagram path of each (s2c.wire.datagrams: video
+fragments, NACK repair, audio redundancy) and its writability (aioquic's unsent bytes).
+Must not: make room/queue decisions (s2c.relay.core's) or look inside payloads.
+
+Each QUIC connection looks to s2c.relay.server.RelayServer like a TCP transport (``_Shim``:
+write/close/abort/is_closing), so the server's flush loop is unchanged: ``write(data)`` splits the
+core's frames into the reliable stream (control, CHAT, KEY, STATE, REFRESH) and datagrams
+(VIDEO, AUDIO). Datagrams in are reassembled, de-duplicated and fed with ``Relay.receive_frame``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.asyncio.server import QuicServer, serve
+from aioquic.quic import events
+from aioquic.quic.configuration import QuicConfiguration
+
+from .. import wire as P
+from ..clock import now_ms, now_us
+from ..quic_common import (ALPN, CONGESTION_CONTROL, congested, repair_timing, send_media_datagram, tune,
+                           unsent_bytes)
+from ..wire.datagrams import NACK, DatagramReceiver, DatagramSender, split_media
+
+HIGH_WATER_BYTES = 64 * 1024   # unsent in aioquic: above it the core's queues decide (as TCP's transport buffer)
+LOW_WATER_BYTES = 16 * 1024
+POLL_S = 0.01
+MAX_DATAGRAM_FRAME = 65536
+
+
+def self_signed(host: str = "s2c-relay"):
+    """A fresh EC P-256 key and a self-signed certificate for it (in memory, valid 30 days)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
+    return cert, key
+
+
+class _Shim:
+    """What RelayServer sees of a QUIC connection (the asyncio.Transport calls it makes)."""
+
+    def __init__(self, proto: "_RelayQuic"):
+        self.p = proto
+
+    def write(self, data: bytes) -> None:
+        self.p.send_frames(data)
+
+    def close(self) -> None:
+        self.p.end(abort=False)
+
+    def abort(self) -> None:
+        self.p.end(abort=True)
+
+    def is_closing(self) -> bool:
+        return self.p.ended
+
+    def get_write_buffer_size(self) -> int:
+        return unsent_bytes(self.p._quic, self.p.stream_id)
+
+
+class _RelayQuic(QuicConnectionProtocol):
+    def __init__(self, *args, owner: "QuicListener", **kw):
+        super().__init__(*args, **kw)
+        tune(self._quic)
+        self.owner = owner
+        self.srv = owner.srv
+        self.cid: int | None = None
+        self.stream_id: int | None = None
+        self.ended = False
+        self.writable = True
+        self.tx = DatagramSender()
+        self.rx = DatagramReceiver(self.srv.relay.config.max_frame_bytes)
+        self._tx_soon = False
+
+    # ---- events in ----------------------------------------------------------------------------
+    def quic_event_received(self, ev) -> None:
+        srv = self.srv
+        try:
+            if isinstance(ev, events.StreamDataReceived):
+                self._stream_data(ev)
+            elif isinstance(ev, events.DatagramFrameReceived):
+                self._datagram(ev.data)
+            elif isinstance(ev, events.ConnectionTerminated):
+                self._gone()
+        except Exception as exc:  # noqa: BLE001 - a relay bug costs one connection, logged once
+            if self.cid is not None:
+                srv.internal_error(self.cid, exc)
+        srv.kick()
+
+    def _stream_data(self, ev) -> None:
+        if self.stream_id is None:
+            if ev.stream_id % 4 != 0:   # only a client-initiated bidirectional stream carries s2c
+                return
+            self.stream_id = ev.stream_id
+            addr = self._quic._network_paths[0].addr if self._quic._network_paths else ("?",)
+            cid = self.srv.relay.open(str(addr[0]).removeprefix("::ffff:"), now_ms())
+            if cid is None:
+                self.end(abort=True)
+                return
+            self.cid = cid
+            self.srv.transports[cid] = _Shim(self)
+            self.owner.conns.add(self)
+        if ev.stream_id != self.stream_id or self.cid is None:
+            return
+        if ev.data:
+            self.srv.relay.receive_data(self.cid, ev.data, now_ms())
+        if ev.end_stream:
+            self.srv.relay.eof_received(self.cid, now_ms())
+
+    def _datagram(self, data: bytes) -> None:
+        if self.cid is None:
+            return
+        t = now_us()
+        if data[:1] == bytes((NACK,)):
+            for d in self.tx.on_nack(data, t):
+                send_media_datagram(self._quic, d, True)   # a repair unblocks a held picture
+            self._transmit_soon()
+            return
+        relay = self.srv.relay
+        for f in self.rx.receive(data, t):
+            relay.receive_frame(self.cid, f, now_ms())
+
+    def _gone(self) -> None:
+        self.ended = True
+        self.owner.conns.discard(self)
+        if self.cid is not None:
+            cid, self.cid = self.cid, None
+            self.srv.transports.pop(cid, None)
+            self.srv.relay.connection_lost(cid, now_ms())
+
+    # ---- out -----------------------------------------------------------------------------------
+    def send_frames(self, data: bytes) -> None:
+        if self.ended or self.stream_id is None:
+            return
+        stream, media = split_media(data)
+        quic = self._quic
+        if stream:
+            quic.send_stream_data(self.stream_id, stream)
+        t = now_us()
+        self.tx.redundancy = not congested(quic)
+        for f in media:
+            audio = f[1] == P.AUDIO
+            for d in self.tx.pack(f, t):
+                send_media_datagram(quic, d, audio)
+        self._transmit_soon()
+
+    def _transmit_soon(self) -> None:
+        if not self._tx_soon:
+            self._tx_soon = True
+            self._loop.call_soon(self.transmit)
+
+    def transmit(self) -> None:
+        self._tx_soon = False
+        if self._transport is None:
+            return
+        super().transmit()
+        if self.cid is None:
+            return
+        n = unsent_bytes(self._quic, self.stream_id)
+        if self.writable and n > HIGH_WATER_BYTES:
+            self.writable = False
+            self.srv.relay.set_writable(self.cid, False, now_ms())
+        elif not self.writable and n < LOW_WATER_BYTES:
+            self.writable = True
+            self.srv.relay.set_writable(self.cid, True, now_ms())
+            self.srv.kick()
+
+    def end(self, abort: bool) -> None:
+        if self.ended:
+            return
+        if not abort and self.stream_id is not None:
+            self._quic.send_stream_data(self.stream_id, b"", end_stream=True)
+            self.transmit()
+            # give the FIN (and an ERROR before it) a moment to go out before the CONNECTION_CLOSE
+            self._loop.call_later(0.2, self._close_now)
+            self.ended = True
+            return
+        self._close_now()
+
+    def _close_now(self) -> None:
+        self.ended = True
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - closing a half-dead connection may fail; it is gone anyway
+            pass
+        self._gone()
+
+    def poll(self) -> None:
+        """Deadlines and NACKs of the receiving side (every POLL_S)."""
+        if self.cid is None:
+            return
+        self.rx.deadline_us, self.rx.nack_retry_us = repair_timing(self._quic)
+        frames, nack = self.rx.poll(now_us())
+        for f in frames:
+            self.srv.relay.receive_frame(self.cid, f, now_ms())
+        if nack is not None:
+            send_media_datagram(self._quic, nack, True)
+            self._transmit_soon()
+        if frames:
+            self.srv.kick()
+
+
+class QuicListener:
+    """``await QuicListener(srv).start(host, port)`` serves QUIC for the RelayServer ``srv``."""
+
+    def __init__(self, srv):
+        self.srv = srv
+        self.server: QuicServer | None = None
+        self.conns: set[_RelayQuic] = set()
+        self._poll_handle = None
+
+    async def start(self, host: str, port: int) -> None:
+        cert, key = self_signed()
+        cfg = QuicConfiguration(is_client=False, alpn_protocols=[ALPN], max_datagram_frame_size=MAX_DATAGRAM_FRAME,
+                                idle_timeout=20.0, congestion_control_algorithm=CONGESTION_CONTROL)
+        cfg.certificate, cfg.private_key = cert, key
+        self.server = await serve(host, port, configuration=cfg,
+                                  create_protocol=lambda *a, **kw: _RelayQuic(*a, owner=self, **kw))
+        self._poll_handle = asyncio.get_running_loop().call_later(POLL_S, self._poll)
+
+    def _poll(self) -> None:
+        for c in list(self.conns):
+            try:
+                c.poll()
+            except Exception as exc:  # noqa: BLE001 - one connection's bug must not stop the others
+                if c.cid is not None:
+                    self.srv.internal_error(c.cid, exc)
+        self._poll_handle = asyncio.get_running_loop().call_later(POLL_S, self._poll)
+
+    def close(self) -> None:
+        if self._poll_handle is not None:
+            self._poll_handle.cancel()
+        for c in list(self.conns):
+            c._close_now()
+        if self.server is not None:
+            self.server.close()
+
+
+__all__ = ["QuicListener", "ALPN", "self_signed", "unsent_bytes"]
