@@ -72,7 +72,7 @@ def test_delivery_rate_budget_and_socket_hints():
     r.sample(t, 2000, True, queued=True)      # the relay's queue had to hold media: congested
     assert r.budget_bytes(2000) == pacing.MIN_BUDGET_BYTES    # 6 KB of 150 ms, less 2 KB unsent
     assert r.lowat_bytes() == pacing.MIN_LOWAT_BYTES   # 25 ms of 40 KB/s is below the floor
-    assert r.sndbuf_bytes() == pacing.MIN_SNDBUF_BYTES
+    assert r.sndbuf_bytes() == 4000                   # 100 ms of 40 KB/s
     r.min_rtt_ms = 200.0
     assert r.sndbuf_bytes() == 12_000                 # 40 KB/s for min RTT + 100 ms
     assert r.budget_bytes(2000) == 40_000 * 350 // 1000 - 2000
