@@ -72,7 +72,7 @@ def test_delivery_rate_budget_and_socket_hints():
     r.sample(t, 2000, True, queued=True)      # the relay's queue had to hold media: congested
     assert r.budget_bytes(2000) == pacing.MIN_BUDGET_BYTES    # 6 KB of 150 ms, less 2 KB unsent
     assert r.lowat_bytes() == pacing.MIN_LOWAT_BYTES   # 25 ms of 40 KB/s is below the floor
-    assert r.sndbuf_bytes() == pacing.MIN_SNDBUF_BYTES
+    assert r.sndbuf_bytes() == 4000                   # 100 ms of 40 KB/s
     r.min_rtt_ms = 200.0
     assert r.sndbuf_bytes() == 12_000                 # 40 KB/s for min RTT + 100 ms
     assert r.budget_bytes(2000) == 40_000 * 350 // 1000 - 2000
@@ -117,12 +117,15 @@ def test_slow_receiver_budget_from_measured_rate_and_keyframe_request():
         h.feed(a, frame(P.VIDEO, b"d" * 1500, seq=i))
     got = h.pump()
     assert len([f for f in got[b] if f.type == P.VIDEO]) == 6   # b is not slowed down
+    assert [f for f in got[a] if f.type == P.REFRESH] == []   # c is not draining: nobody asked yet
+    st = h.relay.rooms["room"].stats
+    assert st.video_dropped >= 1 and st.refresh_asked == 0
+    h.relay.set_writable(c, True, h.now_ms)                   # c drains again: now ask a
+    got = h.pump()
     refresh = [f for f in got[a] if f.type == P.REFRESH]
     assert len(refresh) == 1 and (refresh[0].sender, refresh[0].dest) == (c, a)
-    st = h.relay.rooms["room"].stats
-    assert st.video_dropped >= 1 and st.refresh_asked == 1
-    h.relay.set_writable(c, True, h.now_ms)
-    seqs = [f.seq for f in h.pump()[c] if f.type == P.VIDEO]
+    assert st.refresh_asked == 1
+    seqs = [f.seq for f in got[c] if f.type == P.VIDEO]
     assert seqs[0] == 0 and seqs == list(range(len(seqs)))   # a decodable prefix of the chain
     h.feed(a, frame(P.VIDEO, b"d" * 100, seq=6))               # still broken: not sent
     assert [f for f in h.pump()[c] if f.type == P.VIDEO] == []

@@ -4,8 +4,8 @@ Owns: the connection to the relay (TCP, or QUIC per ``transport``: s2c.call.dial
 the roster as the relay reports it, the send queue (s2c.wire.queues.OutQueue: the same policy as
 the relay's), the bounded receive queue, PING/PONG timing (a PING every 0.5 s; the estimates are
 s2c.call.clocksync's), dead-link detection (no byte from the relay for 1.5 s) and reconnect with
-backoff (0.2 s doubling to 0.3 s with a 0.7 s connect timeout for the first 15 s of an outage,
-then to 2 s) that rejoins the same session — on the next of
+backoff (0.2 s, then 0.25 s with a 0.5 s connect timeout for the first 15 s of an outage, then
+to 2 s) that rejoins the same session — on the next of
 several relays if it was given a list (``"host1,host2:port"``), as the same participant when the
 relay honours the resume token of the last WELCOME (a ``Resumed`` event: same id, nobody saw a
 leave or a join).
@@ -33,8 +33,8 @@ from .transport import RelayProtocol, reason_of
 from .events import Closed, PeerJoined, PeerLeft, Reconnected, Reconnecting, RelayErrorEvent, Resumed
 
 RETRY_FAST_FOR_S = 15.0          # reconnect attempts this long after the loss are quick:
-RETRY_CONNECT_TIMEOUT_S = 0.7    # ... a connect that takes longer is retried with a new SYN
-RETRY_FAST_BACKOFF_S = 0.3       # ... after at most this pause
+RETRY_CONNECT_TIMEOUT_S = 0.5    # ... a connect that takes longer is retried with a new SYN
+RETRY_FAST_BACKOFF_S = 0.25      # ... after at most this pause
 
 __all__ = ["RelayConnection", "PeerJoined", "PeerLeft", "Reconnecting", "Reconnected",
            "RelayErrorEvent", "Closed"]

@@ -5,29 +5,22 @@ sized by the sender's pacer so that audio and control wait in our own priority q
 behind video in the kernel), parsing what arrives into frames and handing them to the
 RelayConnection, coalescing writes (one write per loop iteration), the send queue under
 backpressure (s2c.wire.queues.MediaQueue: control, then audio, then video; a picture chain is
-never broken by replacing a queued delta) and the unsent-bytes figure (the kernel's
-SIOCOUTQ on Linux: in flight or unsent) with the kernel's min RTT (TCP_INFO). Must not: interpret frames, reconnect or keep call state.
+never broken by replacing a queued delta) and the backlog figure (queues, transport buffer and
+the kernel's unacknowledged bytes, s2c.tcpsock) with the kernel's min RTT. Must not: interpret
+frames, reconnect or keep call state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import struct
-import sys
 
 from .. import wire as P
 from ..clock import now_s
 from ..errors import JoinRefused, ProtocolError
+from ..tcpsock import min_rtt_ms, set_notsent_lowat, unacked_bytes
 from ..wire.queues import MediaQueue
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None
-# Linux ioctl: bytes in a TCP socket's send queue not yet sent (include/uapi/linux/sockios.h)
-_SIOCOUTQ = 0x5411 if (fcntl is not None and sys.platform.startswith("linux")) else None  # unacked + unsent
-_TCP_NOTSENT_LOWAT = 25 if sys.platform.startswith("linux") else None  # include/uapi/linux/tcp.h
 LOWAT_BYTES = 16 * 1024   # unsent bytes the kernel may hold before the pacer measured the uplink
 
 
@@ -77,11 +70,7 @@ class RelayProtocol(asyncio.Protocol):
     def set_lowat(self, nbytes: int) -> None:
         """At most ``nbytes`` unsent in the kernel and in the transport's buffer; the rest waits
         in our queue (control, then audio, then video)."""
-        if self.sock is not None and _TCP_NOTSENT_LOWAT is not None:
-            try:
-                self.sock.setsockopt(6, _TCP_NOTSENT_LOWAT, nbytes)  # IPPROTO_TCP
-            except OSError:
-                pass
+        set_notsent_lowat(self.sock, nbytes)
         if self.transport is not None:
             self.transport.set_write_buffer_limits(high=nbytes, low=nbytes // 4)
 
@@ -153,18 +142,7 @@ class RelayProtocol(asyncio.Protocol):
             t.write(b"".join(parts))
 
     def min_rtt_ms(self) -> float | None:
-        """The kernel's min RTT of this connection (Linux tcp_info.tcpi_min_rtt), or None: unlike
-        PING samples it remembers the path before a standing queue formed."""
-        if self.sock is None or not sys.platform.startswith("linux"):
-            return None
-        try:
-            info = self.sock.getsockopt(6, 11, 152)   # IPPROTO_TCP, TCP_INFO
-        except (OSError, AttributeError):
-            return None
-        if len(info) < 152:
-            return None
-        v = struct.unpack_from("I", info, 148)[0]
-        return v / 1000.0 if 0 < v < 0xFFFFFFFF else None
+        return min_rtt_ms(self.sock)
 
     def backlog_bytes(self) -> int:
         """This side's queues, the transport's buffer and (Linux) the kernel's send queue: bytes
@@ -177,9 +155,4 @@ class RelayProtocol(asyncio.Protocol):
             n += self.transport.get_write_buffer_size()
         except (AttributeError, RuntimeError):
             pass
-        if self.sock_fd is not None and _SIOCOUTQ is not None:
-            try:
-                n += struct.unpack("i", fcntl.ioctl(self.sock_fd, _SIOCOUTQ, b"\0\0\0\0"))[0]
-            except OSError:
-                pass
-        return n
+        return n + unacked_bytes(self.sock_fd)

@@ -129,7 +129,8 @@ class _Lingering:
 class _Conn:
     __slots__ = ("id", "pid", "epoch", "addr", "sid", "room", "name", "caps", "inbuf", "opened_ms",
                  "last_rx_ms", "writable", "unwritable_since_ms", "ready", "ready_bytes", "q", "closing",
-                 "abort", "win_start_ms", "win_frames", "rate_error_ms", "clock", "parked", "pace")
+                 "abort", "win_start_ms", "win_frames", "rate_error_ms", "clock", "parked", "pace",
+                 "want_keys")
 
     def __init__(self, cid: int, addr: str, now_ms: float, config: "RelayConfig"):
         self.id = cid     # connection handle (what the adapter knows)
@@ -149,6 +150,7 @@ class _Conn:
         self.ready_bytes = 0
         self.q = MediaQueue(config.max_audio_frames, config.max_control_frames, config.max_queued_bytes)
         self.pace = DeliveryRate()
+        self.want_keys: set[int] = set()   # broken chains to ask keyframes for once writable again
         self.closing = False
         self.abort = False
         self.win_start_ms = now_ms
@@ -275,6 +277,8 @@ class Relay:
             c.writable = True
             if c.ready or c.q.nbytes:
                 self._dirty.add(cid)
+            if c.want_keys and c.room is not None:
+                self._ask_keyframes(c)
         elif c.writable:
             c.writable = False
             c.unwritable_since_ms = now_ms
@@ -550,11 +554,18 @@ class Relay:
         a picture chain it had to break is restarted by asking that sender for a keyframe."""
         key = t == P.VIDEO and bool(data[_FLG] & P.FLAG_KEYFRAME)
         broke = r.q.push(t, (sender << 8) | stream, data, r.room.stats if r.room is not None else _NO_ROOM, key)
-        for k in broke:
-            if self._refresh.allow(k >> 8, k & 0xFF, r.pid, self._now_ms):
-                self._send_refresh(k >> 8, k & 0xFF, r.pid, r.room)
+        if broke:
+            r.want_keys.update(broke)
+            if r.writable:   # a receiver that is not draining at all (an outage) asks nobody
+                self._ask_keyframes(r)
         if r.writable:
             self._dirty.add(r.id)
+
+    def _ask_keyframes(self, r: _Conn) -> None:
+        for k in r.want_keys:
+            if self._refresh.allow(k >> 8, k & 0xFF, r.pid, self._now_ms):
+                self._send_refresh(k >> 8, k & 0xFF, r.pid, r.room)
+        r.want_keys.clear()
 
     def _send_refresh(self, sender: int, stream: int, requester: int, room: Room | None = None) -> None:
         """A REFRESH the relay makes: to ``sender`` (local or on another relay), from

@@ -18,61 +18,26 @@ import json
 import os
 import signal
 import socket
-import struct
 import sys
 import time
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None
 
 from .. import wire as P
 from ..clock import now_ms, now_s, wall_s
 from ..errors import ConfigError
+from ..tcpsock import min_rtt_ms, set_notsent_lowat as _set_lowat, unacked_bytes
 from .core import Relay, RelayConfig
 
 HIGH_WATER_BYTES = 16 * 1024   # the transport's buffer; the core's queue holds the rest (in time)
 LOW_WATER_BYTES = 4 * 1024
 NOTSENT_LOWAT_BYTES = 16 * 1024  # the kernel's unsent bytes per socket (adapted per receiver)
 TICK_S = 0.25
-# Linux: TCP_NOTSENT_LOWAT (25) and the ioctl for unsent bytes in a TCP send queue
-_TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25 if sys.platform.startswith("linux") else None)
-_SIOCOUTQ = 0x5411 if (fcntl is not None and sys.platform.startswith("linux")) else None  # unacked + unsent
-
-
-def _set_lowat(sock, nbytes: int) -> None:
-    if sock is not None and _TCP_NOTSENT_LOWAT is not None:
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT, nbytes)
-        except OSError:
-            pass
-
-
-def min_rtt_ms(sock) -> float | None:
-    """The kernel's min RTT of a TCP socket (Linux tcp_info.tcpi_min_rtt, us), or None."""
-    if sock is None or not sys.platform.startswith("linux"):
-        return None
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 152)
-    except (OSError, AttributeError):
-        return None
-    if len(info) < 152:
-        return None
-    v = struct.unpack_from("I", info, 148)[0]
-    return v / 1000.0 if 0 < v < 0xFFFFFFFF else None
 
 
 def unsent_bytes(transport, fd: int | None) -> int:
     """Bytes written to ``transport`` that the receiver has not acknowledged yet: its buffer
-    plus (Linux) the kernel's send queue, in flight or unsent (SIOCOUTQ)."""
-    n = transport.get_write_buffer_size()
-    if fd is not None and _SIOCOUTQ is not None:
-        try:
-            n += struct.unpack("i", fcntl.ioctl(fd, _SIOCOUTQ, b"\0\0\0\0"))[0]
-        except OSError:
-            pass
-    return n
+    plus (Linux) the kernel's send queue, in flight or unsent."""
+    return transport.get_write_buffer_size() + unacked_bytes(fd)
+
 
 class _Log:
     def __init__(self, fmt: str, stream=None):

@@ -1,0 +1,58 @@
+"""Linux TCP socket figures and knobs the pacing on both ends uses; no-ops elsewhere.
+
+Owns: reading a TCP socket's unacknowledged bytes (SIOCOUTQ: in flight + unsent), its min RTT
+(TCP_INFO tcpi_min_rtt) and setting TCP_NOTSENT_LOWAT. Must not: decide anything (the pacing
+policy is s2c.relay.pacing's and s2c.call.pacing's), read the clock, or raise: a socket that
+cannot answer gives 0 / None.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import sys
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
+
+_LINUX = sys.platform.startswith("linux")
+_SIOCOUTQ = 0x5411 if (fcntl is not None and _LINUX) else None          # include/uapi/asm-generic/ioctls.h
+_TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25 if _LINUX else None)
+_TCP_INFO = getattr(socket, "TCP_INFO", 11 if _LINUX else None)
+_TCPI_MIN_RTT_OFFSET = 148   # struct tcp_info: u32 tcpi_min_rtt (us), Linux >= 4.6
+
+
+def set_notsent_lowat(sock, nbytes: int) -> None:
+    if sock is not None and _TCP_NOTSENT_LOWAT is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT, nbytes)
+        except (OSError, AttributeError):
+            pass
+
+
+def unacked_bytes(fd: int | None) -> int:
+    """Bytes in the kernel's send queue of ``fd``, in flight or not yet sent (0 if unknown)."""
+    if fd is None or _SIOCOUTQ is None:
+        return 0
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, _SIOCOUTQ, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
+
+
+def min_rtt_ms(sock) -> float | None:
+    """The kernel's min RTT of a TCP socket, or None: unlike PING samples it remembers the
+    path before a standing queue formed."""
+    if sock is None or _TCP_INFO is None or not _LINUX:
+        return None
+    n = _TCPI_MIN_RTT_OFFSET + 4
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, n)
+    except (OSError, AttributeError):
+        return None
+    if len(info) < n:
+        return None
+    v = struct.unpack_from("I", info, _TCPI_MIN_RTT_OFFSET)[0]
+    return v / 1000.0 if 0 < v < 0xFFFFFFFF else None
