@@ -88,7 +88,6 @@ def derive_psk(secret: bytes, session: str) -> bytes:
     return scrypt(secret, b"s2c psk v1\x00" + session.encode(), 32, N=PSK_SCRYPT_N, r=8, p=1)
 
 
-@functools.lru_cache(maxsize=16)
 def announce_signed_bytes(session: str, participant: int, name: str, public_key: bytes) -> bytes:
     """What an identity signs in a key announcement (session, id, name, ephemeral key)."""
     return (b"s2c identity announce v1\x00" + _lp(session) + participant.to_bytes(2, "big")

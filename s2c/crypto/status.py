@@ -9,6 +9,7 @@ s2c.crypto.keys keeps — ``_peers``, ``_names``, ``_members``, ``security_alert
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from Crypto.Protocol.KDF import scrypt
@@ -24,7 +25,10 @@ def _lp(text: str) -> bytes:
     return bytes((len(b),)) + b
 
 
+@functools.lru_cache(maxsize=16)
 def _safety_digest(material: bytes) -> bytes:
+    # scrypt costs ~50 ms: the screen asks for the code every few seconds, the roster rarely
+    # changes, so the digest of one roster is computed once
     return scrypt(material, b"s2c safety code v1", 32, N=SAFETY_SCRYPT_N, r=8, p=1)
 
 
