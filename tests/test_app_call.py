@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from _relay_fixtures import ServerProc
 from _tmux import Pane, shell_command, tmux_missing
 
 pytestmark = pytest.mark.skipif(tmux_missing, reason="tmux not installed")
@@ -22,19 +23,11 @@ EVIL_CHAT = "hi\x1b[?25h\x1b]0;pwned2\x07\x1b[41mthere"
 
 @pytest.fixture
 def relay():
-    proc = subprocess.Popen([sys.executable, "-m", "s2c.relay.server", "-H", "127.0.0.1", "-p", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    srv = ServerProc()     # a real s2c-server subprocess (tests/_relay_fixtures.py)
     try:
-        line = proc.stdout.readline()
-        m = re.search(r"listening on [^:]+:(\d+)", line)
-        assert m, f"no ready line from s2c-server: {line!r}"
-        yield int(m.group(1))
+        yield srv.port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        srv.stop()
 
 
 def _client(port: int, name: str, *extra: str) -> list[str]:

@@ -9,9 +9,7 @@ VIDEO frame. Then alice presses ``a``: VIDEO starts flowing and bob sees her pic
 from __future__ import annotations
 
 import collections
-import re
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -19,6 +17,7 @@ import time
 import pytest
 
 from s2c import wire as P
+from _relay_fixtures import ServerProc
 from _tmux import Pane, shell_command, tmux_missing
 
 pytestmark = pytest.mark.skipif(tmux_missing, reason="tmux not installed")
@@ -86,19 +85,11 @@ class WireTap:
 
 @pytest.fixture
 def relay():
-    proc = subprocess.Popen([sys.executable, "-m", "s2c.relay.server", "-H", "127.0.0.1", "-p", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    srv = ServerProc()     # a real s2c-server subprocess (tests/_relay_fixtures.py)
     try:
-        line = proc.stdout.readline()
-        m = re.search(r"listening on [^:]+:(\d+)", line)
-        assert m, f"no ready line from s2c-server: {line!r}"
-        yield int(m.group(1))
+        yield srv.port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        srv.stop()
 
 
 def _client(port: int, name: str, *extra: str) -> list[str]:

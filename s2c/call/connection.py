@@ -219,14 +219,13 @@ class RelayConnection:
     def uplink_min_rtt_ms(self) -> float | None:
         """The path's min RTT as the kernel measured it (None where unknown)."""
         p = self._proto
-        read = getattr(p, "min_rtt_ms", None)     # TCP: tcp_info; QUIC: its own RTT figures
-        return None if read is None else read()
+        return None if p is None else p.min_rtt_ms()   # TCP: tcp_info; QUIC: its own RTT figures
 
     def tune_uplink(self, lowat_bytes: int) -> None:
         """The sender's pacer sized the socket's unsent-byte limit (s2c.call.pacing)."""
         self._lowat = lowat_bytes
         p = self._proto
-        if p is not None and p.transport is not None and hasattr(p, "set_lowat"):   # TCP only
+        if p is not None and p.transport is not None:
             p.set_lowat(lowat_bytes)
 
     def send_media(self, ftype: int, payload: bytes, *, stream: int = 0, flags: int = 0, dest: int = 0,
@@ -294,7 +293,7 @@ class RelayConnection:
         proto.transport.write(P.serialize(Frame(P.JOIN, P.encode_join(self.session, name, self.caps,
                                                                       resume=resume))))
         self._proto = proto
-        if self._lowat and hasattr(proto, "set_lowat"):   # TCP only
+        if self._lowat:
             proto.set_lowat(self._lowat)
         try:
             welcome = await asyncio.wait_for(asyncio.shield(proto.welcome), max(0.01, deadline - loop.time()))

@@ -190,6 +190,10 @@ class QuicRelayProtocol:
         if not self.ended and self.q_conn is not None and self.q_conn._transport is not None:
             self.q_conn.transmit()
 
+    def set_lowat(self, nbytes: int) -> None:
+        """The pacer's unsent-byte limit is a TCP socket setting; QUIC has no kernel send buffer
+        to limit (its own congestion controller paces), so there is nothing to set."""
+
     def min_rtt_ms(self) -> float | None:
         """The connection's min RTT as QUIC's loss recovery measured it (None before a sample)."""
         try:
