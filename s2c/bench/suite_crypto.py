@@ -93,13 +93,18 @@ def run(quick: bool, **kw) -> dict[str, Metric]:
         sender.receive_key_message(km.my_id, km._announcement())
     sender.outgoing()
     state = {"n": 0}
+    rejoins = []                    # a re-join brings a fresh key pair (an old one is refused)
+    for _ in range(32 if quick else 64):
+        km = KeyManager("bench", None)
+        km.reset(4)
+        rejoins.append(km._announcement())
 
     def rekey():
         # a leave and a re-join of participant 4: two new epochs, each wrapped for the others
         sender.protect(METADATA, b"x")
         sender.on_roster([1, 2, 3] if state["n"] % 2 == 0 else [1, 2, 3, 4])
         if state["n"] % 2:
-            sender.receive_key_message(4, kms[3]._announcement())
+            sender.receive_key_message(4, rejoins[state["n"] // 2])
         state["n"] += 1
         sender.outgoing()
 
