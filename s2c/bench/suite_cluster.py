@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 
-from .. import protocol as P
+from .. import wire as P
 from . import Metric, summarize
 from .suite_relay import _cpu_s, _join_raw, _pump, _start_server, _stop
 
@@ -202,7 +202,8 @@ def _throughput(ports: list[int], pids: list[int], members: int, duration_s: flo
 
 
 async def _failover_once(nats: _Nats, b_port: int, tag: str) -> float:
-    from ..net import RelayConnection, Resumed
+    from ..call.connection import RelayConnection
+    from ..call.events import Resumed
     proc, a_port = _start_server("--stall-timeout-s", "60", "--cluster", nats.url, "--node", tag)
     loop = asyncio.get_running_loop()
     got_frame = asyncio.Event()
