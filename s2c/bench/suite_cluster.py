@@ -10,6 +10,8 @@ clock):
 - ``cluster.latency_24_on_3_ms``: one room of 24 participants, 8 on each of 3 relays, every
   delivery, beside the baseline ``cluster.latency_8_on_1_ms`` (one relay carrying 8, no NATS);
   ``relay_cpu_per_participant`` (CPU fraction of one core) is reported on both.
+- ``cluster.latency_24_on_3_natspy_ms``: the same 24-on-3 load with ``--cluster-media nats-py``
+  (media between relays through nats-py, as before the direct media path), same run.
 - ``cluster.forwarded_per_s``: 1 KB frames delivered per second, 4 participants on two relays
   (closed loop, as in the relay suite), beside ``cluster.one_relay_forwarded_per_s``.
 - ``cluster.failover_ms``: kill -9 of a participant's relay -> the next frame from a peer on
@@ -296,6 +298,17 @@ def run(quick: bool = False, **_kw) -> dict[str, Metric]:
                       target="p99 <= 8-on-1 p99 + 5 ms")
         m.extra["p99_above_baseline_ms"] = round(m.p99 - out["cluster.latency_8_on_1_ms"].p99, 3)
         out["cluster.latency_24_on_3_ms"] = m
+        # the same load with the media between relays through nats-py (what the relays did before)
+        procs = _relays(nats, 3, "old", "--cluster-media", "nats-py")
+        try:
+            samples, _r, sent, cpu = _run(_latency([p for _, p in procs], 8, lat_s, [x.pid for x, _ in procs]))
+        finally:
+            for proc, _ in procs:
+                _stop(proc)
+        old = [ms for _s, _r, ms in samples]
+        out["cluster.latency_24_on_3_natspy_ms"] = summarize(
+            old, "ms", "cluster.latency_24_on_3_ms", participants=24, relays=3, frames_received=len(old),
+            relay_cpu_per_participant=round(cpu / 24, 4), media_path="nats-py (--cluster-media nats-py)")
         # throughput over two relays vs one
         proc, port = _start_server("--stall-timeout-s", "60")
         try:
