@@ -114,21 +114,24 @@ def test_kill_9_of_a_relay_moves_its_clients_and_the_others_keep_going(bus, tmp_
         before = {c.name: c.peer_by_name("k1" if c.name != "k1" else "k2")["video_frames"] for c in clients[1:]}
         t_kill = time.monotonic()
         rs[0].proc.send_signal(signal.SIGKILL)
-        # its client is back, as the same participant, on another relay within 3 s
-        ev = clients[0].wait_event(lambda e: "same participant" in str(e.get("text", "")), 3.0)
-        assert ev is not None, clients[0].events[-5:]
-        assert ev[0] - t_kill < 3.0
+        # its client is back, as the same participant, on another relay within 3 s (the event's
+        # own time is checked; the wait itself is longer so a loaded machine's late log line is
+        # not mistaken for a slow failover)
+        ev = clients[0].wait_event(lambda e: "same participant" in str(e.get("text", "")), 10.0)
+        assert ev is not None, (clients[0].events[-5:], why(clients[0]))
+        assert ev[0] - t_kill < 3.0, (ev, why(clients[0]))
         assert clients[0].stats()["id"] == moved_id
         # the ghost is gone within the expiry (3 s remote expiry + 0.25 s tick + heartbeat slack)
         for c in clients[1:]:
-            assert c.wait_event(lambda e: e.get("event") == "peer_left" and e.get("name") == "ghost", 6.0)
+            assert c.wait_event(lambda e: e.get("event") == "peer_left" and e.get("name") == "ghost", 8.0), why(c)
         # the others never saw the moved participant leave, and their media never stopped
         for c in clients[1:]:
             assert not c.wait_event(lambda e: e.get("event") == "peer_left" and e.get("id") == moved_id, 0.01)
             other = "k1" if c.name != "k1" else "k2"
-            assert c.peer_by_name(other)["video_frames"] > before[c.name] + 20
+            assert poll(lambda: c.peer_by_name(other)["video_frames"] > before[c.name] + 20, 8, 0.3), \
+                (before, why(c))
             base = c.peer_by_name("k0")["video_frames"]
-            assert poll(lambda: c.peer_by_name("k0")["video_frames"] > base + 5, 8, 0.3)
+            assert poll(lambda: c.peer_by_name("k0")["video_frames"] > base + 5, 8, 0.3), why(c)
     finally:
         for c in clients:
             c.stop()

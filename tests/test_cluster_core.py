@@ -125,6 +125,31 @@ def test_ids_are_unique_and_room_limits_hold_across_the_cluster():
     assert z.join("names", "same").name == "same (2)" and w.name == "same"
 
 
+def test_a_race_for_the_last_place_across_relays_leaves_exactly_the_limit():
+    bus = Bus(2, max_participants=3)
+    first = [Client(bus, 0), Client(bus, 1)]
+    for i, c in enumerate(first):
+        c.join("race", f"early{i}")
+    x, y = Client(bus, 0), Client(bus, 1)
+    # both relays admit before either hears of the other's join (the bus's latency window)
+    for c, name in ((x, "x"), (y, "y")):
+        c.relay.receive_data(c.cid, P.serialize(P.Frame(P.JOIN, P.encode_join("race", name, {}))), bus.now)
+    bus.pump()
+    got = {name: c.read() for c, name in ((x, "x"), (y, "y"))}
+    welcomed = {n: [P.parse_welcome(f.payload).id for f in fs if f.type == P.WELCOME] for n, fs in got.items()}
+    full = {n: [P.parse_error(f.payload).code for f in fs if f.type == P.ERROR] for n, fs in got.items()}
+    assert welcomed["x"] and welcomed["y"], got            # both got in at first ...
+    loser = max(welcomed, key=lambda n: welcomed[n][0])     # ... the higher id loses, on every relay alike
+    winner = "x" if loser == "y" else "y"
+    assert full[loser] == [P.E_ROOM_FULL] and full[winner] == [], full
+    bus.tick(10)
+    for r in bus.relays:
+        room = r.rooms["race"]
+        assert len(room.members) + len(room.remote) == 3
+        assert welcomed[loser][0] not in room.members and welcomed[loser][0] not in room.remote
+    assert sum(r.rooms["race"].stats.race_lost for r in bus.relays) == 1
+
+
 def test_resume_on_another_relay_is_seamless_for_the_others():
     bus = Bus(3)
     a, b, c = Client(bus, 0), Client(bus, 1), Client(bus, 2)

@@ -10,6 +10,8 @@ clock):
 - ``cluster.latency_24_on_3_ms``: one room of 24 participants, 8 on each of 3 relays, every
   delivery, beside the baseline ``cluster.latency_8_on_1_ms`` (one relay carrying 8, no NATS);
   ``relay_cpu_per_participant`` (CPU fraction of one core) is reported on both.
+- ``cluster.latency_24_on_3_natspy_ms``: the same 24-on-3 load with ``--cluster-media nats-py``
+  (media between relays through nats-py, as before the direct media path), same run.
 - ``cluster.forwarded_per_s``: 1 KB frames delivered per second, 4 participants on two relays
   (closed loop, as in the relay suite), beside ``cluster.one_relay_forwarded_per_s``.
 - ``cluster.failover_ms``: kill -9 of a participant's relay -> the next frame from a peer on
@@ -32,7 +34,7 @@ import sys
 import tempfile
 import time
 
-from .. import protocol as P
+from .. import wire as P
 from . import Metric, summarize
 from .suite_relay import _cpu_s, _join_raw, _pump, _start_server, _stop
 
@@ -78,8 +80,8 @@ class _Nats:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _relays(nats: _Nats, n: int, tag: str) -> list:
-    return [_start_server("--stall-timeout-s", "60", "--cluster", nats.url, "--node", f"{tag}{i}")
+def _relays(nats: _Nats, n: int, tag: str, *extra: str) -> list:
+    return [_start_server("--stall-timeout-s", "60", "--cluster", nats.url, "--node", f"{tag}{i}", *extra)
             for i in range(n)]
 
 
@@ -87,9 +89,13 @@ def _relays(nats: _Nats, n: int, tag: str) -> list:
 
 
 class _Client(asyncio.Protocol):
+    """One synthetic participant's receiving end. Headers are read in place (no Frame objects):
+    24 of these in one process take ~40k frames/s, and a slow reader here would be measured as
+    relay latency."""
+
     def __init__(self, relay: int, samples: list, welcome: asyncio.Future):
         self.relay = relay
-        self.parser = P.FrameParser()
+        self.buf = bytearray()
         self.samples = samples
         self.welcome = welcome
         self.transport = None
@@ -101,13 +107,26 @@ class _Client(asyncio.Protocol):
 
     def data_received(self, data):
         now = time.monotonic_ns() // 1000
-        self.parser.receive_data(data)
-        for f in self.parser.frames():
-            if f.type in (P.VIDEO, P.AUDIO):
+        buf = self.buf
+        buf += data
+        n = len(buf)
+        pos = 0
+        hb = P.HEADER_BYTES
+        unpack = P.HEADER.unpack_from
+        media = (P.VIDEO, P.AUDIO)
+        add = self.samples.append
+        while n - pos >= hb:
+            _v, t, _f, _st, sender, _d, _q, ts_us, plen = unpack(buf, pos)
+            end = pos + hb + plen
+            if end > n:
+                break
+            if t in media:
                 if self.measuring:
-                    self.samples.append((f.sender, self.relay, (now - f.ts_us) / 1000.0))
-            elif f.type == P.WELCOME and not self.welcome.done():
-                self.welcome.set_result(P.parse_welcome(f.payload).id)
+                    add((sender, self.relay, (now - ts_us) / 1000.0))
+            elif t == P.WELCOME and not self.welcome.done():
+                self.welcome.set_result(P.parse_welcome(bytes(buf[pos + hb:end])).id)
+            pos = end
+        del buf[:pos]
 
 
 async def _latency(ports: list[int], per_relay: int, duration_s: float, cpu_pids: list[int]):
@@ -202,7 +221,8 @@ def _throughput(ports: list[int], pids: list[int], members: int, duration_s: flo
 
 
 async def _failover_once(nats: _Nats, b_port: int, tag: str) -> float:
-    from ..net import RelayConnection, Resumed
+    from ..call.connection import RelayConnection
+    from ..call.events import Resumed
     proc, a_port = _start_server("--stall-timeout-s", "60", "--cluster", nats.url, "--node", tag)
     loop = asyncio.get_running_loop()
     got_frame = asyncio.Event()
@@ -278,6 +298,17 @@ def run(quick: bool = False, **_kw) -> dict[str, Metric]:
                       target="p99 <= 8-on-1 p99 + 5 ms")
         m.extra["p99_above_baseline_ms"] = round(m.p99 - out["cluster.latency_8_on_1_ms"].p99, 3)
         out["cluster.latency_24_on_3_ms"] = m
+        # the same load with the media between relays through nats-py (what the relays did before)
+        procs = _relays(nats, 3, "old", "--cluster-media", "nats-py")
+        try:
+            samples, _r, sent, cpu = _run(_latency([p for _, p in procs], 8, lat_s, [x.pid for x, _ in procs]))
+        finally:
+            for proc, _ in procs:
+                _stop(proc)
+        old = [ms for _s, _r, ms in samples]
+        out["cluster.latency_24_on_3_natspy_ms"] = summarize(
+            old, "ms", "cluster.latency_24_on_3_ms", participants=24, relays=3, frames_received=len(old),
+            relay_cpu_per_participant=round(cpu / 24, 4), media_path="nats-py (--cluster-media nats-py)")
         # throughput over two relays vs one
         proc, port = _start_server("--stall-timeout-s", "60")
         try:

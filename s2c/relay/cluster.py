@@ -67,8 +67,10 @@ class ClusterLink:
     fixes this node's id range and resume key), ``attach(srv)``, then ``drain()`` after every
     relay flush; ``await close()`` at the end."""
 
-    def __init__(self, url: str, node: str, log):
+    def __init__(self, url: str, node: str, log, media: str = "direct"):
         self.srv = None
+        self.media = None        # s2c.relay.cluster_media.MediaLink (media="direct") or None (nats-py)
+        self._media_kind = media
         self.relay = None
         self.url = url
         self.node = node
@@ -116,6 +118,8 @@ class ClusterLink:
             await self.nc.close()
             raise ClusterError(f"cluster bus {self.url} has no usable JetStream KV (start nats-server "
                                f"with -js): {type(exc).__name__}: {exc}") from None
+        if self._media_kind == "direct":
+            await self._start_media()
         lo, hi = slot_range(self.slot)
         self.log("info", "cluster_joined", url=self.url, node=self.node, slot=self.slot, ids=f"{lo}-{hi}")
         return lo, hi, key
@@ -130,6 +134,20 @@ class ClusterLink:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._publisher()), loop.create_task(self._heartbeats())]
         await self.nc.publish("s2c.nodes", json.dumps({"node": self.node, "slot": self.slot}).encode())
+
+    async def _start_media(self) -> None:
+        from .cluster_media import MediaLink
+        self.media = MediaLink(self.url, f"s2c-relay {self.node} media", self._on_direct_media, self.log)
+        try:
+            await self.media.start()
+        except Exception as exc:  # noqa: BLE001 - OSError, timeout, refused CONNECT
+            await self.nc.close()
+            raise ClusterError(f"cannot open the media connection to {self.url}: "
+                               f"{type(exc).__name__}: {exc}") from None
+
+    def _on_direct_media(self, session: str, data) -> None:
+        self.relay.receive_remote(session, data, now_ms())
+        self.srv.kick()
 
     async def _claim_slot(self) -> int:
         from nats.js.errors import KeyWrongLastSequenceError
@@ -164,6 +182,8 @@ class ClusterLink:
         self._closing = True
         for t in self._tasks:
             t.cancel()
+        if self.media is not None:
+            self.media.close()
         if self.nc is not None and not self.nc.is_closed:
             try:
                 if self.slot is not None and self.nc.is_connected:
@@ -179,15 +199,21 @@ class ClusterLink:
         out = self.relay.pop_cluster_out()
         if not out:
             return
+        media = [] if self.media is not None else None
         for ev in out:
             kind = ev[0]
             if kind == "sub":
                 self._subscribe(ev[1])
             elif kind == "unsub":
                 self._unsubscribe(ev[1])
+            elif media is not None and kind == "media":
+                media.append(ev[1:])
             else:
                 self._out.append(ev)
-        self._wake.set()
+        if media:
+            self.media.publish(media)   # at once, in this flush: one write, one message per room
+        if self._out:
+            self._wake.set()
 
     def _connected(self) -> bool:
         nc = self.nc
@@ -221,6 +247,8 @@ class ClusterLink:
         subs: list = []
         self._rooms[session] = (h, subs)
         self._by_hash[h] = session
+        if self.media is not None:
+            self.media.subscribe(session, h)
         asyncio.get_running_loop().create_task(self._subscribe_and_sync(session, h, subs))
 
     async def _subscribe_and_sync(self, session: str, h: str, subs: list) -> None:
@@ -238,7 +266,8 @@ class ClusterLink:
                     relay.receive_roster(session, msg.data, now_ms())
                     srv.kick()
 
-                subs.append(await self.nc.subscribe(f"s2c.room.{h}.media", cb=on_media))
+                if self.media is None:
+                    subs.append(await self.nc.subscribe(f"s2c.room.{h}.media", cb=on_media))
                 subs.append(await self.nc.subscribe(f"s2c.room.{h}.roster", cb=on_roster))
                 await self._sync(session, h)
         except Exception as exc:  # noqa: BLE001 - bus trouble: serve locally, the reconnect resyncs
@@ -280,6 +309,8 @@ class ClusterLink:
             return
         h, subs = entry
         self._by_hash.pop(h, None)
+        if self.media is not None:
+            self.media.unsubscribe(session)
 
         async def unsub():
             for s in subs:
@@ -333,6 +364,8 @@ class ClusterLink:
         if self._closing:
             return
         self.stats["disconnects"] += 1
+        if self.media is not None:
+            self.media.abort()
         self.relay.cluster_state(False, now_ms())
         self.log("warn", "cluster_disconnected", url=self.url,
                  detail="bus unreachable: serving local participants only; remote participants kept "

@@ -119,6 +119,7 @@ class RoomControl:
         c.caps = join.caps
         roster = self._roster_of(room, but=c.pid)
         c.room = room
+        c.joined_ms = self._now_ms
         room.members[c.pid] = c
         room.stats.joins += 1
         limits = {"max_frame_bytes": cfg.max_frame_bytes, "max_fps": cfg.max_fps,

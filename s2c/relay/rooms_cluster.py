@@ -17,6 +17,9 @@ from ..errors import LocalError, ProtocolError
 from .state import (_HDR, _unpack_hdr, _HB, _SND, _SND_END, _LEN, _LEN_END, _FLG, RelayConfig, RoomStats, _NO_ROOM, Room, _Remote, _Lingering, _Conn, _dump, _LINGER_REASONS, _CTRL_QUEUE_TYPES)  # noqa: F401
 
 
+JOIN_RACE_MS = 2000.0   # joins this recent may lose the last place to a simultaneous join elsewhere
+
+
 class ClusterRooms:
     """The cluster half of the relay core (see the module docstring)."""
 
@@ -70,6 +73,7 @@ class ClusterRooms:
         room = self.rooms.get(session)
         if room is None or room.synced:
             return
+        self._now_ms = max(self._now_ms, now_ms)
         room.synced = True
         parked, room.parked = room.parked, []
         for c, join in parked:
@@ -117,6 +121,8 @@ class ClusterRooms:
             return
         for p in peers:
             self._upsert_remote(room, p, now_ms)
+        if op == "join":
+            self._settle_last_place(room, now_ms)
         for p in seen:
             if p[4] != self.config.cluster_node and p[0] not in room.remote and p[0] not in room.members:
                 self._upsert_remote(room, p, now_ms)
@@ -124,6 +130,25 @@ class ClusterRooms:
             listed = {p[0] for p in peers}
             for r in [r for r in room.remote.values() if r.node == node and r.pid not in listed]:
                 self._drop_remote(room, r, "left")
+
+    def _settle_last_place(self, room: Room, now_ms: float) -> None:
+        """Two relays admitted joins for the last place(s) at once (each before hearing of the
+        other's): the room is over ``max_participants``. Every relay ranks the participants that
+        joined within ``JOIN_RACE_MS`` by id and the highest ids lose; a relay closes its own
+        losers with ROOM_FULL, so all relays settle on the same survivors without a round trip."""
+        limit = self.config.max_participants
+        excess = len(room.members) + len(room.remote) + len(room.lingering) - limit
+        if excess <= 0:
+            return
+        since = now_ms - JOIN_RACE_MS
+        recent = [m.pid for m in room.members.values() if m.joined_ms >= since]
+        recent += [r.pid for r in room.remote.values() if r.joined_ms >= since]
+        for pid in sorted(recent)[-excess:]:
+            m = room.members.get(pid)
+            if m is not None:
+                room.stats.race_lost += 1
+                self._fatal(m, P.E_ROOM_FULL, f"session {room.name!r} is full ({limit} participants): "
+                                              "another relay admitted a join for the last place at the same time")
 
     @staticmethod
     def _parse_remote(x, node):

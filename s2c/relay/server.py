@@ -253,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "nats-server with JetStream, -js); see docs/cluster.md")
     ap.add_argument("--node", metavar="NAME", default=None,
                     help="this relay's name in the cluster (unique; default HOSTNAME:PORT)")
+    ap.add_argument("--cluster-media", choices=("direct", "nats-py"), default="direct",
+                    help="media between relays on a plain NATS connection read and written in the "
+                         "relay's loop (direct, default) or through nats-py (for comparison)")
     return ap
 
 
@@ -280,7 +283,7 @@ async def serve(args) -> int:
     if getattr(args, "cluster", None):
         from .cluster import ClusterError, ClusterLink
         node = args.node or f"{socket.gethostname()}:{args.port or os.getpid()}"
-        link = ClusterLink(args.cluster, node, log)
+        link = ClusterLink(args.cluster, node, log, media=args.cluster_media)
         try:
             config.id_lo, config.id_hi, config.resume_key = await link.start()
         except ClusterError as exc:

@@ -57,7 +57,7 @@ class RoomStats:
 
     __slots__ = ("frames_in", "bytes_in", "frames_out", "bytes_out", "video_replaced", "video_dropped",
                  "audio_dropped", "control_dropped", "rate_limited", "misrouted", "joins", "leaves",
-                 "refresh_asked", "refresh_limited")
+                 "refresh_asked", "refresh_limited", "race_lost")
 
     def __init__(self):
         for k in self.__slots__:
@@ -86,10 +86,11 @@ class Room:
 
 
 class _Remote:
-    __slots__ = ("pid", "name", "caps", "node", "epoch", "seen_ms")
+    __slots__ = ("pid", "name", "caps", "node", "epoch", "seen_ms", "joined_ms")
 
     def __init__(self, pid, name, caps, node, epoch, seen_ms):
         self.pid, self.name, self.caps, self.node, self.epoch, self.seen_ms = pid, name, caps, node, epoch, seen_ms
+        self.joined_ms = seen_ms   # when this relay first heard of it (the last-place race window)
 
 
 class _Lingering:
@@ -103,7 +104,7 @@ class _Conn:
     __slots__ = ("id", "pid", "epoch", "addr", "sid", "room", "name", "caps", "inbuf", "opened_ms",
                  "last_rx_ms", "writable", "unwritable_since_ms", "ready", "ready_bytes", "q", "closing",
                  "abort", "win_start_ms", "win_frames", "rate_error_ms", "clock", "parked", "pace",
-                 "want_keys")
+                 "want_keys", "joined_ms")
 
     def __init__(self, cid: int, addr: str, now_ms: float, config: "RelayConfig"):
         self.id = cid     # connection handle (what the adapter knows)
@@ -131,6 +132,7 @@ class _Conn:
         self.rate_error_ms = -1e18
         self.clock: tuple[int, int] | None = None  # (offset_us, rtt_us) the client reported
         self.parked: Room | None = None  # cluster: JOIN waits for this room's sync
+        self.joined_ms = 0.0             # when WELCOME went out (cluster: the last-place race)
 
 
 def _dump(obj) -> bytes:
