@@ -428,3 +428,210 @@ def diff_mosaic(tp, tfg, tbg, sp, sfg, sbg, glyphs, nbits, int_color_mode, thres
     if cur_fg != -1 or cur_bg != -1:
         out.append("\x1b[0m")
     return "".join(out).encode("utf-8")
+
+
+# ---- mosaic with a rate-distortion choice per cell (truecolor) -----------------------------------
+# Error of showing colour c for pixel x: LUMA_W * (a.(x - c))^2 + 65536 * |x - c|^2 with a = (77,
+# 150, 29) (luma in 1/256 levels): exact integers, a quadratic form, so the error of a pixel set
+# shown in one colour follows from the set's sums (see _set_err). A uniform grey shift of d levels
+# costs RD_LEVEL * d^2 per pixel.
+RD_LUMA_W = 2
+RD_LEVEL = (RD_LUMA_W + 3) * 65536
+
+
+def _pix_err(x, c) -> int:
+    d0, d1, d2 = x[0] - c[0], x[1] - c[1], x[2] - c[2]
+    y = 77 * d0 + 150 * d1 + 29 * d2
+    return RD_LUMA_W * y * y + 65536 * (d0 * d0 + d1 * d1 + d2 * d2)
+
+
+def _set_err(st, c) -> int:
+    """Error of the pixel set with sums st = (n, s0, s1, s2, q, sy, syy) all shown in colour c."""
+    n, s0, s1, s2, q, sy, syy = st
+    yc = 77 * c[0] + 150 * c[1] + 29 * c[2]
+    cc = c[0] * c[0] + c[1] * c[1] + c[2] * c[2]
+    return (RD_LUMA_W * (syy - 2 * yc * sy + n * yc * yc)
+            + 65536 * (q - 2 * (c[0] * s0 + c[1] * s1 + c[2] * s2) + n * cc))
+
+
+def _stats(pix, mask) -> tuple:
+    n = s0 = s1 = s2 = q = sy = syy = 0
+    for k, x in enumerate(pix):
+        if mask >> k & 1:
+            y = 77 * x[0] + 150 * x[1] + 29 * x[2]
+            n += 1; s0 += x[0]; s1 += x[1]; s2 += x[2]
+            q += x[0] * x[0] + x[1] * x[1] + x[2] * x[2]; sy += y; syy += y * y
+    return n, s0, s1, s2, q, sy, syy
+
+
+def _wnorm(n1, s0, s1, s2, sy) -> int:
+    return RD_LUMA_W * sy * sy + 65536 * (s0 * s0 + s1 * s1 + s2 * s2)
+
+
+def _mean(st):
+    n = st[0]
+    return tuple((st[1 + k] * 2 + n) // (2 * n) for k in range(3))
+
+
+def _sgr_len(c) -> int:
+    """Characters of '38;2;r;g;b' (the same for 48)."""
+    return 7 + len(str(c[0])) + len(str(c[1])) + len(str(c[2]))
+
+
+def _rd_split(pix, n, allowed, full_mask):
+    """Two-set split of the cell minimising the weighted squared error (exact integers): the
+    luma order's n - 1 splits (``allowed`` empty) or the allowed patterns. -> pattern (or -1)."""
+    tot = _stats(pix, full_mask)
+    best_num, best_den, best_pat = -1, 1, -1
+    if allowed:
+        cands = [p for p in allowed if 0 < bin(p).count("1") < n]
+    else:
+        order = sorted(range(n), key=lambda k: (77 * pix[k][0] + 150 * pix[k][1] + 29 * pix[k][2], k))
+        cands, pat = [], 0
+        for m in range(n - 1, 0, -1):
+            pat |= 1 << order[m]
+            cands.append(pat)
+    for pat in cands:
+        a = _stats(pix, pat)
+        n1, n0 = a[0], n - a[0]
+        num = (_wnorm(n1, a[1], a[2], a[3], a[5]) * n0
+               + _wnorm(n0, tot[1] - a[1], tot[2] - a[2], tot[3] - a[3], tot[5] - a[5]) * n1)
+        den = n1 * n0
+        if num * best_den > best_num * den:
+            best_num, best_den, best_pat = num, den, pat
+    return best_pat
+
+
+def _rd_options(pix, n, pat, full_mask, flat_tol, cf, cb, glen):
+    """(cost parts) of every way to draw the cell: (error, sgr bytes, glyph, fg, bg) with fg/bg
+    None when that colour is not selected (kept from the terminal's current one)."""
+    tot = _stats(pix, full_mask)
+    m = _mean(tot)
+    opts = []
+    if pat >= 0:
+        s1, s0 = _stats(pix, pat), _stats(pix, full_mask & ~pat)
+        f, b = _mean(s1), _mean(s0)
+        if max(abs(f[0] - b[0]), abs(f[1] - b[1]), abs(f[2] - b[2])) > flat_tol:
+            inv = full_mask & ~pat
+            for g, fg_set, bg_set, fc, bc in ((pat, s1, s0, f, b), (inv, s0, s1, b, f)):
+                for u in (fc, cf):
+                    for v in (bc, cb):
+                        if u is None or v is None:
+                            continue
+                        opts.append((_set_err(fg_set, u) + _set_err(bg_set, v), g, u, v))
+    for u in (m, cf):
+        if u is not None:
+            opts.append((_set_err(tot, u), full_mask, u, None))
+    for v in (m, cb):
+        if v is not None:
+            opts.append((_set_err(tot, v), 0, None, v))
+    return opts
+
+
+def _opt_bytes(g, u, v, cf, cb, glen) -> int:
+    k = 0
+    nb = 0
+    if u is not None and u != cf:
+        nb += _sgr_len(u)
+        k += 1
+    if v is not None and v != cb:
+        nb += _sgr_len(v)
+        k += 1
+    return glen[g] + (0 if k == 0 else nb + 2 + k)
+
+
+def mosaic_rd(px, sx, sy, patterns, flat_tol, sp, sfg, sbg, glyphs, nbits, gain, lam, full, row0, col0) -> bytes:
+    """Fit and diff in one pass, truecolor: bytes that bring the shown mosaic towards ``px``.
+
+    Per cell of sx x sy pixels: the error of what is shown (shown pattern sp: bit set = the pixel
+    shows sfg, else sbg) against the pixels is measured first; a cell whose shown error is at most
+    ``gain`` is skipped without fitting. Otherwise the best two-set split is fitted (as mosaic_fit
+    but with the luma-weighted error) and the cell is redrawn when the shown error exceeds the
+    best fit's (two colours, or flat) by more than ``gain`` (always when ``full``). The drawing is
+    the option of least error + ``lam`` * bytes among: the pattern or its complement with each
+    colour either its set's mean or the terminal's current fg/bg (no SGR), and a flat cell as a
+    space (bg) or full block (fg) in the mean or a current colour. An option not better than the
+    shown error by gain/2 is replaced by the least-error option. shown_* records the display:
+    sp = the glyph's pattern, sfg/sbg its colours (both the same for a flat cell).
+    """
+    rows, cols = sp.shape[0], sp.shape[1]
+    n = sx * sy
+    full_mask = (1 << nbits) - 1
+    if n != nbits or len(glyphs) != 1 << nbits:
+        raise ValueError(f"need {1 << nbits} glyphs for {nbits}-bit patterns of {sx}x{sy} cells")
+    if px.shape[0] < rows * sy or px.shape[1] < cols * sx:
+        raise ValueError("picture smaller than the cells")
+    allowed = sorted(set(list(patterns) + [full_mask & ~p for p in patterns]))
+    glen = [len(g) for g in glyphs]
+    out = []
+    cur_r = cur_c = -1
+    cf = cb = None
+    for r in range(rows):
+        for c in range(cols):
+            pix = []
+            for j in range(sy):
+                for i in range(sx):
+                    p = px[r * sy + j, c * sx + i]
+                    pix.append((int(p[0]), int(p[1]), int(p[2])))
+            if not full:
+                q = int(sp[r, c]) & full_mask
+                f = (int(sfg[r, c, 0]), int(sfg[r, c, 1]), int(sfg[r, c, 2]))
+                b = (int(sbg[r, c, 0]), int(sbg[r, c, 1]), int(sbg[r, c, 2]))
+                e_shown = sum(_pix_err(x, f if q >> k & 1 else b) for k, x in enumerate(pix))
+                if e_shown <= gain:
+                    continue
+            pat = _rd_split(pix, n, allowed, full_mask)
+            opts = _rd_options(pix, n, pat, full_mask, flat_tol, cf, cb, glen)
+            best = None
+            e_min = None
+            for e, g, u, v in opts:
+                cost = e + lam * _opt_bytes(g, u, v, cf, cb, glen)
+                if best is None or cost < best[0]:
+                    best = (cost, e, g, u, v)
+                if e_min is None or e < e_min[0]:
+                    e_min = (e, g, u, v)
+            if not full:
+                if e_shown - _fit_err(pix, pat, full_mask, flat_tol) <= gain:
+                    continue
+                if best[1] >= e_shown - gain // 2:
+                    best = (0,) + e_min
+            _, e, g, u, v = best
+            if cur_r != r or cur_c != c:
+                if cur_r == r and c > cur_c:
+                    k = c - cur_c
+                    out.append("\x1b[C" if k == 1 else f"\x1b[{k}C")
+                else:
+                    out.append(f"\x1b[{row0 + r + 1};{col0 + c + 1}H")
+            params = []
+            if u is not None and u != cf:
+                params.append(_sgr_color(3, *u, False))
+                cf = u
+            if v is not None and v != cb:
+                params.append(_sgr_color(3, *v, True))
+                cb = v
+            if params:
+                out.append("\x1b[" + ";".join(params) + "m")
+            out.append(glyphs[g].decode("utf-8"))
+            cur_r, cur_c = r, c + 1
+            if g == 0:
+                u = v
+            elif g == full_mask:
+                v = u
+            sp[r, c] = g
+            sfg[r, c, 0], sfg[r, c, 1], sfg[r, c, 2] = u
+            sbg[r, c, 0], sbg[r, c, 1], sbg[r, c, 2] = v
+    if cf is not None or cb is not None:
+        out.append("\x1b[0m")
+    return "".join(out).encode("utf-8")
+
+
+def _fit_err(pix, pat, full_mask, flat_tol) -> int:
+    """Least error of the cell's fit: its two set means (unless flat within flat_tol) or its mean."""
+    tot = _stats(pix, full_mask)
+    e = _set_err(tot, _mean(tot))
+    if pat >= 0:
+        s1, s0 = _stats(pix, pat), _stats(pix, full_mask & ~pat)
+        f, b = _mean(s1), _mean(s0)
+        if max(abs(f[0] - b[0]), abs(f[1] - b[1]), abs(f[2] - b[2])) > flat_tol:
+            e = min(e, _set_err(s1, f) + _set_err(s0, b))
+    return e

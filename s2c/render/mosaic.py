@@ -51,6 +51,13 @@ DEFAULT_FLAT_TOL = 6
 # bytes/SSIM sweep of the video bench (python -m s2c.bench video)
 MOSAIC_THRESHOLD = 8
 MOSAIC_REUSE = 2
+# truecolor mosaic, rate-distortion kernel (mosaic_rd): a cell is redrawn when what it shows is
+# worse than its fit by a uniform ``threshold``-level grey shift of every pixel; bytes are weighed
+# against error at RD_SHARE of that gain per RD_CELL_BYTES (a typical redrawn cell). None: the
+# per-pixel change test of diff_mosaic instead.
+RD_LEVEL = 5 * 65536        # the kernel's error of a one-level grey shift of one pixel
+RD_SHARE = 0.5
+RD_CELL_BYTES = 40
 # glyph modes that paint the background sample 2x3 pixels per cell to find the cell's two colours
 PAINTED_SAMPLES = (2, 3)
 # ink coverage of the densest ramp glyph, as a share of the cell (typical monospace fonts: ~0.3)
@@ -116,3 +123,10 @@ def painted_targets(tp: np.ndarray, tfg: np.ndarray, tbg: np.ndarray, n_pixels: 
         fg = np.repeat(luminance(fg)[..., None], 3, 2)
         bg = np.repeat(luminance(bg)[..., None], 3, 2)
     return lut[ink], np.ascontiguousarray(fg), np.ascontiguousarray(bg)
+
+
+def rd_params(n_pixels: int, threshold: int, share: float) -> tuple[int, int]:
+    """(gain, lam) for the kernel's mosaic_rd: the error a redraw must remove and the error one
+    byte is worth, from the change threshold in levels."""
+    gain = n_pixels * RD_LEVEL * threshold * threshold
+    return gain, int(gain * share / RD_CELL_BYTES)
