@@ -641,3 +641,277 @@ def diff_mosaic(const unsigned char[:, :] tp, const unsigned char[:, :, :] tfg,
         return PyBytes_FromStringAndSize(buf, n)
     finally:
         free(buf)
+
+
+# ---- mosaic with a rate-distortion choice per cell (truecolor; see the twin's mosaic_rd) ----------
+cdef enum:
+    RD_LUMA_W = 2
+
+
+cdef inline void _rd_stats(int* pr, int* pg, int* pb, int n, int mask, long long* st) noexcept nogil:
+    cdef int k
+    cdef long long y
+    for k in range(7):
+        st[k] = 0
+    for k in range(n):
+        if (mask >> k) & 1:
+            y = 77 * pr[k] + 150 * pg[k] + 29 * pb[k]
+            st[0] += 1; st[1] += pr[k]; st[2] += pg[k]; st[3] += pb[k]
+            st[4] += pr[k] * pr[k] + pg[k] * pg[k] + pb[k] * pb[k]; st[5] += y; st[6] += y * y
+
+
+cdef inline long long _rd_set_err(long long* st, int c0, int c1, int c2) noexcept nogil:
+    cdef long long yc = 77 * c0 + 150 * c1 + 29 * c2
+    cdef long long cc = c0 * c0 + c1 * c1 + c2 * c2
+    return (RD_LUMA_W * (st[6] - 2 * yc * st[5] + st[0] * yc * yc)
+            + 65536 * (st[4] - 2 * (c0 * st[1] + c1 * st[2] + c2 * st[3]) + st[0] * cc))
+
+
+cdef inline long long _rd_wnorm(long long s0, long long s1, long long s2, long long sy) noexcept nogil:
+    return RD_LUMA_W * sy * sy + 65536 * (s0 * s0 + s1 * s1 + s2 * s2)
+
+
+cdef inline void _rd_mean(long long* st, int* out) noexcept nogil:
+    cdef long long n = st[0]
+    out[0] = <int>((st[1] * 2 + n) // (2 * n))
+    out[1] = <int>((st[2] * 2 + n) // (2 * n))
+    out[2] = <int>((st[3] * 2 + n) // (2 * n))
+
+
+cdef inline int _ndig(int v) noexcept nogil:
+    return 1 if v < 10 else (2 if v < 100 else 3)
+
+
+cdef inline int _rd_bytes(int glen_g, int* u, int* v, bint have_cf, int* cf, bint have_cb, int* cb) noexcept nogil:
+    """Bytes of drawing a glyph with fg u / bg v (NULL: not selected) given the current colours."""
+    cdef int k = 0, nb = 0
+    if u != NULL and not (have_cf and u[0] == cf[0] and u[1] == cf[1] and u[2] == cf[2]):
+        nb += 7 + _ndig(u[0]) + _ndig(u[1]) + _ndig(u[2]); k += 1
+    if v != NULL and not (have_cb and v[0] == cb[0] and v[1] == cb[1] and v[2] == cb[2]):
+        nb += 7 + _ndig(v[0]) + _ndig(v[1]) + _ndig(v[2]); k += 1
+    return glen_g + (0 if k == 0 else nb + 2 + k)
+
+
+def mosaic_rd(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns, int flat_tol,
+              unsigned char[:, ::1] sp, unsigned char[:, :, ::1] sfg, unsigned char[:, :, ::1] sbg,
+              list glyphs, int nbits, long long gain, long long lam, bint full, int row0, int col0):
+    """Fit and diff in one pass, truecolor, choosing per cell by error + lam * bytes (see the twin)."""
+    cdef Py_ssize_t rows = sp.shape[0], cols = sp.shape[1]
+    cdef int n = sx * sy
+    if n < 1 or n > 8 or n != nbits or len(glyphs) != (1 << nbits):
+        raise ValueError(f"need {1 << nbits} glyphs for {nbits}-bit patterns of {sx}x{sy} cells")
+    if px.shape[0] < rows * sy or px.shape[1] < cols * sx or px.shape[2] < 3:
+        raise ValueError("picture smaller than the cells")
+    if (sfg.shape[0] != rows or sfg.shape[1] != cols or sbg.shape[0] != rows or sbg.shape[1] != cols
+            or sfg.shape[2] < 3 or sbg.shape[2] < 3):
+        raise ValueError("cell arrays disagree in shape")
+    cdef int fmask = (1 << nbits) - 1
+    allowed = sorted(set([p for p in patterns] + [fmask & ~p for p in patterns]))
+    allowed = [p for p in allowed if 0 < bin(p).count("1") < n]
+    cdef int npat = len(allowed)
+    cdef int pats[256]
+    cdef int i
+    for i in range(npat):
+        pats[i] = allowed[i]
+    cdef bint restricted = len(patterns) > 0
+    cdef char gbuf[256 * 4]
+    cdef int glen[256]
+    for i in range(1 << nbits):
+        gb = glyphs[i]
+        if not isinstance(gb, bytes) or len(gb) < 1 or len(gb) > 4:
+            raise ValueError("each glyph must be 1..4 UTF-8 bytes")
+        glen[i] = len(gb)
+        memcpy(&gbuf[4 * i], <char*>gb, glen[i])
+    cdef Py_ssize_t cap = rows * cols * 64 + 64
+    cdef char* buf = <char*>malloc(cap)
+    if buf == NULL:
+        raise MemoryError()
+    cdef Py_ssize_t nb = 0, r, c
+    cdef int cur_r = -1, cur_c = -1
+    cdef bint have_cf = False, have_cb = False
+    cdef int cf[3]
+    cdef int cb[3]
+    cdef int pr[8]
+    cdef int pg[8]
+    cdef int pb[8]
+    cdef int lum[8]
+    cdef int cf_mean[3]
+    cdef int cb_mean[3]
+    cdef int cm[3]
+    cdef int* fc
+    cdef int* bc
+    cdef int* uu
+    cdef int* vv
+    cdef int* bu
+    cdef int* bv
+    cdef int* mu
+    cdef int* mv
+    cdef long long tot[7]
+    cdef long long s1[7]
+    cdef long long s0[7]
+    cdef long long* fset
+    cdef long long* bset
+    cdef long long e_shown = 0, e, cost, best_cost, best_e, min_e, fit_e, num, den, best_num, best_den
+    cdef long long a0, a1, a2, ay, y
+    cdef int j, k, m, q, pat, best_pat, g, best_g, min_g, side, iu, iv, d0, d1, d2, n1, n0, nparam
+    cdef const unsigned char* row
+    cdef unsigned char* shp
+    try:
+        with nogil:
+            for r in range(rows):
+                for c in range(cols):
+                    k = 0
+                    for j in range(sy):
+                        row = &px[r * sy + j, c * sx, 0]
+                        for i in range(sx):
+                            pr[k] = row[3 * i]; pg[k] = row[3 * i + 1]; pb[k] = row[3 * i + 2]
+                            k += 1
+                    if not full:
+                        q = sp[r, c] & fmask
+                        e_shown = 0
+                        for k in range(n):
+                            shp = &sfg[r, c, 0] if (q >> k) & 1 else &sbg[r, c, 0]
+                            d0 = pr[k] - shp[0]; d1 = pg[k] - shp[1]; d2 = pb[k] - shp[2]
+                            y = 77 * d0 + 150 * d1 + 29 * d2
+                            e_shown += RD_LUMA_W * y * y + (<long long>65536) * (d0 * d0 + d1 * d1 + d2 * d2)
+                        if e_shown <= gain:
+                            continue
+                    # the split: least weighted squared error over the candidates (as the twin)
+                    _rd_stats(pr, pg, pb, n, fmask, tot)
+                    best_num = -1; best_den = 1; best_pat = -1
+                    if restricted:
+                        for q in range(npat):
+                            pat = pats[q]
+                            _rd_stats(pr, pg, pb, n, pat, s1)
+                            n1 = <int>s1[0]; n0 = n - n1
+                            num = (_rd_wnorm(s1[1], s1[2], s1[3], s1[5]) * n0
+                                   + _rd_wnorm(tot[1] - s1[1], tot[2] - s1[2], tot[3] - s1[3], tot[5] - s1[5]) * n1)
+                            den = n1 * n0
+                            if num * best_den > best_num * den:
+                                best_num = num; best_den = den; best_pat = pat
+                    elif n > 1:
+                        for k in range(n):
+                            lum[k] = (77 * pr[k] + 150 * pg[k] + 29 * pb[k]) * 8 + k
+                        for k in range(1, n):
+                            m = lum[k]
+                            j = k - 1
+                            while j >= 0 and lum[j] > m:
+                                lum[j + 1] = lum[j]
+                                j -= 1
+                            lum[j + 1] = m
+                        a0 = 0; a1 = 0; a2 = 0; ay = 0; pat = 0
+                        for m in range(n - 1, 0, -1):
+                            k = lum[m] & 7
+                            pat |= 1 << k
+                            a0 += pr[k]; a1 += pg[k]; a2 += pb[k]; ay += 77 * pr[k] + 150 * pg[k] + 29 * pb[k]
+                            n1 = n - m; n0 = m
+                            num = (_rd_wnorm(a0, a1, a2, ay) * n0
+                                   + _rd_wnorm(tot[1] - a0, tot[2] - a1, tot[3] - a2, tot[5] - ay) * n1)
+                            den = n1 * n0
+                            if num * best_den > best_num * den:
+                                best_num = num; best_den = den; best_pat = pat
+                    # the options (in the twin's order); first least cost wins, first least error too
+                    _rd_mean(tot, cm)
+                    best_cost = -1; best_e = 0; best_g = 0; min_e = -1; min_g = 0
+                    bu = NULL; bv = NULL; mu = NULL; mv = NULL
+                    fit_e = _rd_set_err(tot, cm[0], cm[1], cm[2])
+                    if best_pat >= 0:
+                        _rd_stats(pr, pg, pb, n, best_pat, s1)
+                        _rd_stats(pr, pg, pb, n, fmask & ~best_pat, s0)
+                        _rd_mean(s1, cf_mean); _rd_mean(s0, cb_mean)
+                        if _maxdiff(cf_mean[0], cf_mean[1], cf_mean[2], cb_mean[0], cb_mean[1], cb_mean[2]) > flat_tol:
+                            e = _rd_set_err(s1, cf_mean[0], cf_mean[1], cf_mean[2]) + _rd_set_err(s0, cb_mean[0], cb_mean[1], cb_mean[2])
+                            if e < fit_e:
+                                fit_e = e
+                            for side in range(2):
+                                if side == 0:
+                                    g = best_pat; fset = s1; bset = s0; fc = cf_mean; bc = cb_mean
+                                else:
+                                    g = fmask & ~best_pat; fset = s0; bset = s1; fc = cb_mean; bc = cf_mean
+                                for iu in range(2):
+                                    if iu == 1 and not have_cf:
+                                        continue
+                                    uu = fc if iu == 0 else &cf[0]
+                                    for iv in range(2):
+                                        if iv == 1 and not have_cb:
+                                            continue
+                                        vv = bc if iv == 0 else &cb[0]
+                                        e = _rd_set_err(fset, uu[0], uu[1], uu[2]) + _rd_set_err(bset, vv[0], vv[1], vv[2])
+                                        cost = e + lam * _rd_bytes(glen[g], uu, vv, have_cf, cf, have_cb, cb)
+                                        if best_cost < 0 or cost < best_cost:
+                                            best_cost = cost; best_e = e; best_g = g; bu = uu; bv = vv
+                                        if min_e < 0 or e < min_e:
+                                            min_e = e; min_g = g; mu = uu; mv = vv
+                    for iu in range(2):       # flat: full block in fg
+                        if iu == 1 and not have_cf:
+                            continue
+                        uu = &cm[0] if iu == 0 else &cf[0]
+                        e = _rd_set_err(tot, uu[0], uu[1], uu[2])
+                        cost = e + lam * _rd_bytes(glen[fmask], uu, NULL, have_cf, cf, have_cb, cb)
+                        if best_cost < 0 or cost < best_cost:
+                            best_cost = cost; best_e = e; best_g = fmask; bu = uu; bv = NULL
+                        if min_e < 0 or e < min_e:
+                            min_e = e; min_g = fmask; mu = uu; mv = NULL
+                    for iv in range(2):       # flat: space in bg
+                        if iv == 1 and not have_cb:
+                            continue
+                        vv = &cm[0] if iv == 0 else &cb[0]
+                        e = _rd_set_err(tot, vv[0], vv[1], vv[2])
+                        cost = e + lam * _rd_bytes(glen[0], NULL, vv, have_cf, cf, have_cb, cb)
+                        if best_cost < 0 or cost < best_cost:
+                            best_cost = cost; best_e = e; best_g = 0; bu = NULL; bv = vv
+                        if min_e < 0 or e < min_e:
+                            min_e = e; min_g = 0; mu = NULL; mv = vv
+                    if not full:
+                        if e_shown - fit_e <= gain:
+                            continue
+                        if best_e >= e_shown - gain // 2:
+                            best_g = min_g; bu = mu; bv = mv
+                    if cur_r != r or cur_c != c:
+                        buf[nb] = 27; buf[nb + 1] = 91; nb += 2  # ESC [
+                        if cur_r == r and c > cur_c:
+                            if c - cur_c != 1:
+                                nb = _put_int(buf, nb, c - cur_c)
+                            buf[nb] = 67; nb += 1  # C
+                        else:
+                            nb = _put_int(buf, nb, row0 + r + 1)
+                            buf[nb] = 59
+                            nb = _put_int(buf, nb + 1, col0 + c + 1)
+                            buf[nb] = 72; nb += 1  # H
+                    # copy the chosen colours before cf/cb (which they may point at) change
+                    if bu != NULL:
+                        d0 = bu[0]; d1 = bu[1]; d2 = bu[2]
+                    if bv != NULL:
+                        a0 = bv[0]; a1 = bv[1]; a2 = bv[2]
+                    nparam = 0
+                    if bu != NULL and not (have_cf and d0 == cf[0] and d1 == cf[1] and d2 == cf[2]):
+                        buf[nb] = 27; buf[nb + 1] = 91; nb += 2
+                        nb = _put_color(buf, nb, 3, d0, d1, d2, False)
+                        cf[0] = d0; cf[1] = d1; cf[2] = d2; have_cf = True
+                        nparam = 1
+                    if bv != NULL and not (have_cb and a0 == cb[0] and a1 == cb[1] and a2 == cb[2]):
+                        if nparam:
+                            buf[nb] = 59; nb += 1
+                        else:
+                            buf[nb] = 27; buf[nb + 1] = 91; nb += 2
+                        nb = _put_color(buf, nb, 3, <int>a0, <int>a1, <int>a2, True)
+                        cb[0] = <int>a0; cb[1] = <int>a1; cb[2] = <int>a2; have_cb = True
+                        nparam = 1
+                    if nparam:
+                        buf[nb] = 109; nb += 1  # m
+                    memcpy(buf + nb, &gbuf[4 * best_g], glen[best_g])
+                    nb += glen[best_g]
+                    cur_r = <int>r
+                    cur_c = <int>c + 1
+                    if bu == NULL:
+                        d0 = <int>a0; d1 = <int>a1; d2 = <int>a2
+                    if bv == NULL:
+                        a0 = d0; a1 = d1; a2 = d2
+                    sp[r, c] = best_g
+                    sfg[r, c, 0] = d0; sfg[r, c, 1] = d1; sfg[r, c, 2] = d2
+                    sbg[r, c, 0] = <unsigned char>a0; sbg[r, c, 1] = <unsigned char>a1; sbg[r, c, 2] = <unsigned char>a2
+            if have_cf or have_cb:
+                buf[nb] = 27; buf[nb + 1] = 91; buf[nb + 2] = 48; buf[nb + 3] = 109; nb += 4
+        return PyBytes_FromStringAndSize(buf, nb)
+    finally:
+        free(buf)
