@@ -753,6 +753,7 @@ def mosaic_rd(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns,
     cdef long long* bset
     cdef long long e_shown = 0, e, cost, best_cost, best_e, min_e, fit_e, num, den, best_num, best_den
     cdef long long a0, a1, a2, ay, y
+    cdef int nbytes, best_bytes = 0
     cdef int j, k, m, q, pat, best_pat, g, best_g, min_g, side, iu, iv, d0, d1, d2, n1, n0, nparam
     cdef const unsigned char* row
     cdef unsigned char* shp
@@ -837,9 +838,10 @@ def mosaic_rd(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns,
                                             continue
                                         vv = bc if iv == 0 else &cb[0]
                                         e = _rd_set_err(fset, uu[0], uu[1], uu[2]) + _rd_set_err(bset, vv[0], vv[1], vv[2])
-                                        cost = e + lam * _rd_bytes(glen[g], uu, vv, have_cf, cf, have_cb, cb)
-                                        if best_cost < 0 or cost < best_cost:
-                                            best_cost = cost; best_e = e; best_g = g; bu = uu; bv = vv
+                                        nbytes = _rd_bytes(glen[g], uu, vv, have_cf, cf, have_cb, cb)
+                                        cost = e + lam * nbytes
+                                        if best_cost < 0 or cost < best_cost or (cost == best_cost and nbytes < best_bytes):
+                                            best_cost = cost; best_bytes = nbytes; best_e = e; best_g = g; bu = uu; bv = vv
                                         if min_e < 0 or e < min_e:
                                             min_e = e; min_g = g; mu = uu; mv = vv
                     for iu in range(2):       # flat: full block in fg
@@ -847,9 +849,10 @@ def mosaic_rd(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns,
                             continue
                         uu = &cm[0] if iu == 0 else &cf[0]
                         e = _rd_set_err(tot, uu[0], uu[1], uu[2])
-                        cost = e + lam * _rd_bytes(glen[fmask], uu, NULL, have_cf, cf, have_cb, cb)
-                        if best_cost < 0 or cost < best_cost:
-                            best_cost = cost; best_e = e; best_g = fmask; bu = uu; bv = NULL
+                        nbytes = _rd_bytes(glen[fmask], uu, NULL, have_cf, cf, have_cb, cb)
+                        cost = e + lam * nbytes
+                        if best_cost < 0 or cost < best_cost or (cost == best_cost and nbytes < best_bytes):
+                            best_cost = cost; best_bytes = nbytes; best_e = e; best_g = fmask; bu = uu; bv = NULL
                         if min_e < 0 or e < min_e:
                             min_e = e; min_g = fmask; mu = uu; mv = NULL
                     for iv in range(2):       # flat: space in bg
@@ -857,9 +860,10 @@ def mosaic_rd(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns,
                             continue
                         vv = &cm[0] if iv == 0 else &cb[0]
                         e = _rd_set_err(tot, vv[0], vv[1], vv[2])
-                        cost = e + lam * _rd_bytes(glen[0], NULL, vv, have_cf, cf, have_cb, cb)
-                        if best_cost < 0 or cost < best_cost:
-                            best_cost = cost; best_e = e; best_g = 0; bu = NULL; bv = vv
+                        nbytes = _rd_bytes(glen[0], NULL, vv, have_cf, cf, have_cb, cb)
+                        cost = e + lam * nbytes
+                        if best_cost < 0 or cost < best_cost or (cost == best_cost and nbytes < best_bytes):
+                            best_cost = cost; best_bytes = nbytes; best_e = e; best_g = 0; bu = NULL; bv = vv
                         if min_e < 0 or e < min_e:
                             min_e = e; min_g = 0; mu = NULL; mv = vv
                     if not full:

@@ -584,10 +584,11 @@ def mosaic_rd(px, sx, sy, patterns, flat_tol, sp, sfg, sbg, glyphs, nbits, gain,
             opts = _rd_options(pix, n, pat, full_mask, flat_tol, cf, cb, glen)
             best = None
             e_min = None
-            for e, g, u, v in opts:
-                cost = e + lam * _opt_bytes(g, u, v, cf, cb, glen)
-                if best is None or cost < best[0]:
-                    best = (cost, e, g, u, v)
+            for e, g, u, v in opts:    # least cost, then fewest bytes
+                nbytes = _opt_bytes(g, u, v, cf, cb, glen)
+                cost = e + lam * nbytes
+                if best is None or (cost, nbytes) < (best[0], best_bytes):
+                    best, best_bytes = (cost, e, g, u, v), nbytes
                 if e_min is None or e < e_min[0]:
                     e_min = (e, g, u, v)
             if not full:

@@ -55,9 +55,13 @@ MOSAIC_REUSE = 2
 # worse than its fit by a uniform ``threshold``-level grey shift of every pixel; bytes are weighed
 # against error at RD_SHARE of that gain per RD_CELL_BYTES (a typical redrawn cell). None: the
 # per-pixel change test of diff_mosaic instead.
+# The bytes/SSIM sweep (python -m s2c.bench video) found any share > 0 worse at every rate (a cell
+# drawn with a reused colour stays wrong until its error exceeds the gain), so the default is 0:
+# a redrawn cell is drawn with its fit's colours (or a current one only when that is no worse).
 RD_LEVEL = 5 * 65536        # the kernel's error of a one-level grey shift of one pixel
-RD_SHARE = 0.5
+RD_SHARE = 0.0
 RD_CELL_BYTES = 40
+RD_THRESHOLD = 4            # truecolor mosaic default: SSIM .94 at ~55 kB/frame at 160x48
 # glyph modes that paint the background sample 2x3 pixels per cell to find the cell's two colours
 PAINTED_SAMPLES = (2, 3)
 # ink coverage of the densest ramp glyph, as a share of the cell (typical monospace fonts: ~0.3)
@@ -130,3 +134,8 @@ def rd_params(n_pixels: int, threshold: int, share: float) -> tuple[int, int]:
     byte is worth, from the change threshold in levels."""
     gain = n_pixels * RD_LEVEL * threshold * threshold
     return gain, int(gain * share / RD_CELL_BYTES)
+
+
+def default_threshold(colors: str) -> int:
+    """The mosaic's default change threshold: the RD kernel's (truecolor) or the per-pixel test's."""
+    return RD_THRESHOLD if colors == "truecolor" else MOSAIC_THRESHOLD

@@ -90,7 +90,7 @@ class Renderer:
         if not ramp or len(ramp) > 256 or any(ord(ch) < 32 or ord(ch) == 127 for ch in ramp):
             raise ConfigError("ramp must be 1..256 printable characters, darkest first")
         if threshold is None:   # mosaic cells are finer: a smaller change is worth a redraw
-            threshold = _mosaic.MOSAIC_THRESHOLD if mode == "mosaic" else DEFAULT_THRESHOLD
+            threshold = _mosaic.default_threshold(colors) if mode == "mosaic" else DEFAULT_THRESHOLD
         if reuse is None:
             reuse = _mosaic.MOSAIC_REUSE if mode == "mosaic" else DEFAULT_REUSE
         if not 0 <= threshold <= 255:
