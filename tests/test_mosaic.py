@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 from s2c import impl
 from s2c.bench import raster
 from s2c.render.mosaic import (QUADRANT_GLYPHS, SEXTANT_GLYPHS, SEXTANT_TEST_LINE, glyph_table, picture_size,
-                               rd_params)
+                               error_gain)
 from s2c.render.renderer import MODES, Renderer
 
 FAST = impl.load("cells", "fast")
@@ -74,21 +74,20 @@ def test_diff_mosaic_twins_agree(symbols, depth, cols, rows, threshold, reuse, d
 
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from(["sextant", "quadrant", "half"]), st.integers(1, 8), st.integers(1, 4),
-       st.integers(0, 20), st.sampled_from([0.0, 0.3, 1.5]), st.integers(0, 12), st.booleans(),
-       st.integers(0, 2**32 - 1))
-def test_mosaic_rd_twins_agree(symbols, cols, rows, threshold, share, flat_tol, coarse, seed):
-    """The rate-distortion mosaic kernel and its twin: same bytes and the same record of the screen
+       st.integers(0, 20), st.integers(0, 12), st.booleans(), st.integers(0, 2**32 - 1))
+def test_mosaic_err_twins_agree(symbols, cols, rows, threshold, flat_tol, coarse, seed):
+    """The error-driven mosaic kernel and its twin: same bytes and the same record of the screen
     over a full draw and two diffs (random and few-level pictures: ties in luma and cost)."""
     rng = np.random.default_rng(seed)
     glyphs, nbits, pats = glyph_table(symbols)
     sx, sy = picture_size(1, 1, "mosaic", "truecolor", symbols)
-    gain, lam = rd_params(sx * sy, threshold, share)
+    gain = error_gain(sx * sy, threshold)
     state = [[np.zeros((rows, cols), np.uint8), np.zeros((rows, cols, 3), np.uint8),
               np.zeros((rows, cols, 3), np.uint8)] for _ in range(2)]
     img = rng.integers(0, 256, (rows * sy, cols * sx, 3), dtype=np.uint8)
     for frame in range(3):
         px = (img // 85 * 85).astype(np.uint8) if coarse else img
-        outs = [k.mosaic_rd(px, sx, sy, pats, flat_tol, *s, glyphs, nbits, gain, lam, frame == 0, 2, 3)
+        outs = [k.mosaic_err(px, sx, sy, pats, flat_tol, *s, glyphs, nbits, gain, frame == 0, 2, 3)
                 for k, s in zip((FAST, REF), state)]
         assert outs[0] == outs[1]
         for a, b in zip(*state):
@@ -198,7 +197,7 @@ def test_mosaic_diff_stream_in_a_terminal_matches_exact_render(which, monkeypatc
     stream = pyte.ByteStream(screen)
     r = Renderer(cols, rows, "mosaic", "truecolor")
     exact = Renderer(cols, rows, "mosaic", "truecolor")     # a full draw of every frame
-    gain, _ = rd_params(6, r.threshold, 0)
+    gain = error_gain(6, r.threshold)
     sizes = []
     for i, f in enumerate(frames):
         out = r.frame(f)
@@ -211,8 +210,8 @@ def test_mosaic_diff_stream_in_a_terminal_matches_exact_render(which, monkeypatc
         err = (2 * y * y + 65536 * (d * d).sum(-1)).reshape(rows, 3, cols, 2).sum(axis=(1, 3))
         for (cy, cx) in zip(*np.nonzero(err > gain)):       # only cells off by more than the gain
             pix = [tuple(int(v) for v in px[3 * cy + k // 2, 2 * cx + k % 2]) for k in range(6)]
-            pat = REF._rd_split(pix, 6, [], 63)
-            assert err[cy, cx] - REF._fit_err(pix, pat, 63, r.flat_tol) <= gain, f"frame {i}: cell {cy},{cx}"
+            e_fit = REF._err_fit(pix, REF._err_split(pix, 6, [], 63), 63, r.flat_tol)[0]
+            assert err[cy, cx] - e_fit <= gain, f"frame {i}: cell {cy},{cx}"
         exact.reset()
         exact.frame(f)
         fit_err = np.abs(_target_pixels(exact._sg, exact._sfg, exact._sbg) - px).mean()

@@ -75,16 +75,31 @@ cdef inline Py_ssize_t _put_int(char* buf, Py_ssize_t n, int v) noexcept nogil:
     return n
 
 
+# decimal digits of 0..255, 4 bytes each (for one memcpy), and their lengths
+cdef char DIG[1024]
+cdef int DLEN[256]
+for _v in range(256):
+    _s = str(_v).encode()
+    DLEN[_v] = len(_s)
+    for _k in range(4):
+        DIG[4 * _v + _k] = _s[_k] if _k < len(_s) else 0
+
+
+cdef inline Py_ssize_t _put_byte(char* buf, Py_ssize_t n, int v) noexcept nogil:
+    memcpy(buf + n, &DIG[4 * v], 4)    # the buffer has slack: the extra byte is overwritten
+    return n + DLEN[v]
+
+
 cdef inline Py_ssize_t _put_color(char* buf, Py_ssize_t n, int mode, int r, int g, int b, bint bg) noexcept nogil:
     cdef int i
     if mode == 3:
-        n = _put_int(buf, n, 48 if bg else 38)
-        buf[n] = 59; buf[n + 1] = 50; buf[n + 2] = 59  # ";2;"
-        n = _put_int(buf, n + 3, r)
+        buf[n] = 52 if bg else 51; buf[n + 1] = 56                    # "48" / "38"
+        buf[n + 2] = 59; buf[n + 3] = 50; buf[n + 4] = 59  # ";2;"
+        n = _put_byte(buf, n + 5, r)
         buf[n] = 59
-        n = _put_int(buf, n + 1, g)
+        n = _put_byte(buf, n + 1, g)
         buf[n] = 59
-        return _put_int(buf, n + 1, b)
+        return _put_byte(buf, n + 1, b)
     if mode == 2:
         n = _put_int(buf, n, 48 if bg else 38)
         buf[n] = 59; buf[n + 1] = 53; buf[n + 2] = 59  # ";5;"
@@ -643,59 +658,44 @@ def diff_mosaic(const unsigned char[:, :] tp, const unsigned char[:, :, :] tfg,
         free(buf)
 
 
-# ---- mosaic with a rate-distortion choice per cell (truecolor; see the twin's mosaic_rd) ----------
+# ---- mosaic whose redraws follow the cell's error (truecolor; see the twin's mosaic_err) ---------
 cdef enum:
-    RD_LUMA_W = 2
+    ERR_LUMA_W = 2
+
+# (2s + n) // (2n) for 2s + n < 4200 and 2n <= 16 as (x * RECIP[2n]) >> 20, exactly
+cdef int[17] RECIP = [0, 1048577, 524289, 349526, 262145, 209716, 174763, 149797, 131073, 116509,
+                      104858, 95326, 87382, 80660, 74899, 69906, 65537]
 
 
-cdef inline void _rd_stats(int* pr, int* pg, int* pb, int n, int mask, long long* st) noexcept nogil:
-    cdef int k
-    cdef long long y
-    for k in range(7):
-        st[k] = 0
-    for k in range(n):
-        if (mask >> k) & 1:
-            y = 77 * pr[k] + 150 * pg[k] + 29 * pb[k]
-            st[0] += 1; st[1] += pr[k]; st[2] += pg[k]; st[3] += pb[k]
-            st[4] += pr[k] * pr[k] + pg[k] * pg[k] + pb[k] * pb[k]; st[5] += y; st[6] += y * y
-
-
-cdef inline long long _rd_set_err(long long* st, int c0, int c1, int c2) noexcept nogil:
+cdef inline long long _e_set(long long n, long long s0, long long s1, long long s2, long long sy,
+                             int c0, int c1, int c2) noexcept nogil:
+    """The twin's _set_err less the set's own sum of weighted squares (ERR_LUMA_W * sum luma^2 +
+    65536 * sum |x|^2): the part that depends on c. Over a whole cell that part is the same for
+    every split, so errors compare exactly without it."""
     cdef long long yc = 77 * c0 + 150 * c1 + 29 * c2
     cdef long long cc = c0 * c0 + c1 * c1 + c2 * c2
-    return (RD_LUMA_W * (st[6] - 2 * yc * st[5] + st[0] * yc * yc)
-            + 65536 * (st[4] - 2 * (c0 * st[1] + c1 * st[2] + c2 * st[3]) + st[0] * cc))
+    return ERR_LUMA_W * (n * yc * yc - 2 * yc * sy) + 65536 * (n * cc - 2 * (c0 * s0 + c1 * s1 + c2 * s2))
 
 
-cdef inline long long _rd_wnorm(long long s0, long long s1, long long s2, long long sy) noexcept nogil:
-    return RD_LUMA_W * sy * sy + 65536 * (s0 * s0 + s1 * s1 + s2 * s2)
-
-
-cdef inline void _rd_mean(long long* st, int* out) noexcept nogil:
-    cdef long long n = st[0]
-    out[0] = <int>((st[1] * 2 + n) // (2 * n))
-    out[1] = <int>((st[2] * 2 + n) // (2 * n))
-    out[2] = <int>((st[3] * 2 + n) // (2 * n))
+cdef inline long long _e_wnorm(long long s0, long long s1, long long s2, long long sy) noexcept nogil:
+    return ERR_LUMA_W * sy * sy + 65536 * (s0 * s0 + s1 * s1 + s2 * s2)
 
 
 cdef inline int _ndig(int v) noexcept nogil:
     return 1 if v < 10 else (2 if v < 100 else 3)
 
 
-cdef inline int _rd_bytes(int glen_g, int* u, int* v, bint have_cf, int* cf, bint have_cb, int* cb) noexcept nogil:
-    """Bytes of drawing a glyph with fg u / bg v (NULL: not selected) given the current colours."""
-    cdef int k = 0, nb = 0
-    if u != NULL and not (have_cf and u[0] == cf[0] and u[1] == cf[1] and u[2] == cf[2]):
-        nb += 7 + _ndig(u[0]) + _ndig(u[1]) + _ndig(u[2]); k += 1
-    if v != NULL and not (have_cb and v[0] == cb[0] and v[1] == cb[1] and v[2] == cb[2]):
-        nb += 7 + _ndig(v[0]) + _ndig(v[1]) + _ndig(v[2]); k += 1
-    return glen_g + (0 if k == 0 else nb + 2 + k)
+cdef inline int _sgr_cost(bint want, int c0, int c1, int c2, bint have, int* cur) noexcept nogil:
+    """Characters of selecting colour c ('38;2;r;g;b' and its separator); 0 if it is current."""
+    if not want or (have and c0 == cur[0] and c1 == cur[1] and c2 == cur[2]):
+        return 0
+    return 8 + _ndig(c0) + _ndig(c1) + _ndig(c2)
 
 
-def mosaic_rd(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns, int flat_tol,
-              unsigned char[:, ::1] sp, unsigned char[:, :, ::1] sfg, unsigned char[:, :, ::1] sbg,
-              list glyphs, int nbits, long long gain, long long lam, bint full, int row0, int col0):
-    """Fit and diff in one pass, truecolor, choosing per cell by error + lam * bytes (see the twin)."""
+def mosaic_err(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns, int flat_tol,
+               unsigned char[:, ::1] sp, unsigned char[:, :, ::1] sfg, unsigned char[:, :, ::1] sbg,
+               list glyphs, int nbits, long long gain, bint full, int row0, int col0):
+    """Fit and diff in one pass, truecolor, redrawing a cell by its error (see the twin)."""
     cdef Py_ssize_t rows = sp.shape[0], cols = sp.shape[1]
     cdef int n = sx * sy
     if n < 1 or n > 8 or n != nbits or len(glyphs) != (1 << nbits):
@@ -734,27 +734,15 @@ def mosaic_rd(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns,
     cdef int pr[8]
     cdef int pg[8]
     cdef int pb[8]
+    cdef long long py[8]
     cdef int lum[8]
-    cdef int cf_mean[3]
-    cdef int cb_mean[3]
-    cdef int cm[3]
-    cdef int* fc
-    cdef int* bc
-    cdef int* uu
-    cdef int* vv
-    cdef int* bu
-    cdef int* bv
-    cdef int* mu
-    cdef int* mv
-    cdef long long tot[7]
-    cdef long long s1[7]
-    cdef long long s0[7]
-    cdef long long* fset
-    cdef long long* bset
-    cdef long long e_shown = 0, e, cost, best_cost, best_e, min_e, fit_e, num, den, best_num, best_den
-    cdef long long a0, a1, a2, ay, y
-    cdef int nbytes, best_bytes = 0
-    cdef int j, k, m, q, pat, best_pat, g, best_g, min_g, side, iu, iv, d0, d1, d2, n1, n0, nparam
+    cdef long long e_shown = 0, e, e2, num, den, best_num, best_den, y
+    cdef long long t0, t1, t2, tq, ty, tyy, a0, a1, a2, aq, ay, ayy
+    cdef long long b0, b1, b2, bq, by, byy, w0, w1, w2, wq, wy, wyy
+    cdef int j, k, m, q, pat, best_pat, g, d0, d1, d2, n1, n0, bn1, nparam, kk
+    cdef int f0, f1, f2, h0, h1, h2, m0, m1, m2, u0, u1, u2, v0, v1, v2
+    cdef bint two, want_u, want_v
+    cdef int lo0, lo1, lo2, hi0, hi1, hi2
     cdef const unsigned char* row
     cdef unsigned char* shp
     try:
@@ -774,103 +762,112 @@ def mosaic_rd(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns,
                             shp = &sfg[r, c, 0] if (q >> k) & 1 else &sbg[r, c, 0]
                             d0 = pr[k] - shp[0]; d1 = pg[k] - shp[1]; d2 = pb[k] - shp[2]
                             y = 77 * d0 + 150 * d1 + 29 * d2
-                            e_shown += RD_LUMA_W * y * y + (<long long>65536) * (d0 * d0 + d1 * d1 + d2 * d2)
+                            e_shown += ERR_LUMA_W * y * y + (<long long>65536) * (d0 * d0 + d1 * d1 + d2 * d2)
                         if e_shown <= gain:
                             continue
-                    # the split: least weighted squared error over the candidates (as the twin)
-                    _rd_stats(pr, pg, pb, n, fmask, tot)
+                    t0 = 0; t1 = 0; t2 = 0; ty = 0
+                    for k in range(n):
+                        py[k] = 77 * pr[k] + 150 * pg[k] + 29 * pb[k]
+                        t0 += pr[k]; t1 += pg[k]; t2 += pb[k]; ty += py[k]
+                    # the split (as the twin's _err_split); keep the fg set's sums in w*
                     best_num = -1; best_den = 1; best_pat = -1
-                    if restricted:
+                    w0 = 0; w1 = 0; w2 = 0; wy = 0; bn1 = 0
+                    lo0 = 255; lo1 = 255; lo2 = 255; hi0 = 0; hi1 = 0; hi2 = 0
+                    for k in range(n):
+                        lo0 = pr[k] if pr[k] < lo0 else lo0; hi0 = pr[k] if pr[k] > hi0 else hi0
+                        lo1 = pg[k] if pg[k] < lo1 else lo1; hi1 = pg[k] if pg[k] > hi1 else hi1
+                        lo2 = pb[k] if pb[k] < lo2 else lo2; hi2 = pb[k] if pb[k] > hi2 else hi2
+                    if hi0 - lo0 <= flat_tol and hi1 - lo1 <= flat_tol and hi2 - lo2 <= flat_tol:
+                        pass    # any two set means differ by at most the range: flat, as the twin finds
+                    elif restricted:
                         for q in range(npat):
                             pat = pats[q]
-                            _rd_stats(pr, pg, pb, n, pat, s1)
-                            n1 = <int>s1[0]; n0 = n - n1
-                            num = (_rd_wnorm(s1[1], s1[2], s1[3], s1[5]) * n0
-                                   + _rd_wnorm(tot[1] - s1[1], tot[2] - s1[2], tot[3] - s1[3], tot[5] - s1[5]) * n1)
+                            a0 = 0; a1 = 0; a2 = 0; aq = 0; ay = 0; ayy = 0; n1 = 0
+                            for k in range(n):
+                                if (pat >> k) & 1:
+                                    a0 += pr[k]; a1 += pg[k]; a2 += pb[k]; ay += py[k]; n1 += 1
+                            n0 = n - n1
+                            num = _e_wnorm(a0, a1, a2, ay) * n0 + _e_wnorm(t0 - a0, t1 - a1, t2 - a2, ty - ay) * n1
                             den = n1 * n0
                             if num * best_den > best_num * den:
                                 best_num = num; best_den = den; best_pat = pat
+                        if best_pat >= 0:
+                            for k in range(n):
+                                if (best_pat >> k) & 1:
+                                    w0 += pr[k]; w1 += pg[k]; w2 += pb[k]; wy += py[k]; bn1 += 1
                     elif n > 1:
                         for k in range(n):
-                            lum[k] = (77 * pr[k] + 150 * pg[k] + 29 * pb[k]) * 8 + k
-                        for k in range(1, n):
-                            m = lum[k]
-                            j = k - 1
-                            while j >= 0 and lum[j] > m:
-                                lum[j + 1] = lum[j]
-                                j -= 1
-                            lum[j + 1] = m
+                            lum[k] = <int>py[k] * 8 + k
+                        if n == 6:
+                            _cswap(lum, 1, 2); _cswap(lum, 0, 2); _cswap(lum, 0, 1); _cswap(lum, 4, 5)
+                            _cswap(lum, 3, 5); _cswap(lum, 3, 4); _cswap(lum, 0, 3); _cswap(lum, 1, 4)
+                            _cswap(lum, 2, 5); _cswap(lum, 2, 4); _cswap(lum, 1, 3); _cswap(lum, 2, 3)
+                        elif n == 4:
+                            _cswap(lum, 0, 1); _cswap(lum, 2, 3); _cswap(lum, 0, 2); _cswap(lum, 1, 3)
+                            _cswap(lum, 1, 2)
+                        else:
+                            for k in range(1, n):
+                                m = lum[k]
+                                j = k - 1
+                                while j >= 0 and lum[j] > m:
+                                    lum[j + 1] = lum[j]
+                                    j -= 1
+                                lum[j + 1] = m
                         a0 = 0; a1 = 0; a2 = 0; ay = 0; pat = 0
                         for m in range(n - 1, 0, -1):
                             k = lum[m] & 7
                             pat |= 1 << k
-                            a0 += pr[k]; a1 += pg[k]; a2 += pb[k]; ay += 77 * pr[k] + 150 * pg[k] + 29 * pb[k]
+                            a0 += pr[k]; a1 += pg[k]; a2 += pb[k]; ay += py[k]
                             n1 = n - m; n0 = m
-                            num = (_rd_wnorm(a0, a1, a2, ay) * n0
-                                   + _rd_wnorm(tot[1] - a0, tot[2] - a1, tot[3] - a2, tot[5] - ay) * n1)
+                            num = _e_wnorm(a0, a1, a2, ay) * n0 + _e_wnorm(t0 - a0, t1 - a1, t2 - a2, ty - ay) * n1
                             den = n1 * n0
                             if num * best_den > best_num * den:
                                 best_num = num; best_den = den; best_pat = pat
-                    # the options (in the twin's order); first least cost wins, first least error too
-                    _rd_mean(tot, cm)
-                    best_cost = -1; best_e = 0; best_g = 0; min_e = -1; min_g = 0
-                    bu = NULL; bv = NULL; mu = NULL; mv = NULL
-                    fit_e = _rd_set_err(tot, cm[0], cm[1], cm[2])
+                                w0 = a0; w1 = a1; w2 = a2; wy = ay; bn1 = n1
+                    # the fit (as the twin's _err_fit)
+                    kk = RECIP[2 * n]
+                    m0 = <int>(((2 * t0 + n) * kk) >> 20); m1 = <int>(((2 * t1 + n) * kk) >> 20)
+                    m2 = <int>(((2 * t2 + n) * kk) >> 20)
+                    e = _e_set(n, t0, t1, t2, ty, m0, m1, m2)
+                    two = False
                     if best_pat >= 0:
-                        _rd_stats(pr, pg, pb, n, best_pat, s1)
-                        _rd_stats(pr, pg, pb, n, fmask & ~best_pat, s0)
-                        _rd_mean(s1, cf_mean); _rd_mean(s0, cb_mean)
-                        if _maxdiff(cf_mean[0], cf_mean[1], cf_mean[2], cb_mean[0], cb_mean[1], cb_mean[2]) > flat_tol:
-                            e = _rd_set_err(s1, cf_mean[0], cf_mean[1], cf_mean[2]) + _rd_set_err(s0, cb_mean[0], cb_mean[1], cb_mean[2])
-                            if e < fit_e:
-                                fit_e = e
-                            for side in range(2):
-                                if side == 0:
-                                    g = best_pat; fset = s1; bset = s0; fc = cf_mean; bc = cb_mean
-                                else:
-                                    g = fmask & ~best_pat; fset = s0; bset = s1; fc = cb_mean; bc = cf_mean
-                                for iu in range(2):
-                                    if iu == 1 and not have_cf:
-                                        continue
-                                    uu = fc if iu == 0 else &cf[0]
-                                    for iv in range(2):
-                                        if iv == 1 and not have_cb:
-                                            continue
-                                        vv = bc if iv == 0 else &cb[0]
-                                        e = _rd_set_err(fset, uu[0], uu[1], uu[2]) + _rd_set_err(bset, vv[0], vv[1], vv[2])
-                                        nbytes = _rd_bytes(glen[g], uu, vv, have_cf, cf, have_cb, cb)
-                                        cost = e + lam * nbytes
-                                        if best_cost < 0 or cost < best_cost or (cost == best_cost and nbytes < best_bytes):
-                                            best_cost = cost; best_bytes = nbytes; best_e = e; best_g = g; bu = uu; bv = vv
-                                        if min_e < 0 or e < min_e:
-                                            min_e = e; min_g = g; mu = uu; mv = vv
-                    for iu in range(2):       # flat: full block in fg
-                        if iu == 1 and not have_cf:
-                            continue
-                        uu = &cm[0] if iu == 0 else &cf[0]
-                        e = _rd_set_err(tot, uu[0], uu[1], uu[2])
-                        nbytes = _rd_bytes(glen[fmask], uu, NULL, have_cf, cf, have_cb, cb)
-                        cost = e + lam * nbytes
-                        if best_cost < 0 or cost < best_cost or (cost == best_cost and nbytes < best_bytes):
-                            best_cost = cost; best_bytes = nbytes; best_e = e; best_g = fmask; bu = uu; bv = NULL
-                        if min_e < 0 or e < min_e:
-                            min_e = e; min_g = fmask; mu = uu; mv = NULL
-                    for iv in range(2):       # flat: space in bg
-                        if iv == 1 and not have_cb:
-                            continue
-                        vv = &cm[0] if iv == 0 else &cb[0]
-                        e = _rd_set_err(tot, vv[0], vv[1], vv[2])
-                        nbytes = _rd_bytes(glen[0], NULL, vv, have_cf, cf, have_cb, cb)
-                        cost = e + lam * nbytes
-                        if best_cost < 0 or cost < best_cost or (cost == best_cost and nbytes < best_bytes):
-                            best_cost = cost; best_bytes = nbytes; best_e = e; best_g = 0; bu = NULL; bv = vv
-                        if min_e < 0 or e < min_e:
-                            min_e = e; min_g = 0; mu = NULL; mv = vv
+                        n1 = bn1; n0 = n - n1
+                        kk = RECIP[2 * n1]
+                        f0 = <int>(((2 * w0 + n1) * kk) >> 20); f1 = <int>(((2 * w1 + n1) * kk) >> 20)
+                        f2 = <int>(((2 * w2 + n1) * kk) >> 20)
+                        b0 = t0 - w0; b1 = t1 - w1; b2 = t2 - w2
+                        kk = RECIP[2 * n0]
+                        h0 = <int>(((2 * b0 + n0) * kk) >> 20); h1 = <int>(((2 * b1 + n0) * kk) >> 20)
+                        h2 = <int>(((2 * b2 + n0) * kk) >> 20)
+                        if _maxdiff(f0, f1, f2, h0, h1, h2) > flat_tol:
+                            e2 = _e_set(n1, w0, w1, w2, wy, f0, f1, f2) + _e_set(n0, b0, b1, b2, ty - wy, h0, h1, h2)
+                            if e2 < e:
+                                e = e2
+                                two = True
                     if not full:
-                        if e_shown - fit_e <= gain:
+                        tq = 0; tyy = 0
+                        for k in range(n):
+                            tq += pr[k] * pr[k] + pg[k] * pg[k] + pb[k] * pb[k]; tyy += py[k] * py[k]
+                        if e_shown - (e + ERR_LUMA_W * tyy + 65536 * tq) <= gain:
                             continue
-                        if best_e >= e_shown - gain // 2:
-                            best_g = min_g; bu = mu; bv = mv
+                    if two:
+                        d0 = glen[best_pat] + _sgr_cost(True, f0, f1, f2, have_cf, cf) + _sgr_cost(True, h0, h1, h2, have_cb, cb)
+                        d1 = glen[fmask & ~best_pat] + _sgr_cost(True, h0, h1, h2, have_cf, cf) + _sgr_cost(True, f0, f1, f2, have_cb, cb)
+                        if d1 < d0:
+                            g = fmask & ~best_pat
+                            u0 = h0; u1 = h1; u2 = h2; v0 = f0; v1 = f1; v2 = f2
+                        else:
+                            g = best_pat
+                            u0 = f0; u1 = f1; u2 = f2; v0 = h0; v1 = h1; v2 = h2
+                        want_u = True; want_v = True
+                    else:
+                        u0 = m0; u1 = m1; u2 = m2; v0 = m0; v1 = m1; v2 = m2
+                        d0 = glen[fmask] + _sgr_cost(True, m0, m1, m2, have_cf, cf)
+                        d1 = glen[0] + _sgr_cost(True, m0, m1, m2, have_cb, cb)
+                        if d0 < d1:
+                            g = fmask; want_u = True; want_v = False
+                        else:
+                            g = 0; want_u = False; want_v = True
                     if cur_r != r or cur_c != c:
                         buf[nb] = 27; buf[nb + 1] = 91; nb += 2  # ESC [
                         if cur_r == r and c > cur_c:
@@ -882,38 +879,29 @@ def mosaic_rd(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns,
                             buf[nb] = 59
                             nb = _put_int(buf, nb + 1, col0 + c + 1)
                             buf[nb] = 72; nb += 1  # H
-                    # copy the chosen colours before cf/cb (which they may point at) change
-                    if bu != NULL:
-                        d0 = bu[0]; d1 = bu[1]; d2 = bu[2]
-                    if bv != NULL:
-                        a0 = bv[0]; a1 = bv[1]; a2 = bv[2]
                     nparam = 0
-                    if bu != NULL and not (have_cf and d0 == cf[0] and d1 == cf[1] and d2 == cf[2]):
+                    if want_u and not (have_cf and u0 == cf[0] and u1 == cf[1] and u2 == cf[2]):
                         buf[nb] = 27; buf[nb + 1] = 91; nb += 2
-                        nb = _put_color(buf, nb, 3, d0, d1, d2, False)
-                        cf[0] = d0; cf[1] = d1; cf[2] = d2; have_cf = True
+                        nb = _put_color(buf, nb, 3, u0, u1, u2, False)
+                        cf[0] = u0; cf[1] = u1; cf[2] = u2; have_cf = True
                         nparam = 1
-                    if bv != NULL and not (have_cb and a0 == cb[0] and a1 == cb[1] and a2 == cb[2]):
+                    if want_v and not (have_cb and v0 == cb[0] and v1 == cb[1] and v2 == cb[2]):
                         if nparam:
                             buf[nb] = 59; nb += 1
                         else:
                             buf[nb] = 27; buf[nb + 1] = 91; nb += 2
-                        nb = _put_color(buf, nb, 3, <int>a0, <int>a1, <int>a2, True)
-                        cb[0] = <int>a0; cb[1] = <int>a1; cb[2] = <int>a2; have_cb = True
+                        nb = _put_color(buf, nb, 3, v0, v1, v2, True)
+                        cb[0] = v0; cb[1] = v1; cb[2] = v2; have_cb = True
                         nparam = 1
                     if nparam:
                         buf[nb] = 109; nb += 1  # m
-                    memcpy(buf + nb, &gbuf[4 * best_g], glen[best_g])
-                    nb += glen[best_g]
+                    memcpy(buf + nb, &gbuf[4 * g], glen[g])
+                    nb += glen[g]
                     cur_r = <int>r
                     cur_c = <int>c + 1
-                    if bu == NULL:
-                        d0 = <int>a0; d1 = <int>a1; d2 = <int>a2
-                    if bv == NULL:
-                        a0 = d0; a1 = d1; a2 = d2
-                    sp[r, c] = best_g
-                    sfg[r, c, 0] = d0; sfg[r, c, 1] = d1; sfg[r, c, 2] = d2
-                    sbg[r, c, 0] = <unsigned char>a0; sbg[r, c, 1] = <unsigned char>a1; sbg[r, c, 2] = <unsigned char>a2
+                    sp[r, c] = g
+                    sfg[r, c, 0] = u0; sfg[r, c, 1] = u1; sfg[r, c, 2] = u2
+                    sbg[r, c, 0] = v0; sbg[r, c, 1] = v1; sbg[r, c, 2] = v2
             if have_cf or have_cb:
                 buf[nb] = 27; buf[nb + 1] = 91; buf[nb + 2] = 48; buf[nb + 3] = 109; nb += 4
         return PyBytes_FromStringAndSize(buf, nb)

@@ -430,31 +430,23 @@ def diff_mosaic(tp, tfg, tbg, sp, sfg, sbg, glyphs, nbits, int_color_mode, thres
     return "".join(out).encode("utf-8")
 
 
-# ---- mosaic with a rate-distortion choice per cell (truecolor) -----------------------------------
-# Error of showing colour c for pixel x: LUMA_W * (a.(x - c))^2 + 65536 * |x - c|^2 with a = (77,
+# ---- mosaic whose redraws follow the cell's error (truecolor) ------------------------------------
+# Error of showing colour c for pixel x: ERR_LUMA_W * (a.(x - c))^2 + 65536 * |x - c|^2 with a = (77,
 # 150, 29) (luma in 1/256 levels): exact integers, a quadratic form, so the error of a pixel set
 # shown in one colour follows from the set's sums (see _set_err). A uniform grey shift of d levels
-# costs RD_LEVEL * d^2 per pixel.
-RD_LUMA_W = 2
-RD_LEVEL = (RD_LUMA_W + 3) * 65536
+# costs ERR_LEVEL * d^2 per pixel.
+ERR_LUMA_W = 2
+ERR_LEVEL = (ERR_LUMA_W + 3) * 65536
 
 
 def _pix_err(x, c) -> int:
     d0, d1, d2 = x[0] - c[0], x[1] - c[1], x[2] - c[2]
     y = 77 * d0 + 150 * d1 + 29 * d2
-    return RD_LUMA_W * y * y + 65536 * (d0 * d0 + d1 * d1 + d2 * d2)
-
-
-def _set_err(st, c) -> int:
-    """Error of the pixel set with sums st = (n, s0, s1, s2, q, sy, syy) all shown in colour c."""
-    n, s0, s1, s2, q, sy, syy = st
-    yc = 77 * c[0] + 150 * c[1] + 29 * c[2]
-    cc = c[0] * c[0] + c[1] * c[1] + c[2] * c[2]
-    return (RD_LUMA_W * (syy - 2 * yc * sy + n * yc * yc)
-            + 65536 * (q - 2 * (c[0] * s0 + c[1] * s1 + c[2] * s2) + n * cc))
+    return ERR_LUMA_W * y * y + 65536 * (d0 * d0 + d1 * d1 + d2 * d2)
 
 
 def _stats(pix, mask) -> tuple:
+    """Sums of the pixel set ``mask``: (n, r, g, b, sum |x|^2, sum luma, sum luma^2)."""
     n = s0 = s1 = s2 = q = sy = syy = 0
     for k, x in enumerate(pix):
         if mask >> k & 1:
@@ -464,8 +456,17 @@ def _stats(pix, mask) -> tuple:
     return n, s0, s1, s2, q, sy, syy
 
 
-def _wnorm(n1, s0, s1, s2, sy) -> int:
-    return RD_LUMA_W * sy * sy + 65536 * (s0 * s0 + s1 * s1 + s2 * s2)
+def _set_err(st, c) -> int:
+    """Error of the pixel set with sums ``st`` all shown in colour c."""
+    n, s0, s1, s2, q, sy, syy = st
+    yc = 77 * c[0] + 150 * c[1] + 29 * c[2]
+    cc = c[0] * c[0] + c[1] * c[1] + c[2] * c[2]
+    return (ERR_LUMA_W * (syy - 2 * yc * sy + n * yc * yc)
+            + 65536 * (q - 2 * (c[0] * s0 + c[1] * s1 + c[2] * s2) + n * cc))
+
+
+def _wnorm(st) -> int:
+    return ERR_LUMA_W * st[5] * st[5] + 65536 * (st[1] * st[1] + st[2] * st[2] + st[3] * st[3])
 
 
 def _mean(st):
@@ -478,11 +479,11 @@ def _sgr_len(c) -> int:
     return 7 + len(str(c[0])) + len(str(c[1])) + len(str(c[2]))
 
 
-def _rd_split(pix, n, allowed, full_mask):
-    """Two-set split of the cell minimising the weighted squared error (exact integers): the
-    luma order's n - 1 splits (``allowed`` empty) or the allowed patterns. -> pattern (or -1)."""
+def _err_split(pix, n, allowed, full_mask) -> int:
+    """Two-set split of the cell with the least weighted squared error (exact integers: maximise
+    |S1|_w^2 / n1 + |S0|_w^2 / n0) among the luma order's n - 1 splits (``allowed`` empty; bit set
+    = brighter set) or the allowed patterns. -> pattern, or -1 when there is none."""
     tot = _stats(pix, full_mask)
-    best_num, best_den, best_pat = -1, 1, -1
     if allowed:
         cands = [p for p in allowed if 0 < bin(p).count("1") < n]
     else:
@@ -491,73 +492,61 @@ def _rd_split(pix, n, allowed, full_mask):
         for m in range(n - 1, 0, -1):
             pat |= 1 << order[m]
             cands.append(pat)
+    best_num, best_den, best_pat = -1, 1, -1
     for pat in cands:
         a = _stats(pix, pat)
-        n1, n0 = a[0], n - a[0]
-        num = (_wnorm(n1, a[1], a[2], a[3], a[5]) * n0
-               + _wnorm(n0, tot[1] - a[1], tot[2] - a[2], tot[3] - a[3], tot[5] - a[5]) * n1)
-        den = n1 * n0
+        b = tuple(tot[k] - a[k] for k in range(7))
+        num = _wnorm(a) * b[0] + _wnorm(b) * a[0]
+        den = a[0] * b[0]
         if num * best_den > best_num * den:
             best_num, best_den, best_pat = num, den, pat
     return best_pat
 
 
-def _rd_options(pix, n, pat, full_mask, flat_tol, cf, cb, glen):
-    """(cost parts) of every way to draw the cell: (error, sgr bytes, glyph, fg, bg) with fg/bg
-    None when that colour is not selected (kept from the terminal's current one)."""
+def _err_fit(pix, pat, full_mask, flat_tol):
+    """(error, two-colour (pattern, fg, bg) or None, flat colour) of the cell's fit: the split's
+    set means unless they are within ``flat_tol`` levels per channel, and the cell's mean."""
     tot = _stats(pix, full_mask)
     m = _mean(tot)
-    opts = []
+    e = _set_err(tot, m)
+    two = None
     if pat >= 0:
         s1, s0 = _stats(pix, pat), _stats(pix, full_mask & ~pat)
         f, b = _mean(s1), _mean(s0)
         if max(abs(f[0] - b[0]), abs(f[1] - b[1]), abs(f[2] - b[2])) > flat_tol:
-            inv = full_mask & ~pat
-            for g, fg_set, bg_set, fc, bc in ((pat, s1, s0, f, b), (inv, s0, s1, b, f)):
-                for u in (fc, cf):
-                    for v in (bc, cb):
-                        if u is None or v is None:
-                            continue
-                        opts.append((_set_err(fg_set, u) + _set_err(bg_set, v), g, u, v))
-    for u in (m, cf):
-        if u is not None:
-            opts.append((_set_err(tot, u), full_mask, u, None))
-    for v in (m, cb):
-        if v is not None:
-            opts.append((_set_err(tot, v), 0, None, v))
-    return opts
+            e2 = _set_err(s1, f) + _set_err(s0, b)
+            if e2 < e:
+                e, two = e2, (pat, f, b)
+    return e, two, m
 
 
-def _opt_bytes(g, u, v, cf, cb, glen) -> int:
-    k = 0
-    nb = 0
-    if u is not None and u != cf:
-        nb += _sgr_len(u)
-        k += 1
-    if v is not None and v != cb:
-        nb += _sgr_len(v)
-        k += 1
-    return glen[g] + (0 if k == 0 else nb + 2 + k)
+def _draw_cost(u, v, cf, cb) -> int:
+    """SGR bytes of selecting fg u and bg v (None: not needed) given the current cf, cb."""
+    k = nb = 0
+    for c, cur in ((u, cf), (v, cb)):
+        if c is not None and c != cur:
+            nb += _sgr_len(c)
+            k += 1
+    return 0 if k == 0 else nb + 2 + k
 
 
-def mosaic_rd(px, sx, sy, patterns, flat_tol, sp, sfg, sbg, glyphs, nbits, gain, lam, full, row0, col0) -> bytes:
+def mosaic_err(px, sx, sy, patterns, flat_tol, sp, sfg, sbg, glyphs, nbits, gain, full, row0, col0) -> bytes:
     """Fit and diff in one pass, truecolor: bytes that bring the shown mosaic towards ``px``.
 
-    Per cell of sx x sy pixels: the error of what is shown (shown pattern sp: bit set = the pixel
+    Per cell of sx x sy pixels the error of what is shown (shown pattern sp: bit set = the pixel
     shows sfg, else sbg) against the pixels is measured first; a cell whose shown error is at most
-    ``gain`` is skipped without fitting. Otherwise the best two-set split is fitted (as mosaic_fit
-    but with the luma-weighted error) and the cell is redrawn when the shown error exceeds the
-    best fit's (two colours, or flat) by more than ``gain`` (always when ``full``). The drawing is
-    the option of least error + ``lam`` * bytes among: the pattern or its complement with each
-    colour either its set's mean or the terminal's current fg/bg (no SGR), and a flat cell as a
-    space (bg) or full block (fg) in the mean or a current colour. An option not better than the
-    shown error by gain/2 is replaced by the least-error option. shown_* records the display:
-    sp = the glyph's pattern, sfg/sbg its colours (both the same for a flat cell).
+    ``gain`` is skipped without fitting. Otherwise the cell is fitted (the split of _err_split; two
+    colours, or one when that is no worse or the two are within ``flat_tol``) and redrawn when the
+    shown error exceeds the fit's by more than ``gain`` (always when ``full``). A two-colour cell
+    is drawn as its pattern or the complement with the colours swapped, a flat one as a space in
+    bg or a full block in fg: whichever needs fewer bytes of colour codes (and glyph) given the
+    colours already selected. shown_* records the display: sp = the glyph's pattern, sfg/sbg its
+    colours (the same for a flat cell). glyphs[p] (UTF-8 bytes) draws pattern p in fg.
     """
     rows, cols = sp.shape[0], sp.shape[1]
     n = sx * sy
     full_mask = (1 << nbits) - 1
-    if n != nbits or len(glyphs) != 1 << nbits:
+    if n < 1 or n > 8 or n != nbits or len(glyphs) != 1 << nbits:
         raise ValueError(f"need {1 << nbits} glyphs for {nbits}-bit patterns of {sx}x{sy} cells")
     if px.shape[0] < rows * sy or px.shape[1] < cols * sx:
         raise ValueError("picture smaller than the cells")
@@ -580,23 +569,20 @@ def mosaic_rd(px, sx, sy, patterns, flat_tol, sp, sfg, sbg, glyphs, nbits, gain,
                 e_shown = sum(_pix_err(x, f if q >> k & 1 else b) for k, x in enumerate(pix))
                 if e_shown <= gain:
                     continue
-            pat = _rd_split(pix, n, allowed, full_mask)
-            opts = _rd_options(pix, n, pat, full_mask, flat_tol, cf, cb, glen)
-            best = None
-            e_min = None
-            for e, g, u, v in opts:    # least cost, then fewest bytes
-                nbytes = _opt_bytes(g, u, v, cf, cb, glen)
-                cost = e + lam * nbytes
-                if best is None or (cost, nbytes) < (best[0], best_bytes):
-                    best, best_bytes = (cost, e, g, u, v), nbytes
-                if e_min is None or e < e_min[0]:
-                    e_min = (e, g, u, v)
-            if not full:
-                if e_shown - _fit_err(pix, pat, full_mask, flat_tol) <= gain:
-                    continue
-                if best[1] >= e_shown - gain // 2:
-                    best = (0,) + e_min
-            _, e, g, u, v = best
+            e_fit, two, m = _err_fit(pix, _err_split(pix, n, allowed, full_mask), full_mask, flat_tol)
+            if not full and e_shown - e_fit <= gain:
+                continue
+            if two is not None:
+                pat, f, b = two
+                inv = full_mask & ~pat
+                if glen[inv] + _draw_cost(b, f, cf, cb) < glen[pat] + _draw_cost(f, b, cf, cb):
+                    g, u, v = inv, b, f
+                else:
+                    g, u, v = pat, f, b
+            elif glen[full_mask] + _draw_cost(m, None, cf, cb) < glen[0] + _draw_cost(None, m, cf, cb):
+                g, u, v = full_mask, m, None
+            else:
+                g, u, v = 0, None, m
             if cur_r != r or cur_c != c:
                 if cur_r == r and c > cur_c:
                     k = c - cur_c
@@ -614,9 +600,9 @@ def mosaic_rd(px, sx, sy, patterns, flat_tol, sp, sfg, sbg, glyphs, nbits, gain,
                 out.append("\x1b[" + ";".join(params) + "m")
             out.append(glyphs[g].decode("utf-8"))
             cur_r, cur_c = r, c + 1
-            if g == 0:
+            if u is None:
                 u = v
-            elif g == full_mask:
+            if v is None:
                 v = u
             sp[r, c] = g
             sfg[r, c, 0], sfg[r, c, 1], sfg[r, c, 2] = u
@@ -624,15 +610,3 @@ def mosaic_rd(px, sx, sy, patterns, flat_tol, sp, sfg, sbg, glyphs, nbits, gain,
     if cf is not None or cb is not None:
         out.append("\x1b[0m")
     return "".join(out).encode("utf-8")
-
-
-def _fit_err(pix, pat, full_mask, flat_tol) -> int:
-    """Least error of the cell's fit: its two set means (unless flat within flat_tol) or its mean."""
-    tot = _stats(pix, full_mask)
-    e = _set_err(tot, _mean(tot))
-    if pat >= 0:
-        s1, s0 = _stats(pix, pat), _stats(pix, full_mask & ~pat)
-        f, b = _mean(s1), _mean(s0)
-        if max(abs(f[0] - b[0]), abs(f[1] - b[1]), abs(f[2] - b[2])) > flat_tol:
-            e = min(e, _set_err(s1, f) + _set_err(s0, b))
-    return e

@@ -51,17 +51,14 @@ DEFAULT_FLAT_TOL = 6
 # bytes/SSIM sweep of the video bench (python -m s2c.bench video)
 MOSAIC_THRESHOLD = 8
 MOSAIC_REUSE = 2
-# truecolor mosaic, rate-distortion kernel (mosaic_rd): a cell is redrawn when what it shows is
-# worse than its fit by a uniform ``threshold``-level grey shift of every pixel; bytes are weighed
-# against error at RD_SHARE of that gain per RD_CELL_BYTES (a typical redrawn cell). None: the
-# per-pixel change test of diff_mosaic instead.
-# The bytes/SSIM sweep (python -m s2c.bench video) found any share > 0 worse at every rate (a cell
-# drawn with a reused colour stays wrong until its error exceeds the gain), so the default is 0:
-# a redrawn cell is drawn with its fit's colours (or a current one only when that is no worse).
-RD_LEVEL = 5 * 65536        # the kernel's error of a one-level grey shift of one pixel
-RD_SHARE = 0.0
-RD_CELL_BYTES = 40
-RD_THRESHOLD = 4            # truecolor mosaic default: SSIM .94 at ~55 kB/frame at 160x48
+# truecolor mosaic (the kernel's mosaic_err): a cell is redrawn when what it shows is worse than its
+# fit by more than a uniform ``threshold``-level grey shift of every pixel (luma-weighted squared
+# error; camera noise and pattern flips in low-contrast cells barely count, an edge that moved
+# does). The bytes/SSIM sweep of python -m s2c.bench video set the default (SSIM .94 at ~55 kB per
+# 160x48 frame). Snapping colours to the current SGR colours (a rate-distortion trade) was measured
+# and lost SSIM at every rate, so a redrawn cell always gets its fit's colours.
+ERR_LEVEL = 5 * 65536       # the kernel's error of a one-level grey shift of one pixel
+ERR_THRESHOLD = 4
 # glyph modes that paint the background sample 2x3 pixels per cell to find the cell's two colours
 PAINTED_SAMPLES = (2, 3)
 # ink coverage of the densest ramp glyph, as a share of the cell (typical monospace fonts: ~0.3)
@@ -129,13 +126,12 @@ def painted_targets(tp: np.ndarray, tfg: np.ndarray, tbg: np.ndarray, n_pixels: 
     return lut[ink], np.ascontiguousarray(fg), np.ascontiguousarray(bg)
 
 
-def rd_params(n_pixels: int, threshold: int, share: float) -> tuple[int, int]:
-    """(gain, lam) for the kernel's mosaic_rd: the error a redraw must remove and the error one
-    byte is worth, from the change threshold in levels."""
-    gain = n_pixels * RD_LEVEL * threshold * threshold
-    return gain, int(gain * share / RD_CELL_BYTES)
+
+def error_gain(n_pixels: int, threshold: int) -> int:
+    """The error a redraw must remove in mosaic_err: a ``threshold``-level shift of every pixel."""
+    return n_pixels * ERR_LEVEL * threshold * threshold
 
 
 def default_threshold(colors: str) -> int:
-    """The mosaic's default change threshold: the RD kernel's (truecolor) or the per-pixel test's."""
-    return RD_THRESHOLD if colors == "truecolor" else MOSAIC_THRESHOLD
+    """The mosaic's default change threshold: the error test's (truecolor) or the per-pixel test's."""
+    return ERR_THRESHOLD if colors == "truecolor" else MOSAIC_THRESHOLD

@@ -82,7 +82,7 @@ class Renderer:
     def __init__(self, cols: int, rows: int, mode: str = "blocks", colors: str = "truecolor", *,
                  threshold: int | None = None, reuse: int | None = None, ramp: str = DEFAULT_RAMP,
                  origin: tuple[int, int] = (0, 0), symbols: str = DEFAULT_SYMBOLS, dither: int | None = 0,
-                 flat_tol: int = _mosaic.DEFAULT_FLAT_TOL, rd_share: float | None = _mosaic.RD_SHARE):
+                 flat_tol: int = _mosaic.DEFAULT_FLAT_TOL, cell_error: bool = True):
         if mode not in MODES:
             raise ConfigError(f"render mode {mode!r} is not one of: {', '.join(MODES)}")
         if colors not in COLOR_DEPTHS:
@@ -125,9 +125,10 @@ class Renderer:
         self._ramp_lut = self._make_ramp_lut(len(ramp))
         self._ink_lut = _mosaic.ramp_lut(len(ramp), self._sx * self._sy)
         self._blocks = mode == "blocks" and colors != "none"
-        # truecolor mosaic: fit and diff in one pass with a rate-distortion choice per cell
-        self._rd_gain, self._rd_lam = _mosaic.rd_params(self._sx * self._sy, threshold, rd_share) \
-            if mode == "mosaic" and colors == "truecolor" and rd_share is not None else (None, 0)
+        # truecolor mosaic: fit and diff in one pass, a cell redrawn by its error (cell_error=False:
+        # fit, then the per-pixel change test)
+        self._err_gain = _mosaic.error_gain(self._sx * self._sy, threshold) \
+            if mode == "mosaic" and colors == "truecolor" and cell_error else None
         self.resize(cols, rows)
 
     @staticmethod
@@ -209,11 +210,11 @@ class Renderer:
     def frame(self, image_rgb: np.ndarray) -> bytes:
         """ANSI bytes that bring this tile from what was last emitted to ``image_rgb``."""
         full = self._full
-        if self._rd_gain is not None:
+        if self._err_gain is not None:
             px = np.ascontiguousarray(self.fit(image_rgb))
-            out = self._cells.mosaic_rd(px, self._sx, self._sy, self._fit_patterns, self.flat_tol, self._sg,
-                                        self._sfg, self._sbg, self._glyphs, self._nbits, self._rd_gain,
-                                        self._rd_lam, full, self.origin[0], self.origin[1])
+            out = self._cells.mosaic_err(px, self._sx, self._sy, self._fit_patterns, self.flat_tol, self._sg,
+                                         self._sfg, self._sbg, self._glyphs, self._nbits, self._err_gain,
+                                         full, self.origin[0], self.origin[1])
             self._full = False
             return out
         targets = self.cells(image_rgb)
