@@ -824,11 +824,10 @@ def mosaic_err(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns
                             if num * best_den > best_num * den:
                                 best_num = num; best_den = den; best_pat = pat
                                 w0 = a0; w1 = a1; w2 = a2; wy = ay; bn1 = n1
-                    # the fit (as the twin's _err_fit)
+                    # the fit (as the twin's _err_fit); its error only for a diff's redraw test
                     kk = RECIP[2 * n]
                     m0 = <int>(((2 * t0 + n) * kk) >> 20); m1 = <int>(((2 * t1 + n) * kk) >> 20)
                     m2 = <int>(((2 * t2 + n) * kk) >> 20)
-                    e = _e_set(n, t0, t1, t2, ty, m0, m1, m2)
                     two = False
                     if best_pat >= 0:
                         n1 = bn1; n0 = n - n1
@@ -839,20 +838,25 @@ def mosaic_err(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns
                         kk = RECIP[2 * n0]
                         h0 = <int>(((2 * b0 + n0) * kk) >> 20); h1 = <int>(((2 * b1 + n0) * kk) >> 20)
                         h2 = <int>(((2 * b2 + n0) * kk) >> 20)
-                        if _maxdiff(f0, f1, f2, h0, h1, h2) > flat_tol:
-                            e2 = _e_set(n1, w0, w1, w2, wy, f0, f1, f2) + _e_set(n0, b0, b1, b2, ty - wy, h0, h1, h2)
-                            if e2 < e:
-                                e = e2
-                                two = True
+                        two = _maxdiff(f0, f1, f2, h0, h1, h2) > flat_tol
                     if not full:
+                        if two:
+                            e = _e_set(n1, w0, w1, w2, wy, f0, f1, f2) + _e_set(n0, b0, b1, b2, ty - wy, h0, h1, h2)
+                        else:
+                            e = _e_set(n, t0, t1, t2, ty, m0, m1, m2)
                         tq = 0; tyy = 0
                         for k in range(n):
                             tq += pr[k] * pr[k] + pg[k] * pg[k] + pb[k] * pb[k]; tyy += py[k] * py[k]
                         if e_shown - (e + ERR_LUMA_W * tyy + 65536 * tq) <= gain:
                             continue
                     if two:
-                        d0 = glen[best_pat] + _sgr_cost(True, f0, f1, f2, have_cf, cf) + _sgr_cost(True, h0, h1, h2, have_cb, cb)
-                        d1 = glen[fmask & ~best_pat] + _sgr_cost(True, h0, h1, h2, have_cf, cf) + _sgr_cost(True, f0, f1, f2, have_cb, cb)
+                        d0 = glen[best_pat]
+                        d1 = glen[fmask & ~best_pat]
+                        if ((have_cf and ((f0 == cf[0] and f1 == cf[1] and f2 == cf[2]) or (h0 == cf[0] and h1 == cf[1] and h2 == cf[2])))
+                                or (have_cb and ((f0 == cb[0] and f1 == cb[1] and f2 == cb[2]) or (h0 == cb[0] and h1 == cb[1] and h2 == cb[2])))):
+                            # a current colour matches: count the colour codes (else both need the same)
+                            d0 += _sgr_cost(True, f0, f1, f2, have_cf, cf) + _sgr_cost(True, h0, h1, h2, have_cb, cb)
+                            d1 += _sgr_cost(True, h0, h1, h2, have_cf, cf) + _sgr_cost(True, f0, f1, f2, have_cb, cb)
                         if d1 < d0:
                             g = fmask & ~best_pat
                             u0 = h0; u1 = h1; u2 = h2; v0 = f0; v1 = f1; v2 = f2

@@ -505,19 +505,15 @@ def _err_split(pix, n, allowed, full_mask) -> int:
 
 def _err_fit(pix, pat, full_mask, flat_tol):
     """(error, two-colour (pattern, fg, bg) or None, flat colour) of the cell's fit: the split's
-    set means unless they are within ``flat_tol`` levels per channel, and the cell's mean."""
+    set means unless they are within ``flat_tol`` levels per channel (then the cell's mean)."""
     tot = _stats(pix, full_mask)
     m = _mean(tot)
-    e = _set_err(tot, m)
-    two = None
     if pat >= 0:
         s1, s0 = _stats(pix, pat), _stats(pix, full_mask & ~pat)
         f, b = _mean(s1), _mean(s0)
         if max(abs(f[0] - b[0]), abs(f[1] - b[1]), abs(f[2] - b[2])) > flat_tol:
-            e2 = _set_err(s1, f) + _set_err(s0, b)
-            if e2 < e:
-                e, two = e2, (pat, f, b)
-    return e, two, m
+            return _set_err(s1, f) + _set_err(s0, b), (pat, f, b), m
+    return _set_err(tot, m), None, m
 
 
 def _draw_cost(u, v, cf, cb) -> int:
@@ -536,7 +532,7 @@ def mosaic_err(px, sx, sy, patterns, flat_tol, sp, sfg, sbg, glyphs, nbits, gain
     Per cell of sx x sy pixels the error of what is shown (shown pattern sp: bit set = the pixel
     shows sfg, else sbg) against the pixels is measured first; a cell whose shown error is at most
     ``gain`` is skipped without fitting. Otherwise the cell is fitted (the split of _err_split; two
-    colours, or one when that is no worse or the two are within ``flat_tol``) and redrawn when the
+    colours, or the cell's mean when the two are within ``flat_tol``) and redrawn when the
     shown error exceeds the fit's by more than ``gain`` (always when ``full``). A two-colour cell
     is drawn as its pattern or the complement with the colours swapped, a flat one as a space in
     bg or a full block in fg: whichever needs fewer bytes of colour codes (and glyph) given the

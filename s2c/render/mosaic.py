@@ -127,9 +127,9 @@ def painted_targets(tp: np.ndarray, tfg: np.ndarray, tbg: np.ndarray, n_pixels: 
 
 
 
-def error_gain(n_pixels: int, threshold: int) -> int:
+def error_gain(n_pixels: int, threshold: float) -> int:
     """The error a redraw must remove in mosaic_err: a ``threshold``-level shift of every pixel."""
-    return n_pixels * ERR_LEVEL * threshold * threshold
+    return int(n_pixels * ERR_LEVEL * threshold * threshold)
 
 
 def default_threshold(colors: str) -> int:

@@ -16,6 +16,7 @@ from .. import impl
 from ..errors import ConfigError
 from . import mosaic as _mosaic
 from .mosaic import DEFAULT_SYMBOLS, SYMBOL_SETS
+from .rate import ThresholdControl
 
 MODES = ("ascii", "color", "blocks", "mosaic")
 COLOR_DEPTHS = ("truecolor", "256", "16", "none")
@@ -82,7 +83,8 @@ class Renderer:
     def __init__(self, cols: int, rows: int, mode: str = "blocks", colors: str = "truecolor", *,
                  threshold: int | None = None, reuse: int | None = None, ramp: str = DEFAULT_RAMP,
                  origin: tuple[int, int] = (0, 0), symbols: str = DEFAULT_SYMBOLS, dither: int | None = 0,
-                 flat_tol: int = _mosaic.DEFAULT_FLAT_TOL, cell_error: bool = True):
+                 flat_tol: int = _mosaic.DEFAULT_FLAT_TOL, cell_error: bool = True,
+                 byte_budget: int | None = None):
         if mode not in MODES:
             raise ConfigError(f"render mode {mode!r} is not one of: {', '.join(MODES)}")
         if colors not in COLOR_DEPTHS:
@@ -129,6 +131,9 @@ class Renderer:
         # fit, then the per-pixel change test)
         self._err_gain = _mosaic.error_gain(self._sx * self._sy, threshold) \
             if mode == "mosaic" and colors == "truecolor" and cell_error else None
+        # optional: the threshold follows a budget of bytes per diff frame (truecolor mosaic)
+        self._rate = ThresholdControl(byte_budget, threshold) \
+            if byte_budget is not None and self._err_gain is not None else None
         self.resize(cols, rows)
 
     @staticmethod
@@ -216,6 +221,8 @@ class Renderer:
                                          self._sfg, self._sbg, self._glyphs, self._nbits, self._err_gain,
                                          full, self.origin[0], self.origin[1])
             self._full = False
+            if self._rate is not None and not full:
+                self._err_gain = _mosaic.error_gain(self._sx * self._sy, self._rate.update(len(out)))
             return out
         targets = self.cells(image_rgb)
         self._full = False
