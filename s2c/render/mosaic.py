@@ -3,7 +3,8 @@
 Owns: the block-symbol sets (sextants, quadrants, half blocks) as glyph tables indexed by pattern,
 how many picture pixels each cell samples in each mode (so the picture size a tile wants), and
 turning a picture into per-cell targets (pattern or glyph, fg, bg) with the cell kernel's
-``mosaic_fit``. Must not: emit bytes (the cell kernel does), keep screen state (s2c.render.renderer does),
+``mosaic_fit``, and the mosaic's change thresholds (the per-pixel test's, and the error a redraw
+must remove in the truecolor kernel ``mosaic_err``). Must not: emit bytes (the cell kernel does), keep screen state (s2c.render.renderer does),
 write to the terminal or read the clock.
 
 Pattern bits: bit ``j * sx + i`` is the pixel in column i, row j of the cell; a set bit shows fg.
@@ -47,8 +48,8 @@ _SETS = {
 # Cell colours closer than this (levels per channel) are drawn as one colour: noise in a flat
 # area does not become a flickering pattern.
 DEFAULT_FLAT_TOL = 6
-# mosaic defaults for the renderer's change threshold and truecolor reuse (levels); chosen by the
-# bytes/SSIM sweep of the video bench (python -m s2c.bench video)
+# mosaic defaults for the per-pixel change test (diff_mosaic: 256/16 colours, or cell_error=False)
+# and its truecolor reuse (levels); chosen by the bytes/SSIM sweep of the video bench
 MOSAIC_THRESHOLD = 8
 MOSAIC_REUSE = 2
 # truecolor mosaic (the kernel's mosaic_err): a cell is redrawn when what it shows is worse than its
