@@ -694,7 +694,7 @@ cdef inline int _sgr_cost(bint want, int c0, int c1, int c2, bint have, int* cur
 
 def mosaic_err(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns, int flat_tol,
                unsigned char[:, ::1] sp, unsigned char[:, :, ::1] sfg, unsigned char[:, :, ::1] sbg,
-               list glyphs, int nbits, long long gain, bint full, int row0, int col0):
+               list glyphs, int nbits, long long gain, bint full, int row0, int col0, int adj_num=16):
     """Fit and diff in one pass, truecolor, redrawing a cell by its error (see the twin)."""
     cdef Py_ssize_t rows = sp.shape[0], cols = sp.shape[1]
     cdef int n = sx * sy
@@ -736,6 +736,7 @@ def mosaic_err(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns
     cdef int pb[8]
     cdef long long py[8]
     cdef int lum[8]
+    cdef long long g_eff = 0
     cdef long long e_shown = 0, e, e2, num, den, best_num, best_den, y
     cdef long long t0, t1, t2, tq, ty, tyy, a0, a1, a2, aq, ay, ayy
     cdef long long b0, b1, b2, bq, by, byy, w0, w1, w2, wq, wy, wyy
@@ -763,7 +764,10 @@ def mosaic_err(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns
                             d0 = pr[k] - shp[0]; d1 = pg[k] - shp[1]; d2 = pb[k] - shp[2]
                             y = 77 * d0 + 150 * d1 + 29 * d2
                             e_shown += ERR_LUMA_W * y * y + (<long long>65536) * (d0 * d0 + d1 * d1 + d2 * d2)
-                        if e_shown <= gain:
+                        g_eff = gain
+                        if cur_r == r and cur_c == c:
+                            g_eff = (gain * adj_num) >> 4    # the cell before was redrawn: join its run
+                        if e_shown <= g_eff:
                             continue
                     t0 = 0; t1 = 0; t2 = 0; ty = 0
                     for k in range(n):
@@ -847,7 +851,7 @@ def mosaic_err(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns
                         tq = 0; tyy = 0
                         for k in range(n):
                             tq += pr[k] * pr[k] + pg[k] * pg[k] + pb[k] * pb[k]; tyy += py[k] * py[k]
-                        if e_shown - (e + ERR_LUMA_W * tyy + 65536 * tq) <= gain:
+                        if e_shown - (e + ERR_LUMA_W * tyy + 65536 * tq) <= g_eff:
                             continue
                     if two:
                         d0 = glen[best_pat]

@@ -526,7 +526,8 @@ def _draw_cost(u, v, cf, cb) -> int:
     return 0 if k == 0 else nb + 2 + k
 
 
-def mosaic_err(px, sx, sy, patterns, flat_tol, sp, sfg, sbg, glyphs, nbits, gain, full, row0, col0) -> bytes:
+def mosaic_err(px, sx, sy, patterns, flat_tol, sp, sfg, sbg, glyphs, nbits, gain, full, row0, col0,
+               adj_num=16) -> bytes:
     """Fit and diff in one pass, truecolor: bytes that bring the shown mosaic towards ``px``.
 
     Per cell of sx x sy pixels the error of what is shown (shown pattern sp: bit set = the pixel
@@ -538,6 +539,9 @@ def mosaic_err(px, sx, sy, patterns, flat_tol, sp, sfg, sbg, glyphs, nbits, gain
     bg or a full block in fg: whichever needs fewer bytes of colour codes (and glyph) given the
     colours already selected. shown_* records the display: sp = the glyph's pattern, sfg/sbg its
     colours (the same for a flat cell). glyphs[p] (UTF-8 bytes) draws pattern p in fg.
+    A cell right after a redrawn one (no cursor move needed) is tested against ``gain *
+    adj_num / 16`` instead: runs of redraws grow rather than leaving a patchwork of cells redrawn
+    at slightly different moments of a slow change (which SSIM, and the eye, see as structure).
     """
     rows, cols = sp.shape[0], sp.shape[1]
     n = sx * sy
@@ -563,10 +567,11 @@ def mosaic_err(px, sx, sy, patterns, flat_tol, sp, sfg, sbg, glyphs, nbits, gain
                 f = (int(sfg[r, c, 0]), int(sfg[r, c, 1]), int(sfg[r, c, 2]))
                 b = (int(sbg[r, c, 0]), int(sbg[r, c, 1]), int(sbg[r, c, 2]))
                 e_shown = sum(_pix_err(x, f if q >> k & 1 else b) for k, x in enumerate(pix))
-                if e_shown <= gain:
+                g_eff = (gain * adj_num) >> 4 if (cur_r == r and cur_c == c) else gain
+                if e_shown <= g_eff:
                     continue
             e_fit, two, m = _err_fit(pix, _err_split(pix, n, allowed, full_mask), full_mask, flat_tol)
-            if not full and e_shown - e_fit <= gain:
+            if not full and e_shown - e_fit <= g_eff:
                 continue
             if two is not None:
                 pat, f, b = two

@@ -92,7 +92,7 @@ class Renderer:
         if not ramp or len(ramp) > 256 or any(ord(ch) < 32 or ord(ch) == 127 for ch in ramp):
             raise ConfigError("ramp must be 1..256 printable characters, darkest first")
         if threshold is None:   # mosaic cells are finer: a smaller change is worth a redraw
-            threshold = _mosaic.default_threshold(colors) if mode == "mosaic" else DEFAULT_THRESHOLD
+            threshold = _mosaic.default_threshold(colors, cell_error) if mode == "mosaic" else DEFAULT_THRESHOLD
         if reuse is None:
             reuse = _mosaic.MOSAIC_REUSE if mode == "mosaic" else DEFAULT_REUSE
         if not 0 <= threshold <= 255:
@@ -219,7 +219,7 @@ class Renderer:
             px = np.ascontiguousarray(self.fit(image_rgb))
             out = self._cells.mosaic_err(px, self._sx, self._sy, self._fit_patterns, self.flat_tol, self._sg,
                                          self._sfg, self._sbg, self._glyphs, self._nbits, self._err_gain,
-                                         full, self.origin[0], self.origin[1])
+                                         full, self.origin[0], self.origin[1], _mosaic.ERR_RUN_GAIN_16THS)
             self._full = False
             if self._rate is not None and not full:
                 self._err_gain = _mosaic.error_gain(self._sx * self._sy, self._rate.update(len(out)))
