@@ -233,7 +233,7 @@ CONFIGS = (
 )
 # bytes/SSIM curves on the talking head (the defaults are in CONFIGS): the mosaic's change
 # threshold (its error test), the old per-pixel test, and half blocks
-SWEEP = tuple((f"mosaic_sextant_truecolor_t{t}", "mosaic", "truecolor", {"threshold": t}) for t in (3, 6, 8, 10, 13, 16, 20)) \
+SWEEP = tuple((f"mosaic_sextant_truecolor_t{t}", "mosaic", "truecolor", {"threshold": t}) for t in (3, 4, 6, 8, 10, 13, 16, 20)) \
     + tuple((f"mosaic_sextant_truecolor_pixeltest_t{t}", "mosaic", "truecolor", {"threshold": t, "cell_error": False})
             for t in (6, 12)) \
     + tuple((f"blocks_truecolor_t{t}", "blocks", "truecolor", {"threshold": t}) for t in (8, 16, 20, 24))

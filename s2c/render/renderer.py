@@ -233,10 +233,10 @@ class Renderer:
         if self.mode == "mosaic":
             return self._cells.diff_mosaic(tg[rows], tfg[rows], tbg[rows], self._sg[rows], self._sfg[rows],
                                            self._sbg[rows], self._glyphs, self._nbits, _DEPTH_CODE[self.colors],
-                                           self.threshold, self.reuse, self._dither_code, full, row0, col0)
+                                           int(self.threshold), self.reuse, self._dither_code, full, row0, col0)
         return self._cells.diff_cells(tg[rows], tfg[rows], tbg[rows], self._sg[rows], self._sfg[rows],
                                       self._sbg[rows], self._glyphs, _DEPTH_CODE[self.colors], emit_fg,
-                                      emit_bg, self.threshold, self.reuse, self._blocks, full, row0, col0,
+                                      emit_bg, int(self.threshold), self.reuse, self._blocks, full, row0, col0,
                                       self._dither_code)
 
 
