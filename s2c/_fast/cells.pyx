@@ -751,10 +751,18 @@ def mosaic_err(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns
             for r in range(rows):
                 for c in range(cols):
                     k = 0
+                    t0 = 0; t1 = 0; t2 = 0; ty = 0
+                    lo0 = 255; lo1 = 255; lo2 = 255; hi0 = 0; hi1 = 0; hi2 = 0
                     for j in range(sy):
                         row = &px[r * sy + j, c * sx, 0]
                         for i in range(sx):
-                            pr[k] = row[3 * i]; pg[k] = row[3 * i + 1]; pb[k] = row[3 * i + 2]
+                            d0 = row[3 * i]; d1 = row[3 * i + 1]; d2 = row[3 * i + 2]
+                            pr[k] = d0; pg[k] = d1; pb[k] = d2
+                            py[k] = 77 * d0 + 150 * d1 + 29 * d2
+                            t0 += d0; t1 += d1; t2 += d2; ty += py[k]
+                            lo0 = d0 if d0 < lo0 else lo0; hi0 = d0 if d0 > hi0 else hi0
+                            lo1 = d1 if d1 < lo1 else lo1; hi1 = d1 if d1 > hi1 else hi1
+                            lo2 = d2 if d2 < lo2 else lo2; hi2 = d2 if d2 > hi2 else hi2
                             k += 1
                     if not full:
                         q = sp[r, c] & fmask
@@ -769,18 +777,9 @@ def mosaic_err(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns
                             g_eff = (gain * adj_num) >> 4    # the cell before was redrawn: join its run
                         if e_shown <= g_eff:
                             continue
-                    t0 = 0; t1 = 0; t2 = 0; ty = 0
-                    for k in range(n):
-                        py[k] = 77 * pr[k] + 150 * pg[k] + 29 * pb[k]
-                        t0 += pr[k]; t1 += pg[k]; t2 += pb[k]; ty += py[k]
                     # the split (as the twin's _err_split); keep the fg set's sums in w*
                     best_num = -1; best_den = 1; best_pat = -1
                     w0 = 0; w1 = 0; w2 = 0; wy = 0; bn1 = 0
-                    lo0 = 255; lo1 = 255; lo2 = 255; hi0 = 0; hi1 = 0; hi2 = 0
-                    for k in range(n):
-                        lo0 = pr[k] if pr[k] < lo0 else lo0; hi0 = pr[k] if pr[k] > hi0 else hi0
-                        lo1 = pg[k] if pg[k] < lo1 else lo1; hi1 = pg[k] if pg[k] > hi1 else hi1
-                        lo2 = pb[k] if pb[k] < lo2 else lo2; hi2 = pb[k] if pb[k] > hi2 else hi2
                     if hi0 - lo0 <= flat_tol and hi1 - lo1 <= flat_tol and hi2 - lo2 <= flat_tol:
                         pass    # any two set means differ by at most the range: flat, as the twin finds
                     elif restricted:
@@ -903,7 +902,7 @@ def mosaic_err(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns
                         nparam = 1
                     if nparam:
                         buf[nb] = 109; nb += 1  # m
-                    memcpy(buf + nb, &gbuf[4 * g], glen[g])
+                    memcpy(buf + nb, &gbuf[4 * g], 4)    # fixed size (inlined); the slack absorbs it
                     nb += glen[g]
                     cur_r = <int>r
                     cur_c = <int>c + 1
