@@ -77,7 +77,10 @@ class Renderer:
 
     ``frame(img)`` returns bytes that bring the terminal from what this renderer last emitted to
     ``img``: a full draw first and after ``reset()``, then only cells that changed by more than
-    ``threshold`` levels, colour codes only when the colour changes.
+    ``threshold`` levels, colour codes only when the colour changes. The truecolor mosaic instead
+    redraws a cell when its shown error exceeds its fit's by a ``threshold``-level shift of every
+    pixel (``cell_error=False``: the per-pixel test); ``byte_budget`` (bytes per diff frame) lets
+    that threshold follow a budget (s2c.render.rate).
     """
 
     def __init__(self, cols: int, rows: int, mode: str = "blocks", colors: str = "truecolor", *,
