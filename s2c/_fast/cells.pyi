@@ -13,3 +13,6 @@ def mosaic_fit(px: np.ndarray, sx: int, sy: int, patterns: bytes, flat_tol: int,
 def diff_mosaic(tp: np.ndarray, tfg: np.ndarray, tbg: np.ndarray, sp: np.ndarray, sfg: np.ndarray,
                 sbg: np.ndarray, glyphs: list[bytes], nbits: int, int_color_mode: int, threshold: int,
                 reuse: int, dither: int, full: bool, row0: int, col0: int) -> bytes: ...
+def mosaic_err(px: np.ndarray, sx: int, sy: int, patterns: bytes, flat_tol: int, sp: np.ndarray, sfg: np.ndarray,
+               sbg: np.ndarray, glyphs: list[bytes], nbits: int, gain: int, full: bool, row0: int,
+               col0: int, adj_num: int = 16) -> bytes: ...

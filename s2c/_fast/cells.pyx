@@ -75,16 +75,31 @@ cdef inline Py_ssize_t _put_int(char* buf, Py_ssize_t n, int v) noexcept nogil:
     return n
 
 
+# decimal digits of 0..255, 4 bytes each (for one memcpy), and their lengths
+cdef char DIG[1024]
+cdef int DLEN[256]
+for _v in range(256):
+    _s = str(_v).encode()
+    DLEN[_v] = len(_s)
+    for _k in range(4):
+        DIG[4 * _v + _k] = _s[_k] if _k < len(_s) else 0
+
+
+cdef inline Py_ssize_t _put_byte(char* buf, Py_ssize_t n, int v) noexcept nogil:
+    memcpy(buf + n, &DIG[4 * v], 4)    # the buffer has slack: the extra byte is overwritten
+    return n + DLEN[v]
+
+
 cdef inline Py_ssize_t _put_color(char* buf, Py_ssize_t n, int mode, int r, int g, int b, bint bg) noexcept nogil:
     cdef int i
     if mode == 3:
-        n = _put_int(buf, n, 48 if bg else 38)
-        buf[n] = 59; buf[n + 1] = 50; buf[n + 2] = 59  # ";2;"
-        n = _put_int(buf, n + 3, r)
+        buf[n] = 52 if bg else 51; buf[n + 1] = 56                    # "48" / "38"
+        buf[n + 2] = 59; buf[n + 3] = 50; buf[n + 4] = 59  # ";2;"
+        n = _put_byte(buf, n + 5, r)
         buf[n] = 59
-        n = _put_int(buf, n + 1, g)
+        n = _put_byte(buf, n + 1, g)
         buf[n] = 59
-        return _put_int(buf, n + 1, b)
+        return _put_byte(buf, n + 1, b)
     if mode == 2:
         n = _put_int(buf, n, 48 if bg else 38)
         buf[n] = 59; buf[n + 1] = 53; buf[n + 2] = 59  # ";5;"
@@ -639,5 +654,263 @@ def diff_mosaic(const unsigned char[:, :] tp, const unsigned char[:, :, :] tfg,
             if cur_fg != -1 or cur_bg != -1:
                 buf[n] = 27; buf[n + 1] = 91; buf[n + 2] = 48; buf[n + 3] = 109; n += 4
         return PyBytes_FromStringAndSize(buf, n)
+    finally:
+        free(buf)
+
+
+# ---- mosaic whose redraws follow the cell's error (truecolor; see the twin's mosaic_err) ---------
+cdef enum:
+    ERR_LUMA_W = 2
+
+# (2s + n) // (2n) for 2s + n < 4200 and 2n <= 16 as (x * RECIP[2n]) >> 20, exactly
+cdef int[17] RECIP = [0, 1048577, 524289, 349526, 262145, 209716, 174763, 149797, 131073, 116509,
+                      104858, 95326, 87382, 80660, 74899, 69906, 65537]
+
+
+cdef inline long long _e_set(long long n, long long s0, long long s1, long long s2, long long sy,
+                             int c0, int c1, int c2) noexcept nogil:
+    """The twin's _set_err less the set's own sum of weighted squares (ERR_LUMA_W * sum luma^2 +
+    65536 * sum |x|^2): the part that depends on c. Over a whole cell that part is the same for
+    every split, so errors compare exactly without it."""
+    cdef long long yc = 77 * c0 + 150 * c1 + 29 * c2
+    cdef long long cc = c0 * c0 + c1 * c1 + c2 * c2
+    return ERR_LUMA_W * (n * yc * yc - 2 * yc * sy) + 65536 * (n * cc - 2 * (c0 * s0 + c1 * s1 + c2 * s2))
+
+
+cdef inline long long _e_wnorm(long long s0, long long s1, long long s2, long long sy) noexcept nogil:
+    return ERR_LUMA_W * sy * sy + 65536 * (s0 * s0 + s1 * s1 + s2 * s2)
+
+
+cdef inline int _ndig(int v) noexcept nogil:
+    return 1 if v < 10 else (2 if v < 100 else 3)
+
+
+cdef inline int _sgr_cost(bint want, int c0, int c1, int c2, bint have, int* cur) noexcept nogil:
+    """Characters of selecting colour c ('38;2;r;g;b' and its separator); 0 if it is current."""
+    if not want or (have and c0 == cur[0] and c1 == cur[1] and c2 == cur[2]):
+        return 0
+    return 8 + _ndig(c0) + _ndig(c1) + _ndig(c2)
+
+
+def mosaic_err(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns, int flat_tol,
+               unsigned char[:, ::1] sp, unsigned char[:, :, ::1] sfg, unsigned char[:, :, ::1] sbg,
+               list glyphs, int nbits, long long gain, bint full, int row0, int col0, int adj_num=16):
+    """Fit and diff in one pass, truecolor, redrawing a cell by its error (see the twin)."""
+    cdef Py_ssize_t rows = sp.shape[0], cols = sp.shape[1]
+    cdef int n = sx * sy
+    if n < 1 or n > 8 or n != nbits or len(glyphs) != (1 << nbits):
+        raise ValueError(f"need {1 << nbits} glyphs for {nbits}-bit patterns of {sx}x{sy} cells")
+    if px.shape[0] < rows * sy or px.shape[1] < cols * sx or px.shape[2] < 3:
+        raise ValueError("picture smaller than the cells")
+    if (sfg.shape[0] != rows or sfg.shape[1] != cols or sbg.shape[0] != rows or sbg.shape[1] != cols
+            or sfg.shape[2] < 3 or sbg.shape[2] < 3):
+        raise ValueError("cell arrays disagree in shape")
+    cdef int fmask = (1 << nbits) - 1
+    allowed = sorted(set([p for p in patterns] + [fmask & ~p for p in patterns]))
+    allowed = [p for p in allowed if 0 < bin(p).count("1") < n]
+    cdef int npat = len(allowed)
+    cdef int pats[256]
+    cdef int i
+    for i in range(npat):
+        pats[i] = allowed[i]
+    cdef bint restricted = len(patterns) > 0
+    cdef char gbuf[256 * 4]
+    cdef int glen[256]
+    for i in range(1 << nbits):
+        gb = glyphs[i]
+        if not isinstance(gb, bytes) or len(gb) < 1 or len(gb) > 4:
+            raise ValueError("each glyph must be 1..4 UTF-8 bytes")
+        glen[i] = len(gb)
+        memcpy(&gbuf[4 * i], <char*>gb, glen[i])
+    cdef Py_ssize_t cap = rows * cols * 64 + 64
+    cdef char* buf = <char*>malloc(cap)
+    if buf == NULL:
+        raise MemoryError()
+    cdef Py_ssize_t nb = 0, r, c
+    cdef int cur_r = -1, cur_c = -1
+    cdef bint have_cf = False, have_cb = False
+    cdef int cf[3]
+    cdef int cb[3]
+    cdef int pr[8]
+    cdef int pg[8]
+    cdef int pb[8]
+    cdef long long py[8]
+    cdef int lum[8]
+    cdef long long g_eff = 0
+    cdef long long e_shown = 0, e, e2, num, den, best_num, best_den, y
+    cdef long long t0, t1, t2, tq, ty, tyy, a0, a1, a2, aq, ay, ayy
+    cdef long long b0, b1, b2, bq, by, byy, w0, w1, w2, wq, wy, wyy
+    cdef int j, k, m, q, pat, best_pat, g, d0, d1, d2, n1, n0, bn1, nparam, kk
+    cdef int f0, f1, f2, h0, h1, h2, m0, m1, m2, u0, u1, u2, v0, v1, v2
+    cdef bint two, want_u, want_v
+    cdef int lo0, lo1, lo2, hi0, hi1, hi2
+    cdef const unsigned char* row
+    cdef unsigned char* shp
+    try:
+        with nogil:
+            for r in range(rows):
+                for c in range(cols):
+                    k = 0
+                    t0 = 0; t1 = 0; t2 = 0; ty = 0
+                    lo0 = 255; lo1 = 255; lo2 = 255; hi0 = 0; hi1 = 0; hi2 = 0
+                    for j in range(sy):
+                        row = &px[r * sy + j, c * sx, 0]
+                        for i in range(sx):
+                            d0 = row[3 * i]; d1 = row[3 * i + 1]; d2 = row[3 * i + 2]
+                            pr[k] = d0; pg[k] = d1; pb[k] = d2
+                            py[k] = 77 * d0 + 150 * d1 + 29 * d2
+                            t0 += d0; t1 += d1; t2 += d2; ty += py[k]
+                            lo0 = d0 if d0 < lo0 else lo0; hi0 = d0 if d0 > hi0 else hi0
+                            lo1 = d1 if d1 < lo1 else lo1; hi1 = d1 if d1 > hi1 else hi1
+                            lo2 = d2 if d2 < lo2 else lo2; hi2 = d2 if d2 > hi2 else hi2
+                            k += 1
+                    if not full:
+                        q = sp[r, c] & fmask
+                        e_shown = 0
+                        for k in range(n):
+                            shp = &sfg[r, c, 0] if (q >> k) & 1 else &sbg[r, c, 0]
+                            d0 = pr[k] - shp[0]; d1 = pg[k] - shp[1]; d2 = pb[k] - shp[2]
+                            y = 77 * d0 + 150 * d1 + 29 * d2
+                            e_shown += ERR_LUMA_W * y * y + (<long long>65536) * (d0 * d0 + d1 * d1 + d2 * d2)
+                        g_eff = gain
+                        if cur_r == r and cur_c == c:
+                            g_eff = (gain * adj_num) >> 4    # the cell before was redrawn: join its run
+                        if e_shown <= g_eff:
+                            continue
+                    # the split (as the twin's _err_split); keep the fg set's sums in w*
+                    best_num = -1; best_den = 1; best_pat = -1
+                    w0 = 0; w1 = 0; w2 = 0; wy = 0; bn1 = 0
+                    if hi0 - lo0 <= flat_tol and hi1 - lo1 <= flat_tol and hi2 - lo2 <= flat_tol:
+                        pass    # any two set means differ by at most the range: flat, as the twin finds
+                    elif restricted:
+                        for q in range(npat):
+                            pat = pats[q]
+                            a0 = 0; a1 = 0; a2 = 0; aq = 0; ay = 0; ayy = 0; n1 = 0
+                            for k in range(n):
+                                if (pat >> k) & 1:
+                                    a0 += pr[k]; a1 += pg[k]; a2 += pb[k]; ay += py[k]; n1 += 1
+                            n0 = n - n1
+                            num = _e_wnorm(a0, a1, a2, ay) * n0 + _e_wnorm(t0 - a0, t1 - a1, t2 - a2, ty - ay) * n1
+                            den = n1 * n0
+                            if num * best_den > best_num * den:
+                                best_num = num; best_den = den; best_pat = pat
+                        if best_pat >= 0:
+                            for k in range(n):
+                                if (best_pat >> k) & 1:
+                                    w0 += pr[k]; w1 += pg[k]; w2 += pb[k]; wy += py[k]; bn1 += 1
+                    elif n > 1:
+                        for k in range(n):
+                            lum[k] = <int>py[k] * 8 + k
+                        if n == 6:
+                            _cswap(lum, 1, 2); _cswap(lum, 0, 2); _cswap(lum, 0, 1); _cswap(lum, 4, 5)
+                            _cswap(lum, 3, 5); _cswap(lum, 3, 4); _cswap(lum, 0, 3); _cswap(lum, 1, 4)
+                            _cswap(lum, 2, 5); _cswap(lum, 2, 4); _cswap(lum, 1, 3); _cswap(lum, 2, 3)
+                        elif n == 4:
+                            _cswap(lum, 0, 1); _cswap(lum, 2, 3); _cswap(lum, 0, 2); _cswap(lum, 1, 3)
+                            _cswap(lum, 1, 2)
+                        else:
+                            for k in range(1, n):
+                                m = lum[k]
+                                j = k - 1
+                                while j >= 0 and lum[j] > m:
+                                    lum[j + 1] = lum[j]
+                                    j -= 1
+                                lum[j + 1] = m
+                        a0 = 0; a1 = 0; a2 = 0; ay = 0; pat = 0
+                        for m in range(n - 1, 0, -1):
+                            k = lum[m] & 7
+                            pat |= 1 << k
+                            a0 += pr[k]; a1 += pg[k]; a2 += pb[k]; ay += py[k]
+                            n1 = n - m; n0 = m
+                            num = _e_wnorm(a0, a1, a2, ay) * n0 + _e_wnorm(t0 - a0, t1 - a1, t2 - a2, ty - ay) * n1
+                            den = n1 * n0
+                            if num * best_den > best_num * den:
+                                best_num = num; best_den = den; best_pat = pat
+                                w0 = a0; w1 = a1; w2 = a2; wy = ay; bn1 = n1
+                    # the fit (as the twin's _err_fit); its error only for a diff's redraw test
+                    kk = RECIP[2 * n]
+                    m0 = <int>(((2 * t0 + n) * kk) >> 20); m1 = <int>(((2 * t1 + n) * kk) >> 20)
+                    m2 = <int>(((2 * t2 + n) * kk) >> 20)
+                    two = False
+                    if best_pat >= 0:
+                        n1 = bn1; n0 = n - n1
+                        kk = RECIP[2 * n1]
+                        f0 = <int>(((2 * w0 + n1) * kk) >> 20); f1 = <int>(((2 * w1 + n1) * kk) >> 20)
+                        f2 = <int>(((2 * w2 + n1) * kk) >> 20)
+                        b0 = t0 - w0; b1 = t1 - w1; b2 = t2 - w2
+                        kk = RECIP[2 * n0]
+                        h0 = <int>(((2 * b0 + n0) * kk) >> 20); h1 = <int>(((2 * b1 + n0) * kk) >> 20)
+                        h2 = <int>(((2 * b2 + n0) * kk) >> 20)
+                        two = _maxdiff(f0, f1, f2, h0, h1, h2) > flat_tol
+                    if not full:
+                        if two:
+                            e = _e_set(n1, w0, w1, w2, wy, f0, f1, f2) + _e_set(n0, b0, b1, b2, ty - wy, h0, h1, h2)
+                        else:
+                            e = _e_set(n, t0, t1, t2, ty, m0, m1, m2)
+                        tq = 0; tyy = 0
+                        for k in range(n):
+                            tq += pr[k] * pr[k] + pg[k] * pg[k] + pb[k] * pb[k]; tyy += py[k] * py[k]
+                        if e_shown - (e + ERR_LUMA_W * tyy + 65536 * tq) <= g_eff:
+                            continue
+                    if two:
+                        d0 = glen[best_pat]
+                        d1 = glen[fmask & ~best_pat]
+                        if ((have_cf and ((f0 == cf[0] and f1 == cf[1] and f2 == cf[2]) or (h0 == cf[0] and h1 == cf[1] and h2 == cf[2])))
+                                or (have_cb and ((f0 == cb[0] and f1 == cb[1] and f2 == cb[2]) or (h0 == cb[0] and h1 == cb[1] and h2 == cb[2])))):
+                            # a current colour matches: count the colour codes (else both need the same)
+                            d0 += _sgr_cost(True, f0, f1, f2, have_cf, cf) + _sgr_cost(True, h0, h1, h2, have_cb, cb)
+                            d1 += _sgr_cost(True, h0, h1, h2, have_cf, cf) + _sgr_cost(True, f0, f1, f2, have_cb, cb)
+                        if d1 < d0:
+                            g = fmask & ~best_pat
+                            u0 = h0; u1 = h1; u2 = h2; v0 = f0; v1 = f1; v2 = f2
+                        else:
+                            g = best_pat
+                            u0 = f0; u1 = f1; u2 = f2; v0 = h0; v1 = h1; v2 = h2
+                        want_u = True; want_v = True
+                    else:
+                        u0 = m0; u1 = m1; u2 = m2; v0 = m0; v1 = m1; v2 = m2
+                        d0 = glen[fmask] + _sgr_cost(True, m0, m1, m2, have_cf, cf)
+                        d1 = glen[0] + _sgr_cost(True, m0, m1, m2, have_cb, cb)
+                        if d0 < d1:
+                            g = fmask; want_u = True; want_v = False
+                        else:
+                            g = 0; want_u = False; want_v = True
+                    if cur_r != r or cur_c != c:
+                        buf[nb] = 27; buf[nb + 1] = 91; nb += 2  # ESC [
+                        if cur_r == r and c > cur_c:
+                            if c - cur_c != 1:
+                                nb = _put_int(buf, nb, c - cur_c)
+                            buf[nb] = 67; nb += 1  # C
+                        else:
+                            nb = _put_int(buf, nb, row0 + r + 1)
+                            buf[nb] = 59
+                            nb = _put_int(buf, nb + 1, col0 + c + 1)
+                            buf[nb] = 72; nb += 1  # H
+                    nparam = 0
+                    if want_u and not (have_cf and u0 == cf[0] and u1 == cf[1] and u2 == cf[2]):
+                        buf[nb] = 27; buf[nb + 1] = 91; nb += 2
+                        nb = _put_color(buf, nb, 3, u0, u1, u2, False)
+                        cf[0] = u0; cf[1] = u1; cf[2] = u2; have_cf = True
+                        nparam = 1
+                    if want_v and not (have_cb and v0 == cb[0] and v1 == cb[1] and v2 == cb[2]):
+                        if nparam:
+                            buf[nb] = 59; nb += 1
+                        else:
+                            buf[nb] = 27; buf[nb + 1] = 91; nb += 2
+                        nb = _put_color(buf, nb, 3, v0, v1, v2, True)
+                        cb[0] = v0; cb[1] = v1; cb[2] = v2; have_cb = True
+                        nparam = 1
+                    if nparam:
+                        buf[nb] = 109; nb += 1  # m
+                    memcpy(buf + nb, &gbuf[4 * g], 4)    # fixed size (inlined); the slack absorbs it
+                    nb += glen[g]
+                    cur_r = <int>r
+                    cur_c = <int>c + 1
+                    sp[r, c] = g
+                    sfg[r, c, 0] = u0; sfg[r, c, 1] = u1; sfg[r, c, 2] = u2
+                    sbg[r, c, 0] = v0; sbg[r, c, 1] = v1; sbg[r, c, 2] = v2
+            if have_cf or have_cb:
+                buf[nb] = 27; buf[nb + 1] = 91; buf[nb + 2] = 48; buf[nb + 3] = 109; nb += 4
+        return PyBytes_FromStringAndSize(buf, nb)
     finally:
         free(buf)

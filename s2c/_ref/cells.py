@@ -428,3 +428,186 @@ def diff_mosaic(tp, tfg, tbg, sp, sfg, sbg, glyphs, nbits, int_color_mode, thres
     if cur_fg != -1 or cur_bg != -1:
         out.append("\x1b[0m")
     return "".join(out).encode("utf-8")
+
+
+# ---- mosaic whose redraws follow the cell's error (truecolor) ------------------------------------
+# Error of showing colour c for pixel x: ERR_LUMA_W * (a.(x - c))^2 + 65536 * |x - c|^2 with a = (77,
+# 150, 29) (luma in 1/256 levels): exact integers, a quadratic form, so the error of a pixel set
+# shown in one colour follows from the set's sums (see _set_err). A uniform grey shift of d levels
+# costs ERR_LEVEL * d^2 per pixel.
+ERR_LUMA_W = 2
+ERR_LEVEL = (ERR_LUMA_W + 3) * 65536
+
+
+def _pix_err(x, c) -> int:
+    d0, d1, d2 = x[0] - c[0], x[1] - c[1], x[2] - c[2]
+    y = 77 * d0 + 150 * d1 + 29 * d2
+    return ERR_LUMA_W * y * y + 65536 * (d0 * d0 + d1 * d1 + d2 * d2)
+
+
+def _stats(pix, mask) -> tuple:
+    """Sums of the pixel set ``mask``: (n, r, g, b, sum |x|^2, sum luma, sum luma^2)."""
+    n = s0 = s1 = s2 = q = sy = syy = 0
+    for k, x in enumerate(pix):
+        if mask >> k & 1:
+            y = 77 * x[0] + 150 * x[1] + 29 * x[2]
+            n += 1; s0 += x[0]; s1 += x[1]; s2 += x[2]
+            q += x[0] * x[0] + x[1] * x[1] + x[2] * x[2]; sy += y; syy += y * y
+    return n, s0, s1, s2, q, sy, syy
+
+
+def _set_err(st, c) -> int:
+    """Error of the pixel set with sums ``st`` all shown in colour c."""
+    n, s0, s1, s2, q, sy, syy = st
+    yc = 77 * c[0] + 150 * c[1] + 29 * c[2]
+    cc = c[0] * c[0] + c[1] * c[1] + c[2] * c[2]
+    return (ERR_LUMA_W * (syy - 2 * yc * sy + n * yc * yc)
+            + 65536 * (q - 2 * (c[0] * s0 + c[1] * s1 + c[2] * s2) + n * cc))
+
+
+def _wnorm(st) -> int:
+    return ERR_LUMA_W * st[5] * st[5] + 65536 * (st[1] * st[1] + st[2] * st[2] + st[3] * st[3])
+
+
+def _mean(st):
+    n = st[0]
+    return tuple((st[1 + k] * 2 + n) // (2 * n) for k in range(3))
+
+
+def _sgr_len(c) -> int:
+    """Characters of '38;2;r;g;b' (the same for 48)."""
+    return 7 + len(str(c[0])) + len(str(c[1])) + len(str(c[2]))
+
+
+def _err_split(pix, n, allowed, full_mask) -> int:
+    """Two-set split of the cell with the least weighted squared error (exact integers: maximise
+    |S1|_w^2 / n1 + |S0|_w^2 / n0) among the luma order's n - 1 splits (``allowed`` empty; bit set
+    = brighter set) or the allowed patterns. -> pattern, or -1 when there is none."""
+    tot = _stats(pix, full_mask)
+    if allowed:
+        cands = [p for p in allowed if 0 < bin(p).count("1") < n]
+    else:
+        order = sorted(range(n), key=lambda k: (77 * pix[k][0] + 150 * pix[k][1] + 29 * pix[k][2], k))
+        cands, pat = [], 0
+        for m in range(n - 1, 0, -1):
+            pat |= 1 << order[m]
+            cands.append(pat)
+    best_num, best_den, best_pat = -1, 1, -1
+    for pat in cands:
+        a = _stats(pix, pat)
+        b = tuple(tot[k] - a[k] for k in range(7))
+        num = _wnorm(a) * b[0] + _wnorm(b) * a[0]
+        den = a[0] * b[0]
+        if num * best_den > best_num * den:
+            best_num, best_den, best_pat = num, den, pat
+    return best_pat
+
+
+def _err_fit(pix, pat, full_mask, flat_tol):
+    """(error, two-colour (pattern, fg, bg) or None, flat colour) of the cell's fit: the split's
+    set means unless they are within ``flat_tol`` levels per channel (then the cell's mean)."""
+    tot = _stats(pix, full_mask)
+    m = _mean(tot)
+    if pat >= 0:
+        s1, s0 = _stats(pix, pat), _stats(pix, full_mask & ~pat)
+        f, b = _mean(s1), _mean(s0)
+        if max(abs(f[0] - b[0]), abs(f[1] - b[1]), abs(f[2] - b[2])) > flat_tol:
+            return _set_err(s1, f) + _set_err(s0, b), (pat, f, b), m
+    return _set_err(tot, m), None, m
+
+
+def _draw_cost(u, v, cf, cb) -> int:
+    """SGR bytes of selecting fg u and bg v (None: not needed) given the current cf, cb."""
+    k = nb = 0
+    for c, cur in ((u, cf), (v, cb)):
+        if c is not None and c != cur:
+            nb += _sgr_len(c)
+            k += 1
+    return 0 if k == 0 else nb + 2 + k
+
+
+def mosaic_err(px, sx, sy, patterns, flat_tol, sp, sfg, sbg, glyphs, nbits, gain, full, row0, col0,
+               adj_num=16) -> bytes:
+    """Fit and diff in one pass, truecolor: bytes that bring the shown mosaic towards ``px``.
+
+    Per cell of sx x sy pixels the error of what is shown (shown pattern sp: bit set = the pixel
+    shows sfg, else sbg) against the pixels is measured first; a cell whose shown error is at most
+    ``gain`` is skipped without fitting. Otherwise the cell is fitted (the split of _err_split; two
+    colours, or the cell's mean when the two are within ``flat_tol``) and redrawn when the
+    shown error exceeds the fit's by more than ``gain`` (always when ``full``). A two-colour cell
+    is drawn as its pattern or the complement with the colours swapped, a flat one as a space in
+    bg or a full block in fg: whichever needs fewer bytes of colour codes (and glyph) given the
+    colours already selected. shown_* records the display: sp = the glyph's pattern, sfg/sbg its
+    colours (the same for a flat cell). glyphs[p] (UTF-8 bytes) draws pattern p in fg.
+    A cell right after a redrawn one (no cursor move needed) is tested against ``gain *
+    adj_num / 16`` instead: runs of redraws grow rather than leaving a patchwork of cells redrawn
+    at slightly different moments of a slow change (which SSIM, and the eye, see as structure).
+    """
+    rows, cols = sp.shape[0], sp.shape[1]
+    n = sx * sy
+    full_mask = (1 << nbits) - 1
+    if n < 1 or n > 8 or n != nbits or len(glyphs) != 1 << nbits:
+        raise ValueError(f"need {1 << nbits} glyphs for {nbits}-bit patterns of {sx}x{sy} cells")
+    if px.shape[0] < rows * sy or px.shape[1] < cols * sx:
+        raise ValueError("picture smaller than the cells")
+    allowed = sorted(set(list(patterns) + [full_mask & ~p for p in patterns]))
+    glen = [len(g) for g in glyphs]
+    out = []
+    cur_r = cur_c = -1
+    cf = cb = None
+    for r in range(rows):
+        for c in range(cols):
+            pix = []
+            for j in range(sy):
+                for i in range(sx):
+                    p = px[r * sy + j, c * sx + i]
+                    pix.append((int(p[0]), int(p[1]), int(p[2])))
+            if not full:
+                q = int(sp[r, c]) & full_mask
+                f = (int(sfg[r, c, 0]), int(sfg[r, c, 1]), int(sfg[r, c, 2]))
+                b = (int(sbg[r, c, 0]), int(sbg[r, c, 1]), int(sbg[r, c, 2]))
+                e_shown = sum(_pix_err(x, f if q >> k & 1 else b) for k, x in enumerate(pix))
+                g_eff = (gain * adj_num) >> 4 if (cur_r == r and cur_c == c) else gain
+                if e_shown <= g_eff:
+                    continue
+            e_fit, two, m = _err_fit(pix, _err_split(pix, n, allowed, full_mask), full_mask, flat_tol)
+            if not full and e_shown - e_fit <= g_eff:
+                continue
+            if two is not None:
+                pat, f, b = two
+                inv = full_mask & ~pat
+                if glen[inv] + _draw_cost(b, f, cf, cb) < glen[pat] + _draw_cost(f, b, cf, cb):
+                    g, u, v = inv, b, f
+                else:
+                    g, u, v = pat, f, b
+            elif glen[full_mask] + _draw_cost(m, None, cf, cb) < glen[0] + _draw_cost(None, m, cf, cb):
+                g, u, v = full_mask, m, None
+            else:
+                g, u, v = 0, None, m
+            if cur_r != r or cur_c != c:
+                if cur_r == r and c > cur_c:
+                    k = c - cur_c
+                    out.append("\x1b[C" if k == 1 else f"\x1b[{k}C")
+                else:
+                    out.append(f"\x1b[{row0 + r + 1};{col0 + c + 1}H")
+            params = []
+            if u is not None and u != cf:
+                params.append(_sgr_color(3, *u, False))
+                cf = u
+            if v is not None and v != cb:
+                params.append(_sgr_color(3, *v, True))
+                cb = v
+            if params:
+                out.append("\x1b[" + ";".join(params) + "m")
+            out.append(glyphs[g].decode("utf-8"))
+            cur_r, cur_c = r, c + 1
+            if u is None:
+                u = v
+            if v is None:
+                v = u
+            sp[r, c] = g
+            sfg[r, c, 0], sfg[r, c, 1], sfg[r, c, 2] = u
+            sbg[r, c, 0], sbg[r, c, 1], sbg[r, c, 2] = v
+    if cf is not None or cb is not None:
+        out.append("\x1b[0m")
+    return "".join(out).encode("utf-8")

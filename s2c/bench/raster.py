@@ -222,6 +222,7 @@ CONFIGS = (
     ("blocks_256_dither16", "blocks", "256", {"dither": 16}),
     ("blocks_16", "blocks", "16", {}),
     ("mosaic_sextant_truecolor", "mosaic", "truecolor", {}),
+    ("mosaic_sextant_truecolor_pixeltest", "mosaic", "truecolor", {"cell_error": False, "threshold": 8}),
     ("mosaic_quadrant_truecolor", "mosaic", "truecolor", {"symbols": "quadrant"}),
     ("mosaic_half_truecolor", "mosaic", "truecolor", {"symbols": "half"}),
     ("mosaic_sextant_256", "mosaic", "256", {}),
@@ -230,7 +231,12 @@ CONFIGS = (
     ("ascii_truecolor", "ascii", "truecolor", {}),
     ("ascii_none", "ascii", "none", {}),
 )
-SWEEP_THRESHOLDS = (4, 6, 12, 16)      # mosaic change threshold sweep (the default is in CONFIGS)
+# bytes/SSIM curves on the talking head (the defaults are in CONFIGS): the mosaic's change
+# threshold (its error test), the old per-pixel test, and half blocks
+SWEEP = tuple((f"mosaic_sextant_truecolor_t{t}", "mosaic", "truecolor", {"threshold": t}) for t in (3, 4, 6, 8, 10, 13, 16, 20)) \
+    + tuple((f"mosaic_sextant_truecolor_pixeltest_t{t}", "mosaic", "truecolor", {"threshold": t, "cell_error": False})
+            for t in (6, 12)) \
+    + tuple((f"blocks_truecolor_t{t}", "blocks", "truecolor", {"threshold": t}) for t in (8, 16, 20, 24))
 
 
 def fidelity_metrics(quick: bool, cols: int = 160, rows: int = 48) -> dict:
@@ -241,13 +247,9 @@ def fidelity_metrics(quick: bool, cols: int = 160, rows: int = 48) -> dict:
     seqs = {"talking": talking_head_sequence(n, cols * 4, rows * 8)}
     if not quick:
         seqs["scene"] = scene_sequence(n, cols * 4, rows * 8)
-    configs = list(CONFIGS) + [(f"mosaic_sextant_truecolor_t{t}", "mosaic", "truecolor", {"threshold": t})
-                               for t in SWEEP_THRESHOLDS]
     out = {}
     for seq, frames in seqs.items():
-        for name, mode, colors, kw in configs:
-            if seq != "talking" and "_t" in name[-4:]:
-                continue
+        for name, mode, colors, kw in list(CONFIGS) + list(SWEEP if seq == "talking" else ()):
             m = measure(frames, cols, rows, mode, colors, ssim_every=every,
                         rasters=((CELL_PX_W, CELL_PX_H), FINE_RASTER), **kw)
             base = None if name == "blocks_truecolor" else f"fidelity.{seq}.blocks_truecolor_bytes"

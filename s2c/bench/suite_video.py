@@ -71,21 +71,35 @@ def run(quick: bool, **_) -> dict[str, Metric]:
 
 
 def _mosaic_kernel_metrics(reps: int) -> dict[str, Metric]:
-    """Full-frame kernel time at 160x48 (picture already at the tile's pixel size): mosaic fit +
-    emit beside the half-block kernel, timed alternately."""
+    """Full-frame kernel time at 160x48 (picture already at the tile's pixel size): the mosaic's
+    one-pass kernel (mosaic_err), the fit + per-pixel-test path and the half-block kernel, timed
+    alternately; and the mosaic kernel's time for a diff frame."""
+    from ..clock import now_us
     from ..render.renderer import Renderer
     from .raster import talking_head_sequence
     src = talking_head_sequence(1, 640, 384)[0]
+    nxt = talking_head_sequence(2, 640, 384)[1]
     mos = Renderer(160, 48, "mosaic", "truecolor")
+    old = Renderer(160, 48, "mosaic", "truecolor", cell_error=False, threshold=8)
     blk = Renderer(160, 48, "blocks", "truecolor")
-    pm, pb = mos.fit(src).copy(), blk.fit(src).copy()
-    mos.fit = blk.fit = lambda img: img          # time the cell kernels, not the resampling
+    pm, pb, pn = mos.fit(src).copy(), blk.fit(src).copy(), mos.fit(nxt).copy()
+    mos.fit = old.fit = blk.fit = lambda img: img          # time the cell kernels, not the resampling
 
     def full(r, px):
         r.reset()
         r.frame(px)
+
+    def diff():        # a diff after a full draw of the previous frame (the full draw not timed)
+        mos.reset()
+        mos.frame(pm)
+        t0 = now_us()
+        mos.frame(pn)
+        return (now_us() - t0) / 1000.0
     t = time_interleaved_ms({"mosaic": lambda: full(mos, pm), "blocks": lambda: full(blk, pb),
-                             "fit": lambda: mos.cells(pm)}, reps)
+                             "old": lambda: full(old, pm), "fit": lambda: mos.cells(pm)}, reps)
+    d = [diff() for _ in range(min(reps, 300))]
     return {"render.mosaic_full_160x48_ms": summarize(t["mosaic"], "ms", baseline="render.blocks_kernel_160x48_ms"),
+            "render.mosaic_pixeltest_full_160x48_ms": summarize(t["old"], "ms"),
+            "render.mosaic_diff_160x48_ms": summarize(d, "ms"),
             "render.mosaic_fit_160x48_ms": summarize(t["fit"], "ms"),
             "render.blocks_kernel_160x48_ms": summarize(t["blocks"], "ms")}

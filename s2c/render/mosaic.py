@@ -3,7 +3,8 @@
 Owns: the block-symbol sets (sextants, quadrants, half blocks) as glyph tables indexed by pattern,
 how many picture pixels each cell samples in each mode (so the picture size a tile wants), and
 turning a picture into per-cell targets (pattern or glyph, fg, bg) with the cell kernel's
-``mosaic_fit``. Must not: emit bytes (the cell kernel does), keep screen state (s2c.render.renderer does),
+``mosaic_fit``, and the mosaic's change thresholds (the per-pixel test's, and the error a redraw
+must remove in the truecolor kernel ``mosaic_err``). Must not: emit bytes (the cell kernel does), keep screen state (s2c.render.renderer does),
 write to the terminal or read the clock.
 
 Pattern bits: bit ``j * sx + i`` is the pixel in column i, row j of the cell; a set bit shows fg.
@@ -47,10 +48,21 @@ _SETS = {
 # Cell colours closer than this (levels per channel) are drawn as one colour: noise in a flat
 # area does not become a flickering pattern.
 DEFAULT_FLAT_TOL = 6
-# mosaic defaults for the renderer's change threshold and truecolor reuse (levels); chosen by the
-# bytes/SSIM sweep of the video bench (python -m s2c.bench video)
+# mosaic defaults for the per-pixel change test (diff_mosaic: 256/16 colours, or cell_error=False)
+# and its truecolor reuse (levels); chosen by the bytes/SSIM sweep of the video bench
 MOSAIC_THRESHOLD = 8
 MOSAIC_REUSE = 2
+# truecolor mosaic (the kernel's mosaic_err): a cell is redrawn when what it shows is worse than its
+# fit by more than a uniform ``threshold``-level grey shift of every pixel (luma-weighted squared
+# error; camera noise and pattern flips in low-contrast cells barely count, an edge that moved
+# does). The bytes/SSIM sweep of python -m s2c.bench video set the default (SSIM .94 at <= 60 kB per
+# 160x48 frame). Snapping colours to the current SGR colours (a rate-distortion trade) was measured
+# and lost SSIM at every rate, so a redrawn cell always gets its fit's colours.
+ERR_LEVEL = 5 * 65536       # the kernel's error of a one-level grey shift of one pixel
+ERR_THRESHOLD = 4           # levels (a float is fine for mosaic_err): SSIM .940 at 59.6 kB (100 frames)
+# a cell right after a redrawn one needs only this share (in 16ths) of the gain: redraws come in
+# runs, not a patchwork (measured: +.005 to +.02 SSIM at 10-20 kB/frame, neutral at 60 kB)
+ERR_RUN_GAIN_16THS = 8
 # glyph modes that paint the background sample 2x3 pixels per cell to find the cell's two colours
 PAINTED_SAMPLES = (2, 3)
 # ink coverage of the densest ramp glyph, as a share of the cell (typical monospace fonts: ~0.3)
@@ -116,3 +128,14 @@ def painted_targets(tp: np.ndarray, tfg: np.ndarray, tbg: np.ndarray, n_pixels: 
         fg = np.repeat(luminance(fg)[..., None], 3, 2)
         bg = np.repeat(luminance(bg)[..., None], 3, 2)
     return lut[ink], np.ascontiguousarray(fg), np.ascontiguousarray(bg)
+
+
+
+def error_gain(n_pixels: int, threshold: float) -> int:
+    """The error a redraw must remove in mosaic_err: a ``threshold``-level shift of every pixel."""
+    return int(n_pixels * ERR_LEVEL * threshold * threshold)
+
+
+def default_threshold(colors: str, cell_error: bool = True) -> float:
+    """The mosaic's default change threshold: the error test's (truecolor) or the per-pixel test's."""
+    return ERR_THRESHOLD if colors == "truecolor" and cell_error else MOSAIC_THRESHOLD

@@ -16,6 +16,7 @@ from .. import impl
 from ..errors import ConfigError
 from . import mosaic as _mosaic
 from .mosaic import DEFAULT_SYMBOLS, SYMBOL_SETS
+from .rate import ThresholdControl
 
 MODES = ("ascii", "color", "blocks", "mosaic")
 COLOR_DEPTHS = ("truecolor", "256", "16", "none")
@@ -76,13 +77,17 @@ class Renderer:
 
     ``frame(img)`` returns bytes that bring the terminal from what this renderer last emitted to
     ``img``: a full draw first and after ``reset()``, then only cells that changed by more than
-    ``threshold`` levels, colour codes only when the colour changes.
+    ``threshold`` levels, colour codes only when the colour changes. The truecolor mosaic instead
+    redraws a cell when its shown error exceeds its fit's by a ``threshold``-level shift of every
+    pixel (``cell_error=False``: the per-pixel test); ``byte_budget`` (bytes per diff frame) lets
+    that threshold follow a budget (s2c.render.rate).
     """
 
     def __init__(self, cols: int, rows: int, mode: str = "blocks", colors: str = "truecolor", *,
                  threshold: int | None = None, reuse: int | None = None, ramp: str = DEFAULT_RAMP,
                  origin: tuple[int, int] = (0, 0), symbols: str = DEFAULT_SYMBOLS, dither: int | None = 0,
-                 flat_tol: int = _mosaic.DEFAULT_FLAT_TOL):
+                 flat_tol: int = _mosaic.DEFAULT_FLAT_TOL, cell_error: bool = True,
+                 byte_budget: int | None = None):
         if mode not in MODES:
             raise ConfigError(f"render mode {mode!r} is not one of: {', '.join(MODES)}")
         if colors not in COLOR_DEPTHS:
@@ -90,7 +95,7 @@ class Renderer:
         if not ramp or len(ramp) > 256 or any(ord(ch) < 32 or ord(ch) == 127 for ch in ramp):
             raise ConfigError("ramp must be 1..256 printable characters, darkest first")
         if threshold is None:   # mosaic cells are finer: a smaller change is worth a redraw
-            threshold = _mosaic.MOSAIC_THRESHOLD if mode == "mosaic" else DEFAULT_THRESHOLD
+            threshold = _mosaic.default_threshold(colors, cell_error) if mode == "mosaic" else DEFAULT_THRESHOLD
         if reuse is None:
             reuse = _mosaic.MOSAIC_REUSE if mode == "mosaic" else DEFAULT_REUSE
         if not 0 <= threshold <= 255:
@@ -125,6 +130,13 @@ class Renderer:
         self._ramp_lut = self._make_ramp_lut(len(ramp))
         self._ink_lut = _mosaic.ramp_lut(len(ramp), self._sx * self._sy)
         self._blocks = mode == "blocks" and colors != "none"
+        # truecolor mosaic: fit and diff in one pass, a cell redrawn by its error (cell_error=False:
+        # fit, then the per-pixel change test)
+        self._err_gain = _mosaic.error_gain(self._sx * self._sy, threshold) \
+            if mode == "mosaic" and colors == "truecolor" and cell_error else None
+        # optional: the threshold follows a budget of bytes per diff frame (truecolor mosaic)
+        self._rate = ThresholdControl(byte_budget, threshold) \
+            if byte_budget is not None and self._err_gain is not None else None
         self.resize(cols, rows)
 
     @staticmethod
@@ -205,8 +217,17 @@ class Renderer:
 
     def frame(self, image_rgb: np.ndarray) -> bytes:
         """ANSI bytes that bring this tile from what was last emitted to ``image_rgb``."""
-        targets = self.cells(image_rgb)
         full = self._full
+        if self._err_gain is not None:
+            px = np.ascontiguousarray(self.fit(image_rgb))
+            out = self._cells.mosaic_err(px, self._sx, self._sy, self._fit_patterns, self.flat_tol, self._sg,
+                                         self._sfg, self._sbg, self._glyphs, self._nbits, self._err_gain,
+                                         full, self.origin[0], self.origin[1], _mosaic.ERR_RUN_GAIN_16THS)
+            self._full = False
+            if self._rate is not None and not full:
+                self._err_gain = _mosaic.error_gain(self._sx * self._sy, self._rate.update(len(out)))
+            return out
+        targets = self.cells(image_rgb)
         self._full = False
         return self._emit(targets, slice(None), full, self.origin[0], self.origin[1])
 
@@ -215,10 +236,10 @@ class Renderer:
         if self.mode == "mosaic":
             return self._cells.diff_mosaic(tg[rows], tfg[rows], tbg[rows], self._sg[rows], self._sfg[rows],
                                            self._sbg[rows], self._glyphs, self._nbits, _DEPTH_CODE[self.colors],
-                                           self.threshold, self.reuse, self._dither_code, full, row0, col0)
+                                           int(self.threshold), self.reuse, self._dither_code, full, row0, col0)
         return self._cells.diff_cells(tg[rows], tfg[rows], tbg[rows], self._sg[rows], self._sfg[rows],
                                       self._sbg[rows], self._glyphs, _DEPTH_CODE[self.colors], emit_fg,
-                                      emit_bg, self.threshold, self.reuse, self._blocks, full, row0, col0,
+                                      emit_bg, int(self.threshold), self.reuse, self._blocks, full, row0, col0,
                                       self._dither_code)
 
 
