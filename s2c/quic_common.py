@@ -1,6 +1,7 @@
 """What the relay's and the client's QUIC adapters share (s2c.relay.quic, s2c.call.quic).
 
-Owns: the ALPN name, ``tune`` (no pacer), ``repair_timing`` (from the RTT), the count of bytes aioquic holds unsent for a connection, and the
+Owns: the ALPN name, ``tune`` (no pacer), ``repair_timing`` (from the RTT), the counts of bytes
+aioquic holds for a connection (unsent; unsent + in flight = the backlog), the min RTT, and the
 ``s2c-media`` congestion controller registered with aioquic: New Reno whose window never drops
 below ``MEDIA_FLOOR_PACKETS`` packets nor below ``MEDIA_FLOOR_BPS`` × the path's minimum RTT, so the
 isolated random losses of a Wi-Fi or long path (each one halves Reno's window; at 150 ms and 1%
@@ -108,6 +109,24 @@ def send_media_datagram(quic, data: bytes, urgent: bool) -> None:
                 q.insert(i, data)
                 return
     quic.send_datagram_frame(data)
+
+
+def in_flight_bytes(quic) -> int:
+    """Bytes sent and not yet acknowledged (or declared lost) on this connection."""
+    return quic._loss.bytes_in_flight
+
+
+def min_rtt_ms(quic) -> float | None:
+    """The path's minimum RTT as QUIC's loss recovery measured it (None before a sample)."""
+    rtt = getattr(quic._loss, "_rtt_min", float("inf"))
+    return None if rtt == float("inf") else rtt * 1000
+
+
+def backlog_bytes(quic, stream_id) -> int:
+    """What TCP's unacknowledged send queue is: bytes handed to aioquic and not yet delivered
+    (unsent datagrams and stream bytes + datagrams in flight). Delivery rates are measured on
+    it, and the relay's per-receiver window (s2c.relay.pacing ``sndbuf_bytes``) bounds it."""
+    return unsent_bytes(quic, stream_id) + in_flight_bytes(quic)
 
 
 def unsent_bytes(quic, stream_id) -> int:

@@ -22,8 +22,8 @@ from aioquic.quic.connection import QuicConnection
 
 from .. import wire as P
 from ..clock import now_s, now_us
-from ..quic_common import (ALPN, CONGESTION_CONTROL, congested, repair_timing, send_media_datagram, tune,
-                           unsent_bytes)
+from ..quic_common import (ALPN, CONGESTION_CONTROL, backlog_bytes, congested, min_rtt_ms, repair_timing,
+                           send_media_datagram, tune, unsent_bytes)
 from ..errors import JoinRefused, ProtocolError
 from ..wire.datagrams import NACK, DatagramReceiver, DatagramSender
 
@@ -196,17 +196,16 @@ class QuicRelayProtocol:
 
     def min_rtt_ms(self) -> float | None:
         """The connection's min RTT as QUIC's loss recovery measured it (None before a sample)."""
-        try:
-            rtt = self.q_conn._quic._loss._rtt_min
-        except AttributeError:
-            return None
-        return None if rtt == float("inf") else rtt * 1000
+        return None if self.q_conn is None else min_rtt_ms(self.q_conn._quic)
 
     def backlog_bytes(self) -> int:
-        """Datagrams aioquic has not sent yet + stream bytes not yet acknowledged."""
+        """As TCP's: bytes not yet delivered — datagrams unsent or in flight, stream bytes not
+        acknowledged. The sender's pacer (s2c.call.pacing) measures the uplink on it and skips
+        pictures while it exceeds ~100 ms + a min RTT, so the congestion window never fills a
+        bottleneck's queue (a 500 ms drop-tail buffer on a 300 kbit/s uplink) with video."""
         if self.q_conn is None or self.ended:
             return 0
-        return unsent_bytes(self.q_conn._quic, self.stream_id)
+        return backlog_bytes(self.q_conn._quic, self.stream_id)
 
     # ---- ending -----------------------------------------------------------------------------------
     def end(self, abort: bool) -> None:
