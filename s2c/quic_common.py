@@ -2,7 +2,8 @@
 
 Owns: the ALPN name, ``tune`` (no pacer), ``repair_timing`` (from the RTT), the counts of bytes
 aioquic holds for a connection (unsent; unsent + in flight = the backlog), the min RTT, and the
-``s2c-media`` congestion controller registered with aioquic: New Reno whose window never drops
+``s2c-media`` congestion controller registered with aioquic (it also counts packets sent and lost:
+``tune_redundancy`` sets a hop's parity rate and audio redundancy from them and the path's state): New Reno whose window never drops
 below ``MEDIA_FLOOR_PACKETS`` packets nor below ``MEDIA_FLOOR_BPS`` × the path's minimum RTT, so the
 isolated random losses of a Wi-Fi or long path (each one halves Reno's window; at 150 ms and 1%
 loss Reno settles near 0.8 Mbit/s) do not leave a ~1 Mbit/s call queueing behind the window —
@@ -19,6 +20,7 @@ from aioquic.quic.congestion.base import register_congestion_control
 from aioquic.quic.congestion.reno import RenoCongestionControl
 
 from .wire.datagrams import FRAG
+from .wire.fec import group_size
 
 ALPN = "s2c/1"
 CONGESTION_CONTROL = "s2c-media"
@@ -32,6 +34,12 @@ class MediaReno(RenoCongestionControl):
         super().__init__(max_datagram_size=max_datagram_size)
         self._min_floor = self._floor = MEDIA_FLOOR_PACKETS * max_datagram_size
         self.congestion_window = max(self.congestion_window, self._floor)
+
+    packets_sent = packets_lost = 0    # the hop's loss, for the FEC rate (s2c.wire.fec.LossMeter)
+
+    def on_packet_sent(self, *, packet) -> None:
+        super().on_packet_sent(packet=packet)
+        self.packets_sent += 1
 
     def on_rtt_measurement(self, *, now, rtt) -> None:
         super().on_rtt_measurement(now=now, rtt=rtt)
@@ -47,6 +55,8 @@ class MediaReno(RenoCongestionControl):
             self.congestion_window = self._floor
 
     def on_packets_lost(self, *, now, packets) -> None:
+        packets = list(packets)
+        self.packets_lost += len(packets)
         super().on_packets_lost(now=now, packets=packets)
         if self.congestion_window < self._floor:
             self.congestion_window = self.ssthresh = self._floor
@@ -91,6 +101,17 @@ def repair_timing(quic) -> tuple[int, int]:
     loss = quic._loss
     rtt = loss._rtt_smoothed if loss._rtt_initialized else 0.1
     return int(min(700_000, max(150_000, 3 * rtt * 1e6 + 60_000))), int(max(30_000, 1.2 * rtt * 1e6 + 10_000))
+
+
+def tune_redundancy(quic, tx, meter, slow: bool, now_us: int) -> list[bytes]:
+    """Set a hop's DatagramSender for the path: no audio redundancy or parity while the path
+    is congested or ``slow`` (its delivery rate, not loss, is the limit); else parity at a rate
+    from the measured loss. Returns the parity of a partial group that is due."""
+    cc = quic._loss._cc
+    tx.redundancy = not slow and not congested(quic)
+    loss = meter.update(getattr(cc, "packets_sent", 0), getattr(cc, "packets_lost", 0))
+    tx.fec.k = group_size(loss) if tx.redundancy else 0
+    return tx.poll(now_us)
 
 
 def congested(quic) -> bool:

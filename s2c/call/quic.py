@@ -22,10 +22,11 @@ from aioquic.quic.connection import QuicConnection
 
 from .. import wire as P
 from ..clock import now_s, now_us
-from ..quic_common import (ALPN, CONGESTION_CONTROL, backlog_bytes, congested, min_rtt_ms, repair_timing,
-                           send_media_datagram, tune, unsent_bytes)
+from ..quic_common import (ALPN, CONGESTION_CONTROL, backlog_bytes, min_rtt_ms, repair_timing,
+                           send_media_datagram, tune, tune_redundancy, unsent_bytes)
 from ..errors import JoinRefused, ProtocolError
 from ..wire.datagrams import NACK, DatagramReceiver, DatagramSender
+from ..wire.fec import LossMeter
 
 POLL_S = 0.01
 _MEDIA = (P.VIDEO, P.AUDIO)
@@ -93,6 +94,7 @@ class QuicRelayProtocol:
         self.error: P.ErrorInfo | None = None
         self.last_rx_s = now_s()
         self.tx = DatagramSender()
+        self.loss = LossMeter()
         self.rx = DatagramReceiver(owner.max_frame_bytes)
         self._tx_soon = False
         self._poll = None
@@ -142,6 +144,9 @@ class QuicRelayProtocol:
         quic = self.q_conn._quic
         self.rx.deadline_us, self.rx.nack_retry_us = repair_timing(quic)
         t = now_us()
+        for d in tune_redundancy(quic, self.tx, self.loss, False, t):
+            send_media_datagram(quic, d, False)
+            self._transmit_soon()
         frames, nack = self.rx.poll(t)
         if t - self._stats_us > 1_000_000:
             self._stats_us = t
@@ -169,7 +174,6 @@ class QuicRelayProtocol:
             return
         if ftype in _MEDIA:
             quic = self.q_conn._quic
-            self.tx.redundancy = not congested(quic)
             for d in self.tx.pack(data, now_us()):
                 send_media_datagram(quic, d, ftype == P.AUDIO)
             self._transmit_soon()

@@ -26,9 +26,10 @@ from aioquic.quic.configuration import QuicConfiguration
 
 from .. import wire as P
 from ..clock import now_ms, now_us
-from ..quic_common import (ALPN, CONGESTION_CONTROL, backlog_bytes, congested, min_rtt_ms, repair_timing,
-                           send_media_datagram, tune, unsent_bytes)
+from ..quic_common import (ALPN, CONGESTION_CONTROL, backlog_bytes, min_rtt_ms, repair_timing,
+                           send_media_datagram, tune, tune_redundancy, unsent_bytes)
 from ..wire.datagrams import NACK, DatagramReceiver, DatagramSender, split_media
+from ..wire.fec import LossMeter
 
 HIGH_WATER_BYTES = 16 * 1024   # unsent in aioquic before the first rate sample (then the core's lowat)
 POLL_S = 0.01
@@ -86,6 +87,7 @@ class _RelayQuic(QuicConnectionProtocol):
         self.high_water = HIGH_WATER_BYTES   # unsent bytes aioquic may hold (the core's lowat)
         self.window: int | None = None       # backlog (in flight + unsent) allowed (the core's sndbuf)
         self.tx = DatagramSender()
+        self.loss = LossMeter()
         self.rx = DatagramReceiver(self.srv.relay.config.max_frame_bytes)
         self._tx_soon = False
 
@@ -154,7 +156,6 @@ class _RelayQuic(QuicConnectionProtocol):
         if stream:
             quic.send_stream_data(self.stream_id, stream)
         t = now_us()
-        self.tx.redundancy = not congested(quic)
         for f in media:
             audio = f[1] == P.AUDIO
             for d in self.tx.pack(f, t):
@@ -234,7 +235,12 @@ class _RelayQuic(QuicConnectionProtocol):
         if self.cid is None:
             return
         self.rx.deadline_us, self.rx.nack_retry_us = repair_timing(self._quic)
-        frames, nack = self.rx.poll(now_us())
+        t = now_us()
+        # a receiver whose delivery rate limits it (the core gave it a window) gets no redundancy
+        for d in tune_redundancy(self._quic, self.tx, self.loss, self.window is not None, t):
+            send_media_datagram(self._quic, d, False)
+            self._transmit_soon()
+        frames, nack = self.rx.poll(t)
         for f in frames:
             self.srv.relay.receive_frame(self.cid, f, now_ms())
         if nack is not None:
