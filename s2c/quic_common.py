@@ -20,7 +20,7 @@ from aioquic.quic.congestion.base import register_congestion_control
 from aioquic.quic.congestion.reno import RenoCongestionControl
 
 from .wire.datagrams import FRAG
-from .wire.fec import group_size
+from .wire.fec import flush_wait_us, group_size
 
 ALPN = "s2c/1"
 CONGESTION_CONTROL = "s2c-media"
@@ -35,11 +35,12 @@ class MediaReno(RenoCongestionControl):
         self._min_floor = self._floor = MEDIA_FLOOR_PACKETS * max_datagram_size
         self.congestion_window = max(self.congestion_window, self._floor)
 
-    packets_sent = packets_lost = 0    # the hop's loss, for the FEC rate (s2c.wire.fec.LossMeter)
+    packets_sent = packets_lost = bytes_sent = 0   # loss for the FEC rate; bytes for backlog_bytes
 
     def on_packet_sent(self, *, packet) -> None:
         super().on_packet_sent(packet=packet)
         self.packets_sent += 1
+        self.bytes_sent += packet.sent_bytes
 
     def on_rtt_measurement(self, *, now, rtt) -> None:
         super().on_rtt_measurement(now=now, rtt=rtt)
@@ -111,6 +112,8 @@ def tune_redundancy(quic, tx, meter, slow: bool, now_us: int) -> list[bytes]:
     tx.redundancy = not slow and not congested(quic)
     loss = meter.update(getattr(cc, "packets_sent", 0), getattr(cc, "packets_lost", 0))
     tx.fec.k = group_size(loss) if tx.redundancy else 0
+    lr = quic._loss
+    tx.fec.wait_us = flush_wait_us(loss, lr._rtt_smoothed if lr._rtt_initialized else 0.1)
     return tx.poll(now_us)
 
 
@@ -143,11 +146,15 @@ def min_rtt_ms(quic) -> float | None:
     return None if rtt == float("inf") else rtt * 1000
 
 
-def backlog_bytes(quic, stream_id) -> int:
+def backlog_bytes(quic, stream_id, handed_bytes: int) -> int:
     """What TCP's unacknowledged send queue is: bytes handed to aioquic and not yet delivered
-    (unsent datagrams and stream bytes + datagrams in flight). Delivery rates are measured on
-    it, and the relay's per-receiver window (s2c.relay.pacing ``sndbuf_bytes``) bounds it."""
-    return unsent_bytes(quic, stream_id) + in_flight_bytes(quic)
+    (unsent datagrams and stream bytes + packets in flight), in the units of ``handed_bytes``
+    (the s2c frames given to the connection so far): packets carry parity, audio redundancy
+    and QUIC headers too, so their bytes are scaled by handed / sent. Delivery rates are
+    measured on it (handed - backlog), and the relay's per-receiver window bounds it."""
+    sent = getattr(quic._loss._cc, "bytes_sent", 0)
+    ratio = 1.0 if sent < 16384 else min(1.0, max(0.2, handed_bytes / sent))
+    return int((unsent_bytes(quic, stream_id) + in_flight_bytes(quic)) * ratio)
 
 
 def unsent_bytes(quic, stream_id) -> int:

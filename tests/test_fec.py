@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from s2c import wire as P
 from s2c.wire.datagrams import NACK_ENTRY, NACK_HDR, DatagramReceiver, DatagramSender
-from s2c.wire.fec import FEC, LossMeter, group_size, pack_fec, unpack_fec
+from s2c.wire.fec import FEC, LossMeter, flush_wait_us, group_size, pack_fec, unpack_fec
 
 MAXF = P.DEFAULT_MAX_FRAME_BYTES
 
@@ -43,7 +43,10 @@ def test_a_group_parity_rebuilds_any_one_lost_fragment_without_a_nack(size):
 
 def test_a_partial_group_gets_its_parity_after_the_wait():
     tx = DatagramSender(fec_k=8)
+    tx.fec.wait_us = None                              # a clean path: full groups only
     assert len(tx.pack(video(0, 1500), 0)) == 2       # two fragments, no parity yet
+    assert tx.poll(10**6) == []
+    tx.fec.wait_us = flush_wait_us(0.01, 0.05)         # lossy, RTT 50 ms: 20 ms
     assert tx.poll(5_000) == []
     p = tx.poll(20_000)
     assert len(p) == 1 and p[0][0] == FEC and unpack_fec(p[0])[1][1][3] == 1
@@ -108,7 +111,8 @@ def test_group_size_falls_with_loss_and_the_meter_follows_counts():
     m.update(0, 0)
     assert m.update(100, 3) == pytest.approx(0.03)     # up at once
     x = m.update(200, 3)
-    assert 0 < x < 0.03                                  # down slowly
+    assert 0 < x < 0.03                                  # down by halves
+    assert flush_wait_us(0.0, 0.1) is None and flush_wait_us(0.01, 0.15) == 60_000
 
 
 @settings(max_examples=60, deadline=None)

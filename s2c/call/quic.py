@@ -97,6 +97,7 @@ class QuicRelayProtocol:
         self.loss = LossMeter()
         self.rx = DatagramReceiver(owner.max_frame_bytes)
         self._tx_soon = False
+        self.handed_bytes = 0       # s2c frame bytes given to this connection (backlog_bytes' units)
         self._poll = None
         self._stats_us = 0
         self.kind = "quic"
@@ -166,6 +167,7 @@ class QuicRelayProtocol:
     def stream_write(self, data: bytes) -> None:
         if self.ended:
             return
+        self.handed_bytes += len(data)
         self.q_conn._quic.send_stream_data(self.stream_id, data)
         self._transmit_soon()
 
@@ -173,6 +175,7 @@ class QuicRelayProtocol:
         if self.ended:
             return
         if ftype in _MEDIA:
+            self.handed_bytes += len(data)
             quic = self.q_conn._quic
             for d in self.tx.pack(data, now_us()):
                 send_media_datagram(quic, d, ftype == P.AUDIO)
@@ -209,7 +212,7 @@ class QuicRelayProtocol:
         bottleneck's queue (a 500 ms drop-tail buffer on a 300 kbit/s uplink) with video."""
         if self.q_conn is None or self.ended:
             return 0
-        return backlog_bytes(self.q_conn._quic, self.stream_id)
+        return backlog_bytes(self.q_conn._quic, self.stream_id, self.handed_bytes)
 
     # ---- ending -----------------------------------------------------------------------------------
     def end(self, abort: bool) -> None:

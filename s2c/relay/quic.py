@@ -86,6 +86,7 @@ class _RelayQuic(QuicConnectionProtocol):
         self.writable = True
         self.high_water = HIGH_WATER_BYTES   # unsent bytes aioquic may hold (the core's lowat)
         self.window: int | None = None       # backlog (in flight + unsent) allowed (the core's sndbuf)
+        self.handed_bytes = 0                # s2c frame bytes the core gave us (its units)
         self.tx = DatagramSender()
         self.loss = LossMeter()
         self.rx = DatagramReceiver(self.srv.relay.config.max_frame_bytes)
@@ -151,6 +152,7 @@ class _RelayQuic(QuicConnectionProtocol):
     def send_frames(self, data: bytes) -> None:
         if self.ended or self.stream_id is None:
             return
+        self.handed_bytes += len(data)
         stream, media = split_media(data)
         quic = self._quic
         if stream:
@@ -160,8 +162,9 @@ class _RelayQuic(QuicConnectionProtocol):
             audio = f[1] == P.AUDIO
             for d in self.tx.pack(f, t):
                 send_media_datagram(quic, d, audio)
-        self._check_writable()   # at once: the server's flush loop asks again while we are writable
-        self._transmit_soon()
+        # send at once (as a TCP write reaches the kernel at once): what the congestion window
+        # holds back is then what counts against our limits, not the burst just handed over
+        self.transmit()
 
     def _transmit_soon(self) -> None:
         if not self._tx_soon:
@@ -184,8 +187,8 @@ class _RelayQuic(QuicConnectionProtocol):
             return
         quic = self._quic
         n = unsent_bytes(quic, self.stream_id)
-        b = n + quic._loss.bytes_in_flight
         w = self.window
+        b = 0 if w is None else backlog_bytes(quic, self.stream_id, self.handed_bytes)
         if self.writable and (n > self.high_water or (w is not None and b > w)):
             self.writable = False
             self.srv.relay.set_writable(self.cid, False, now_ms())
@@ -200,7 +203,7 @@ class _RelayQuic(QuicConnectionProtocol):
         if self.cid is None:
             return
         quic = self._quic
-        b = backlog_bytes(quic, self.stream_id)
+        b = backlog_bytes(quic, self.stream_id, self.handed_bytes)
         if b < 2048 and self.cid not in backlogged:
             return
         lowat, sndbuf = self.srv.relay.report_unsent(self.cid, b, t_us / 1000.0, min_rtt_ms(quic))

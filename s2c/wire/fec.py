@@ -41,7 +41,7 @@ def group_size(loss: float) -> int:
     """Fragments per parity for a hop losing ``loss`` (0..1) of its packets: a single loss in
     a group of k + 1 is rebuilt, so k shrinks as two losses in one group get likely."""
     if loss < 0.002:
-        return 12
+        return 16
     if loss < 0.006:
         return 8
     if loss < 0.02:
@@ -49,6 +49,14 @@ def group_size(loss: float) -> int:
     if loss < 0.05:
         return 3
     return 2
+
+
+def flush_wait_us(loss: float, srtt_s: float) -> int | None:
+    """How long a partial group waits for its parity: on a lossy path a fraction of the RTT
+    (the repair a NACK would bring takes a whole one), on a clean one it waits to be full."""
+    if loss < 0.002:
+        return None
+    return int(min(60_000, max(10_000, 0.4 * srtt_s * 1e6)))
 
 
 def pack_fec(entries: list[tuple], chunks: list[bytes]) -> bytes:
@@ -89,7 +97,8 @@ def rebuild(xlen: int, parity: bytes, known: list[bytes]) -> bytes | None:
 class FecGroup:
     """The sending side: ``add(entry, chunk, now_us)`` -> a FEC datagram when the group is full
     (else None); ``poll(now_us)`` -> the parity of a partial group that has waited ``wait_us``.
-    ``k`` = 0: no parity."""
+    ``k`` = 0: no parity; ``wait_us`` None: full groups only (a clean path: NACKs are cheap
+    there, and a parity per lone frame would cost a third of the bytes)."""
 
     __slots__ = ("k", "wait_us", "entries", "chunks", "first_us", "sent")
 
@@ -110,7 +119,7 @@ class FecGroup:
         return self._emit() if len(self.entries) >= min(self.k, MAX_GROUP) else None
 
     def poll(self, now_us: int) -> bytes | None:
-        if self.entries and now_us - self.first_us >= self.wait_us:
+        if self.entries and self.wait_us is not None and now_us - self.first_us >= self.wait_us:
             return self._emit()
         return None
 
@@ -140,6 +149,6 @@ class LossMeter:
         if ds >= self.window:
             self.base = (sent, lost)
             f = min(1.0, max(0.0, dl / ds))
-            # up fast (a lossy path needs parity now), down slowly (loss comes in bursts)
-            self.loss = f if f > self.loss else 0.7 * self.loss + 0.3 * f
+            # up at once (a lossy path needs parity now), down by halves (loss comes in bursts)
+            self.loss = f if f > self.loss else max(f, 0.5 * self.loss)
         return self.loss
