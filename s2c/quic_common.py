@@ -19,7 +19,7 @@ from __future__ import annotations
 from aioquic.quic.congestion.base import register_congestion_control
 from aioquic.quic.congestion.reno import RenoCongestionControl
 
-from .wire.datagrams import FRAG
+from .wire.datagrams import FRAG, MAX_DATAGRAM_BYTES
 from .wire.fec import flush_wait_us, group_size
 
 ALPN = "s2c/1"
@@ -126,6 +126,8 @@ def congested(quic) -> bool:
 def send_media_datagram(quic, data: bytes, urgent: bool) -> None:
     """Queue one datagram; ``urgent`` (audio, NACK) goes before the video still waiting for the
     congestion window, so audio never waits behind pictures."""
+    if len(data) > MAX_DATAGRAM_BYTES:   # it would never fit a packet and block the queue for good
+        return
     q = quic._datagrams_pending
     if urgent and q:
         for i, d in enumerate(q):   # before the first waiting video fragment, order kept otherwise

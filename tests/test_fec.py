@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from s2c import wire as P
-from s2c.wire.datagrams import NACK_ENTRY, NACK_HDR, DatagramReceiver, DatagramSender
+from s2c.wire.datagrams import MAX_DATAGRAM_BYTES, NACK_ENTRY, NACK_HDR, DatagramReceiver, DatagramSender
 from s2c.wire.fec import FEC, LossMeter, flush_wait_us, group_size, pack_fec, unpack_fec
 
 MAXF = P.DEFAULT_MAX_FRAME_BYTES
@@ -39,6 +39,15 @@ def test_a_group_parity_rebuilds_any_one_lost_fragment_without_a_nack(size):
             assert sorted(out) == sorted(frames), (k, lost)
             assert rx.stats["fec_recovered"] == 1
             assert rx.poll(100_000)[1] is None          # nothing to ask for
+
+
+def test_every_datagram_fits_the_budget_parity_included():
+    tx = DatagramSender(fec_k=50)           # more than MAX_GROUP: capped
+    ds = [d for s in range(20) for d in tx.pack(video(s, 5000 + s), s)] + tx.poll(10**6)
+    tx.poll(0)
+    ds += [d for s in range(20, 30) for d in tx.pack(video(s, 3000), s)]
+    assert any(d[0] == FEC for d in ds)
+    assert max(len(d) for d in ds) <= MAX_DATAGRAM_BYTES
 
 
 def test_a_partial_group_gets_its_parity_after_the_wait():

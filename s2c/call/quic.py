@@ -156,6 +156,11 @@ class QuicRelayProtocol:
             st.update({f"quic_tx_{k}": v for k, v in self.tx.stats.items()})
             st["quic_rtt_ms"] = round(quic._loss._rtt_smoothed * 1000, 1)
             st["quic_cwnd"] = quic._loss._cc.congestion_window
+            st["quic_in_flight"] = quic._loss.bytes_in_flight
+            st["quic_unsent"] = unsent_bytes(quic, self.stream_id)
+            st["quic_backlog"] = self.backlog_bytes()
+            st["quic_handed"] = self.handed_bytes
+            st["quic_sent_bytes"] = getattr(quic._loss._cc, "bytes_sent", 0)
         for f in frames:
             self._frame_bytes_in(f)
         if nack is not None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import struct
 from collections import deque
 
-from .fec import FEC, FecGroup
+from .fec import FEC, FEC_ROOM, FecGroup
 from .frames import AUDIO, HEADER, HEADER_BYTES, VERSION, VIDEO
 
 __all__ = ["DatagramSender", "DatagramReceiver", "FRAG", "NACK", "FEC", "MAX_DATAGRAM_BYTES"]
@@ -62,7 +62,9 @@ class DatagramSender:
     def __init__(self, max_datagram_bytes: int = MAX_DATAGRAM_BYTES, keep_us: int = 1_000_000,
                  keep_msgs: int = 48, redundancy: bool = True, fec_k: int = 0):
         self.max_datagram_bytes = max_datagram_bytes
-        self.chunk_bytes = max_datagram_bytes - FRAG_HDR.size
+        # room for a FEC datagram's header too: its parity is as long as the longest chunk, and
+        # a datagram larger than a packet would block aioquic's datagram queue for good
+        self.chunk_bytes = max_datagram_bytes - FRAG_HDR.size - FEC_ROOM
         self.keep_us, self.keep_msgs, self.redundancy = keep_us, keep_msgs, redundancy
         self._msg: dict[tuple[int, int], int] = {}
         self._sent: dict[tuple[int, int], deque] = {}     # key -> deque of (msg, sent_us, [dgrams])

@@ -6,7 +6,7 @@ sooner once the oldest has waited ``wait_us``), ``group_size`` (``k`` from the h
 loss: more parity on a lossier path, a little all the time), ``LossMeter`` (the packet loss of
 the hop from cumulative sent / lost counts) and ``rebuild`` (the one missing chunk of a group).
 Why across frames and streams rather than per frame: a 1.6 KB delta is two fragments, so a
-parity per frame costs 50%; over groups of 4 fragments it costs 25% at 1% loss, 6-12% on a clean
+parity per frame costs 50%; over groups of 4 fragments it costs 25% at 1% loss, 12% on a clean
 path, and a single loss is rebuilt within ``wait_us`` + one way, not a round trip (at 150 ms RTT
 a NACK's repair comes too late for a 250 ms p99).
 Must not: do I/O, read the clock, or look inside the chunks (they stay opaque ciphertext).
@@ -24,7 +24,9 @@ import struct
 FEC = 0xD5
 FEC_HDR = struct.Struct(">BBH")
 FEC_ENTRY = struct.Struct(">HBBBI")   # sender, stream, count, index, msg
-MAX_GROUP = 32
+MAX_GROUP = 8
+#: bytes a fragment's chunk leaves free in a datagram so that the parity over it fits one too
+FEC_ROOM = FEC_HDR.size + MAX_GROUP * FEC_ENTRY.size
 WAIT_US = 20_000            # the parity of a partial group goes this long after its first fragment
 
 
@@ -40,8 +42,6 @@ def xor_bytes(chunks) -> bytes:
 def group_size(loss: float) -> int:
     """Fragments per parity for a hop losing ``loss`` (0..1) of its packets: a single loss in
     a group of k + 1 is rebuilt, so k shrinks as two losses in one group get likely."""
-    if loss < 0.002:
-        return 16
     if loss < 0.006:
         return 8
     if loss < 0.02:
