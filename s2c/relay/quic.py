@@ -87,6 +87,7 @@ class _RelayQuic(QuicConnectionProtocol):
         self.high_water = HIGH_WATER_BYTES   # unsent bytes aioquic may hold (the core's lowat)
         self.window: int | None = None       # backlog (in flight + unsent) allowed (the core's sndbuf)
         self.handed_bytes = 0                # s2c frame bytes the core gave us (its units)
+        self.slow = False                    # its delivery rate limits it: no redundancy
         self.tx = DatagramSender()
         self.loss = LossMeter()
         self.rx = DatagramReceiver(self.srv.relay.config.max_frame_bytes)
@@ -211,6 +212,10 @@ class _RelayQuic(QuicConnectionProtocol):
             self.high_water = lowat
         # no sndbuf (fast or unmeasured path): aioquic's congestion window alone limits the flight
         self.window = None if sndbuf is None else max(sndbuf, 2 * quic._max_datagram_size)
+        # rate-limited (not merely measured): backlogged in most of the last reports (~2 s)
+        c = self.srv.relay.conns.get(self.cid)
+        q = c.pace.queued if c is not None else ()
+        self.slow = self.window is not None and sum(q) * 2 > len(q)
         self._check_writable()
 
     def end(self, abort: bool) -> None:
@@ -239,8 +244,8 @@ class _RelayQuic(QuicConnectionProtocol):
             return
         self.rx.deadline_us, self.rx.nack_retry_us = repair_timing(self._quic)
         t = now_us()
-        # a receiver whose delivery rate limits it (the core gave it a window) gets no redundancy
-        for d in tune_redundancy(self._quic, self.tx, self.loss, self.window is not None, t):
+        # a receiver whose delivery rate limits it gets no redundancy (it would crowd out media)
+        for d in tune_redundancy(self._quic, self.tx, self.loss, self.slow, t):
             send_media_datagram(self._quic, d, False)
             self._transmit_soon()
         frames, nack = self.rx.poll(t)
