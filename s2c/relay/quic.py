@@ -210,8 +210,10 @@ class _RelayQuic(QuicConnectionProtocol):
         lowat, sndbuf = self.srv.relay.report_unsent(self.cid, b, t_us / 1000.0, min_rtt_ms(quic))
         if lowat:
             self.high_water = lowat
-        # no sndbuf (fast or unmeasured path): aioquic's congestion window alone limits the flight
-        self.window = None if sndbuf is None else max(sndbuf, 2 * quic._max_datagram_size)
+        # no sndbuf (fast or unmeasured path): aioquic's congestion window alone limits the flight;
+        # else twice it, as Linux doubles SO_SNDBUF (at 150 ms RTT one window is a min RTT + 100 ms
+        # of media: a keyframe on top of what is in flight would wait a round trip, audio with it)
+        self.window = None if sndbuf is None else max(2 * sndbuf, 2 * quic._max_datagram_size)
         # rate-limited (not merely measured): backlogged in most of the last reports (~2 s)
         c = self.srv.relay.conns.get(self.cid)
         q = c.pace.queued if c is not None else ()
