@@ -160,10 +160,13 @@ def backlog_bytes(quic, stream_id, handed_bytes: int) -> int:
 
 
 def unsent_bytes(quic, stream_id) -> int:
-    """Bytes aioquic holds for this connection: datagrams not yet sent + stream bytes not acked."""
+    """Bytes aioquic holds for this connection that are not on the wire: datagrams not yet sent +
+    stream bytes waiting to be sent (or re-sent). Not the stream's unacknowledged bytes: those
+    are in flight (``in_flight_bytes``), and counting them here held media back a whole ACK
+    delay after every control frame."""
     n = sum(len(d) for d in quic._datagrams_pending)
     if stream_id is not None:
         s = quic._streams.get(stream_id)
         if s is not None:
-            n += len(s.sender._buffer)
+            n += sum(r.stop - r.start for r in s.sender._pending)
     return n
