@@ -12,6 +12,12 @@ minimum again) above the minimum, the path has a real bottleneck and the floor i
 then the sender's own backlog pacing (s2c.call.sender) and the relay's per-receiver queues
 (newest picture wins) take over. ``send_media_datagram`` puts audio and NACKs ahead of queued
 video. Must not: hold connection state or touch s2c frames.
+
+aioquic internals used (no public API for them; pyproject pins aioquic to 1.7.x): the connection's
+``_loss`` (``_rtt_min``, ``_rtt_smoothed``, ``_rtt_initialized``, ``_cc``, ``_pacer``), its
+``_datagrams_pending`` deque (audio first; what is unsent), ``_streams[id].sender._pending`` (stream
+bytes unsent) and ``_max_datagram_size``. Public: ``send_datagram_frame``, ``send_stream_data``,
+``register_congestion_control`` and the congestion-controller callbacks.
 """
 
 from __future__ import annotations
