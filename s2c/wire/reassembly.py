@@ -53,49 +53,9 @@ class _Stream:
         self.pending: dict[int, _Partial] = {}  # msg -> partial (next and later)
 
 
-class DatagramReceiver:
-    """One hop's receiving side. ``receive(dgram, now_us)`` -> whole frames (bytes) in order;
-    ``poll(now_us)`` -> (frames freed by a deadline, NACK datagram or None); call it every
-    ~10-20 ms. ``deadline_us``: how long a video frame waits for its missing parts (the adapter
-    may set it from the path's RTT); ``nack_retry_us``: how often a NACK is repeated."""
-
-    def __init__(self, max_frame_bytes: int, deadline_us: int = 250_000, nack_retry_us: int = 60_000,
-                 max_streams: int = 64, max_pending: int = 64, max_nacks: int = 3, settle_us: int = 15_000,
-                 max_buffered_bytes: int = 2 * 1024 * 1024):
-        self.max_buffered_bytes = max_buffered_bytes   # all partial frames together (hostile senders)
-        self.buffered_bytes = 0
-        self.max_frame_bytes = max_frame_bytes
-        self.settle_us = settle_us
-        self.deadline_us, self.nack_retry_us = deadline_us, nack_retry_us
-        self.max_streams, self.max_pending, self.max_nacks = max_streams, max_pending, max_nacks
-        self._streams: dict[tuple[int, int], _Stream] = {}
-        self._audio_seen: dict[tuple[int, int], deque] = {}
-        self._recent: OrderedDict = OrderedDict()    # (sender, stream, msg, index) -> chunk, for FEC
-        self._recent_bytes = 0
-        self._fec_waiting: deque = deque(maxlen=16)  # (seen_us, parsed FEC) missing 2+ chunks
-        self._fec_seen_us = -1 << 62
-        self.stats = {"frames": 0, "fragments": 0, "duplicates": 0, "garbage": 0, "late_dropped": 0,
-                      "video_lost": 0, "audio_recovered": 0, "nacks_sent": 0, "resyncs": 0,
-                      "fec_recovered": 0}
-
-    # ---- input ----------------------------------------------------------------------------------
-
-    def receive(self, dgram: bytes, now_us: int) -> list[bytes]:
-        if not dgram:
-            self.stats["garbage"] += 1
-            return []
-        kind = dgram[0]
-        if kind == VERSION:
-            return self._whole(bytes(dgram))
-        if kind == FRAG:
-            out = self._fragment(bytes(dgram), now_us)
-            if self._fec_waiting:       # a parity missing two chunks may now rebuild the other
-                out += self._fec_retry(now_us)
-            return out
-        if kind == FEC:
-            return self._fec(bytes(dgram), now_us)
-        self.stats["garbage"] += 1
-        return []
+class _FecReceive:
+    """The FEC half of DatagramReceiver (s2c.wire.fec): recent chunks kept, a parity's one
+    missing chunk rebuilt and fed back as that fragment, parities missing two kept a while."""
 
     def _fec(self, d: bytes, now_us: int) -> list[bytes]:
         parsed = unpack_fec(d)
@@ -172,6 +132,65 @@ class DatagramReceiver:
         out.reverse() if len(out) > 1 else None   # the older (redundant) frame first
         self.stats["frames"] += len(out)
         return out
+
+    def _fec_retry(self, now_us: int) -> list[bytes]:
+        """FEC datagrams that were missing two chunks: one may have come since."""
+        out: list[bytes] = []
+        w = self._fec_waiting
+        for _ in range(len(w)):
+            seen_us, parsed = w.popleft()
+            r = self._fec_try(parsed, now_us)
+            if r is None:
+                if now_us - seen_us < FEC_HOLD_US:
+                    w.append((seen_us, parsed))
+            else:
+                out += r
+        return out
+
+
+class DatagramReceiver(_FecReceive):
+    """One hop's receiving side. ``receive(dgram, now_us)`` -> whole frames (bytes) in order;
+    ``poll(now_us)`` -> (frames freed by a deadline, NACK datagram or None); call it every
+    ~10-20 ms. ``deadline_us``: how long a video frame waits for its missing parts (the adapter
+    may set it from the path's RTT); ``nack_retry_us``: how often a NACK is repeated."""
+
+    def __init__(self, max_frame_bytes: int, deadline_us: int = 250_000, nack_retry_us: int = 60_000,
+                 max_streams: int = 64, max_pending: int = 64, max_nacks: int = 3, settle_us: int = 15_000,
+                 max_buffered_bytes: int = 2 * 1024 * 1024):
+        self.max_buffered_bytes = max_buffered_bytes   # all partial frames together (hostile senders)
+        self.buffered_bytes = 0
+        self.max_frame_bytes = max_frame_bytes
+        self.settle_us = settle_us
+        self.deadline_us, self.nack_retry_us = deadline_us, nack_retry_us
+        self.max_streams, self.max_pending, self.max_nacks = max_streams, max_pending, max_nacks
+        self._streams: dict[tuple[int, int], _Stream] = {}
+        self._audio_seen: dict[tuple[int, int], deque] = {}
+        self._recent: OrderedDict = OrderedDict()    # (sender, stream, msg, index) -> chunk, for FEC
+        self._recent_bytes = 0
+        self._fec_waiting: deque = deque(maxlen=16)  # (seen_us, parsed FEC) missing 2+ chunks
+        self._fec_seen_us = -1 << 62
+        self.stats = {"frames": 0, "fragments": 0, "duplicates": 0, "garbage": 0, "late_dropped": 0,
+                      "video_lost": 0, "audio_recovered": 0, "nacks_sent": 0, "resyncs": 0,
+                      "fec_recovered": 0}
+
+    # ---- input ----------------------------------------------------------------------------------
+
+    def receive(self, dgram: bytes, now_us: int) -> list[bytes]:
+        if not dgram:
+            self.stats["garbage"] += 1
+            return []
+        kind = dgram[0]
+        if kind == VERSION:
+            return self._whole(bytes(dgram))
+        if kind == FRAG:
+            out = self._fragment(bytes(dgram), now_us)
+            if self._fec_waiting:       # a parity missing two chunks may now rebuild the other
+                out += self._fec_retry(now_us)
+            return out
+        if kind == FEC:
+            return self._fec(bytes(dgram), now_us)
+        self.stats["garbage"] += 1
+        return []
 
     def _fragment(self, d: bytes, now_us: int) -> list[bytes]:
         if len(d) <= FRAG_HDR.size:
@@ -320,17 +339,3 @@ class DatagramReceiver:
             return out, None
         self.stats["nacks_sent"] += 1
         return out, NACK_HDR.pack(NACK, len(entries)) + b"".join(entries)
-
-    def _fec_retry(self, now_us: int) -> list[bytes]:
-        """FEC datagrams that were missing two chunks: one may have come since."""
-        out: list[bytes] = []
-        w = self._fec_waiting
-        for _ in range(len(w)):
-            seen_us, parsed = w.popleft()
-            r = self._fec_try(parsed, now_us)
-            if r is None:
-                if now_us - seen_us < FEC_HOLD_US:
-                    w.append((seen_us, parsed))
-            else:
-                out += r
-        return out
