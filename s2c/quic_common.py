@@ -1,7 +1,9 @@
 """What the relay's and the client's QUIC adapters share (s2c.relay.quic, s2c.call.quic).
 
-Owns: the ALPN name, ``tune`` (no pacer), ``repair_timing`` (from the RTT), the count of bytes aioquic holds unsent for a connection, and the
-``s2c-media`` congestion controller registered with aioquic: New Reno whose window never drops
+Owns: the ALPN name, ``tune`` (no pacer), ``repair_timing`` (from the RTT), the counts of bytes
+aioquic holds for a connection (unsent; unsent + in flight = the backlog), the min RTT, and the
+``s2c-media`` congestion controller registered with aioquic (it also counts packets sent and lost:
+``tune_redundancy`` sets a hop's parity rate and audio redundancy from them and the path's state): New Reno whose window never drops
 below ``MEDIA_FLOOR_PACKETS`` packets nor below ``MEDIA_FLOOR_BPS`` × the path's minimum RTT, so the
 isolated random losses of a Wi-Fi or long path (each one halves Reno's window; at 150 ms and 1%
 loss Reno settles near 0.8 Mbit/s) do not leave a ~1 Mbit/s call queueing behind the window —
@@ -10,6 +12,12 @@ minimum again) above the minimum, the path has a real bottleneck and the floor i
 then the sender's own backlog pacing (s2c.call.sender) and the relay's per-receiver queues
 (newest picture wins) take over. ``send_media_datagram`` puts audio and NACKs ahead of queued
 video. Must not: hold connection state or touch s2c frames.
+
+aioquic internals used (no public API for them; pyproject pins aioquic to 1.7.x): the connection's
+``_loss`` (``_rtt_min``, ``_rtt_smoothed``, ``_rtt_initialized``, ``_cc``, ``_pacer``), its
+``_datagrams_pending`` deque (audio first; what is unsent), ``_streams[id].sender._pending`` (stream
+bytes unsent) and ``_max_datagram_size``. Public: ``send_datagram_frame``, ``send_stream_data``,
+``register_congestion_control`` and the congestion-controller callbacks.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ from __future__ import annotations
 from aioquic.quic.congestion.base import register_congestion_control
 from aioquic.quic.congestion.reno import RenoCongestionControl
 
-from .wire.datagrams import FRAG
+from .wire.datagrams import FRAG, MAX_DATAGRAM_BYTES
+from .wire.fec import flush_wait_us, group_size
 
 ALPN = "s2c/1"
 CONGESTION_CONTROL = "s2c-media"
@@ -31,6 +40,13 @@ class MediaReno(RenoCongestionControl):
         super().__init__(max_datagram_size=max_datagram_size)
         self._min_floor = self._floor = MEDIA_FLOOR_PACKETS * max_datagram_size
         self.congestion_window = max(self.congestion_window, self._floor)
+
+    packets_sent = packets_lost = bytes_sent = 0   # loss for the FEC rate; bytes for backlog_bytes
+
+    def on_packet_sent(self, *, packet) -> None:
+        super().on_packet_sent(packet=packet)
+        self.packets_sent += 1
+        self.bytes_sent += packet.sent_bytes
 
     def on_rtt_measurement(self, *, now, rtt) -> None:
         super().on_rtt_measurement(now=now, rtt=rtt)
@@ -46,6 +62,8 @@ class MediaReno(RenoCongestionControl):
             self.congestion_window = self._floor
 
     def on_packets_lost(self, *, now, packets) -> None:
+        packets = list(packets)
+        self.packets_lost += len(packets)
         super().on_packets_lost(now=now, packets=packets)
         if self.congestion_window < self._floor:
             self.congestion_window = self.ssthresh = self._floor
@@ -92,6 +110,19 @@ def repair_timing(quic) -> tuple[int, int]:
     return int(min(700_000, max(150_000, 3 * rtt * 1e6 + 60_000))), int(max(30_000, 1.2 * rtt * 1e6 + 10_000))
 
 
+def tune_redundancy(quic, tx, meter, slow: bool, now_us: int) -> list[bytes]:
+    """Set a hop's DatagramSender for the path: no audio redundancy or parity while the path
+    is congested or ``slow`` (its delivery rate, not loss, is the limit); else parity at a rate
+    from the measured loss. Returns the parity of a partial group that is due."""
+    cc = quic._loss._cc
+    tx.redundancy = not slow and not congested(quic)
+    loss = meter.update(getattr(cc, "packets_sent", 0), getattr(cc, "packets_lost", 0))
+    tx.fec.k = group_size(loss) if tx.redundancy else 0
+    lr = quic._loss
+    tx.fec.wait_us = flush_wait_us(loss, lr._rtt_smoothed if lr._rtt_initialized else 0.1)
+    return tx.poll(now_us)
+
+
 def congested(quic) -> bool:
     """True while the path shows a queue (the media floor is off): no audio redundancy then, it
     would take a third of a 300 kbit/s link."""
@@ -101,6 +132,8 @@ def congested(quic) -> bool:
 def send_media_datagram(quic, data: bytes, urgent: bool) -> None:
     """Queue one datagram; ``urgent`` (audio, NACK) goes before the video still waiting for the
     congestion window, so audio never waits behind pictures."""
+    if len(data) > MAX_DATAGRAM_BYTES:   # it would never fit a packet and block the queue for good
+        return
     q = quic._datagrams_pending
     if urgent and q:
         for i, d in enumerate(q):   # before the first waiting video fragment, order kept otherwise
@@ -110,11 +143,36 @@ def send_media_datagram(quic, data: bytes, urgent: bool) -> None:
     quic.send_datagram_frame(data)
 
 
+def in_flight_bytes(quic) -> int:
+    """Bytes sent and not yet acknowledged (or declared lost) on this connection."""
+    return quic._loss.bytes_in_flight
+
+
+def min_rtt_ms(quic) -> float | None:
+    """The path's minimum RTT as QUIC's loss recovery measured it (None before a sample)."""
+    rtt = getattr(quic._loss, "_rtt_min", float("inf"))
+    return None if rtt == float("inf") else rtt * 1000
+
+
+def backlog_bytes(quic, stream_id, handed_bytes: int) -> int:
+    """What TCP's unacknowledged send queue is: bytes handed to aioquic and not yet delivered
+    (unsent datagrams and stream bytes + packets in flight), in the units of ``handed_bytes``
+    (the s2c frames given to the connection so far): packets carry parity, audio redundancy
+    and QUIC headers too, so their bytes are scaled by handed / sent. Delivery rates are
+    measured on it (handed - backlog), and the relay's per-receiver window bounds it."""
+    sent = getattr(quic._loss._cc, "bytes_sent", 0)
+    ratio = 1.0 if sent < 16384 else min(1.0, max(0.2, handed_bytes / sent))
+    return int((unsent_bytes(quic, stream_id) + in_flight_bytes(quic)) * ratio)
+
+
 def unsent_bytes(quic, stream_id) -> int:
-    """Bytes aioquic holds for this connection: datagrams not yet sent + stream bytes not acked."""
+    """Bytes aioquic holds for this connection that are not on the wire: datagrams not yet sent +
+    stream bytes waiting to be sent (or re-sent). Not the stream's unacknowledged bytes: those
+    are in flight (``in_flight_bytes``), and counting them here held media back a whole ACK
+    delay after every control frame."""
     n = sum(len(d) for d in quic._datagrams_pending)
     if stream_id is not None:
         s = quic._streams.get(stream_id)
         if s is not None:
-            n += len(s.sender._buffer)
+            n += sum(r.stop - r.start for r in s.sender._pending)
     return n

@@ -22,10 +22,11 @@ from aioquic.quic.connection import QuicConnection
 
 from .. import wire as P
 from ..clock import now_s, now_us
-from ..quic_common import (ALPN, CONGESTION_CONTROL, congested, repair_timing, send_media_datagram, tune,
-                           unsent_bytes)
+from ..quic_common import (ALPN, CONGESTION_CONTROL, backlog_bytes, min_rtt_ms, repair_timing,
+                           send_media_datagram, tune, tune_redundancy, unsent_bytes)
 from ..errors import JoinRefused, ProtocolError
 from ..wire.datagrams import NACK, DatagramReceiver, DatagramSender
+from ..wire.fec import LossMeter
 
 POLL_S = 0.01
 _MEDIA = (P.VIDEO, P.AUDIO)
@@ -93,8 +94,10 @@ class QuicRelayProtocol:
         self.error: P.ErrorInfo | None = None
         self.last_rx_s = now_s()
         self.tx = DatagramSender()
+        self.loss = LossMeter()
         self.rx = DatagramReceiver(owner.max_frame_bytes)
         self._tx_soon = False
+        self.handed_bytes = 0       # s2c frame bytes given to this connection (backlog_bytes' units)
         self._poll = None
         self._stats_us = 0
         self.kind = "quic"
@@ -142,6 +145,9 @@ class QuicRelayProtocol:
         quic = self.q_conn._quic
         self.rx.deadline_us, self.rx.nack_retry_us = repair_timing(quic)
         t = now_us()
+        for d in tune_redundancy(quic, self.tx, self.loss, False, t):
+            send_media_datagram(quic, d, False)
+            self._transmit_soon()
         frames, nack = self.rx.poll(t)
         if t - self._stats_us > 1_000_000:
             self._stats_us = t
@@ -150,6 +156,11 @@ class QuicRelayProtocol:
             st.update({f"quic_tx_{k}": v for k, v in self.tx.stats.items()})
             st["quic_rtt_ms"] = round(quic._loss._rtt_smoothed * 1000, 1)
             st["quic_cwnd"] = quic._loss._cc.congestion_window
+            st["quic_in_flight"] = quic._loss.bytes_in_flight
+            st["quic_unsent"] = unsent_bytes(quic, self.stream_id)
+            st["quic_backlog"] = self.backlog_bytes()
+            st["quic_handed"] = self.handed_bytes
+            st["quic_sent_bytes"] = getattr(quic._loss._cc, "bytes_sent", 0)
         for f in frames:
             self._frame_bytes_in(f)
         if nack is not None:
@@ -161,6 +172,7 @@ class QuicRelayProtocol:
     def stream_write(self, data: bytes) -> None:
         if self.ended:
             return
+        self.handed_bytes += len(data)
         self.q_conn._quic.send_stream_data(self.stream_id, data)
         self._transmit_soon()
 
@@ -168,8 +180,8 @@ class QuicRelayProtocol:
         if self.ended:
             return
         if ftype in _MEDIA:
+            self.handed_bytes += len(data)
             quic = self.q_conn._quic
-            self.tx.redundancy = not congested(quic)
             for d in self.tx.pack(data, now_us()):
                 send_media_datagram(quic, d, ftype == P.AUDIO)
             self._transmit_soon()
@@ -196,17 +208,16 @@ class QuicRelayProtocol:
 
     def min_rtt_ms(self) -> float | None:
         """The connection's min RTT as QUIC's loss recovery measured it (None before a sample)."""
-        try:
-            rtt = self.q_conn._quic._loss._rtt_min
-        except AttributeError:
-            return None
-        return None if rtt == float("inf") else rtt * 1000
+        return None if self.q_conn is None else min_rtt_ms(self.q_conn._quic)
 
     def backlog_bytes(self) -> int:
-        """Datagrams aioquic has not sent yet + stream bytes not yet acknowledged."""
+        """As TCP's: bytes not yet delivered — datagrams unsent or in flight, stream bytes not
+        acknowledged. The sender's pacer (s2c.call.pacing) measures the uplink on it and skips
+        pictures while it exceeds ~100 ms + a min RTT, so the congestion window never fills a
+        bottleneck's queue (a 500 ms drop-tail buffer on a 300 kbit/s uplink) with video."""
         if self.q_conn is None or self.ended:
             return 0
-        return unsent_bytes(self.q_conn._quic, self.stream_id)
+        return backlog_bytes(self.q_conn._quic, self.stream_id, self.handed_bytes)
 
     # ---- ending -----------------------------------------------------------------------------------
     def end(self, abort: bool) -> None:

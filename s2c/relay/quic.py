@@ -4,7 +4,8 @@ Owns: the UDP socket and QUIC connections on the same port number as TCP, the se
 certificate made at start (in memory: s2c's end-to-end encryption does not rely on TLS, see
 docs/security.md), one relay-core connection per QUIC connection (opened when the client's
 first bidirectional stream brings bytes), the datagram path of each (s2c.wire.datagrams: video
-fragments, NACK repair, audio redundancy) and its writability (aioquic's unsent bytes).
+fragments, NACK repair, audio redundancy) and its writability (aioquic's unsent bytes and the
+backlog in flight, limited by the core's per-receiver delivery-rate figures, as TCP's socket is).
 Must not: make room/queue decisions (s2c.relay.core's) or look inside payloads.
 
 Each QUIC connection looks to s2c.relay.server.RelayServer like a TCP transport (``_Shim``:
@@ -25,13 +26,14 @@ from aioquic.quic.configuration import QuicConfiguration
 
 from .. import wire as P
 from ..clock import now_ms, now_us
-from ..quic_common import (ALPN, CONGESTION_CONTROL, congested, repair_timing, send_media_datagram, tune,
-                           unsent_bytes)
+from ..quic_common import (ALPN, CONGESTION_CONTROL, backlog_bytes, min_rtt_ms, repair_timing,
+                           send_media_datagram, tune, tune_redundancy, unsent_bytes)
 from ..wire.datagrams import NACK, DatagramReceiver, DatagramSender, split_media
+from ..wire.fec import LossMeter
 
-HIGH_WATER_BYTES = 64 * 1024   # unsent in aioquic: above it the core's queues decide (as TCP's transport buffer)
-LOW_WATER_BYTES = 16 * 1024
+HIGH_WATER_BYTES = 16 * 1024   # unsent in aioquic before the first rate sample (then the core's lowat)
 POLL_S = 0.01
+PACE_EVERY_US = 250_000        # as the TCP adapter's tick: report the backlog to the core's pacing
 MAX_DATAGRAM_FRAME = 65536
 
 
@@ -82,7 +84,12 @@ class _RelayQuic(QuicConnectionProtocol):
         self.stream_id: int | None = None
         self.ended = False
         self.writable = True
+        self.high_water = HIGH_WATER_BYTES   # unsent bytes aioquic may hold (the core's lowat)
+        self.window: int | None = None       # backlog (in flight + unsent) allowed (the core's sndbuf)
+        self.handed_bytes = 0                # s2c frame bytes the core gave us (its units)
+        self.slow = False                    # its delivery rate limits it: no redundancy
         self.tx = DatagramSender()
+        self.loss = LossMeter()
         self.rx = DatagramReceiver(self.srv.relay.config.max_frame_bytes)
         self._tx_soon = False
 
@@ -146,17 +153,19 @@ class _RelayQuic(QuicConnectionProtocol):
     def send_frames(self, data: bytes) -> None:
         if self.ended or self.stream_id is None:
             return
+        self.handed_bytes += len(data)
         stream, media = split_media(data)
         quic = self._quic
         if stream:
             quic.send_stream_data(self.stream_id, stream)
         t = now_us()
-        self.tx.redundancy = not congested(quic)
         for f in media:
             audio = f[1] == P.AUDIO
             for d in self.tx.pack(f, t):
                 send_media_datagram(quic, d, audio)
-        self._transmit_soon()
+        # send at once (as a TCP write reaches the kernel at once): what the congestion window
+        # holds back is then what counts against our limits, not the burst just handed over
+        self.transmit()
 
     def _transmit_soon(self) -> None:
         if not self._tx_soon:
@@ -168,16 +177,48 @@ class _RelayQuic(QuicConnectionProtocol):
         if self._transport is None:
             return
         super().transmit()
+        self._check_writable()
+
+    def _check_writable(self) -> None:
+        """Congestion-aware back-pressure, as TCP's: unwritable while aioquic holds more than
+        ``high_water`` unsent or the backlog (in flight too) exceeds ``window``; then the
+        core's per-receiver queue (bounded in time, chain-aware) holds and drops whole frames,
+        so a slow path never queues seconds of datagrams below it."""
         if self.cid is None:
             return
-        n = unsent_bytes(self._quic, self.stream_id)
-        if self.writable and n > HIGH_WATER_BYTES:
+        quic = self._quic
+        n = unsent_bytes(quic, self.stream_id)
+        w = self.window
+        b = 0 if w is None else backlog_bytes(quic, self.stream_id, self.handed_bytes)
+        if self.writable and (n > self.high_water or (w is not None and b > w)):
             self.writable = False
             self.srv.relay.set_writable(self.cid, False, now_ms())
-        elif not self.writable and n < LOW_WATER_BYTES:
+        elif not self.writable and n <= self.high_water // 4 and (w is None or b <= w * 3 // 4):
             self.writable = True
             self.srv.relay.set_writable(self.cid, True, now_ms())
             self.srv.kick()
+
+    def pace(self, t_us: int, backlogged: set) -> None:
+        """Every PACE_EVERY_US (the listener's poll): the backlog to the core (it measures this receiver's delivery
+        rate and sizes its queue), and the core's lowat / sndbuf figures back as our limits."""
+        if self.cid is None:
+            return
+        quic = self._quic
+        b = backlog_bytes(quic, self.stream_id, self.handed_bytes)
+        if b < 2048 and self.cid not in backlogged:
+            return
+        lowat, sndbuf = self.srv.relay.report_unsent(self.cid, b, t_us / 1000.0, min_rtt_ms(quic))
+        if lowat:
+            self.high_water = lowat
+        # no sndbuf (fast or unmeasured path): aioquic's congestion window alone limits the flight;
+        # else twice it, as Linux doubles SO_SNDBUF (at 150 ms RTT one window is a min RTT + 100 ms
+        # of media: a keyframe on top of what is in flight would wait a round trip, audio with it)
+        self.window = None if sndbuf is None else max(2 * sndbuf, 2 * quic._max_datagram_size)
+        # rate-limited (not merely measured): backlogged in most of the last reports (~2 s)
+        c = self.srv.relay.conns.get(self.cid)
+        q = c.pace.queued if c is not None else ()
+        self.slow = self.window is not None and sum(q) * 2 > len(q)
+        self._check_writable()
 
     def end(self, abort: bool) -> None:
         if self.ended:
@@ -204,7 +245,12 @@ class _RelayQuic(QuicConnectionProtocol):
         if self.cid is None:
             return
         self.rx.deadline_us, self.rx.nack_retry_us = repair_timing(self._quic)
-        frames, nack = self.rx.poll(now_us())
+        t = now_us()
+        # a receiver whose delivery rate limits it gets no redundancy (it would crowd out media)
+        for d in tune_redundancy(self._quic, self.tx, self.loss, self.slow, t):
+            send_media_datagram(self._quic, d, False)
+            self._transmit_soon()
+        frames, nack = self.rx.poll(t)
         for f in frames:
             self.srv.relay.receive_frame(self.cid, f, now_ms())
         if nack is not None:
@@ -222,6 +268,7 @@ class QuicListener:
         self.server: QuicServer | None = None
         self.conns: set[_RelayQuic] = set()
         self._poll_handle = None
+        self._paced_us = 0
 
     async def start(self, host: str, port: int) -> None:
         cert, key = self_signed()
@@ -233,9 +280,16 @@ class QuicListener:
         self._poll_handle = asyncio.get_running_loop().call_later(POLL_S, self._poll)
 
     def _poll(self) -> None:
+        t = now_us()
+        backlogged = None
+        if t - self._paced_us >= PACE_EVERY_US:
+            self._paced_us = t
+            backlogged = set(self.srv.relay.backlogged())
         for c in list(self.conns):
             try:
                 c.poll()
+                if backlogged is not None:
+                    c.pace(t, backlogged)
             except Exception as exc:  # noqa: BLE001 - one connection's bug must not stop the others
                 if c.cid is not None:
                     self.srv.internal_error(c.cid, exc)

@@ -2,7 +2,8 @@
 
 Owns: how one hop (client -> relay or relay -> client) carries VIDEO/AUDIO frames as unreliable
 datagrams — ``DatagramSender`` turns serialized s2c frames into datagrams (video split into
-fragments that fit, kept a short while for repair; audio bundled with the previous audio frame
+fragments that fit, kept a short while for repair, XOR parity over groups of fragments
+(s2c.wire.fec); audio bundled with the previous audio frame
 of the same stream as redundancy) and answers NACKs; ``DatagramReceiver`` (s2c.wire.reassembly,
 re-exported here) turns datagrams back
 into whole serialized frames, in order per (sender, stream) for video, drops duplicates, asks
@@ -19,6 +20,7 @@ Datagram kinds (first byte; docs/protocol.md "QUIC transport"):
   one serialized VIDEO frame. ``msg`` counts +1 per video frame on this hop per (sender, stream).
 - ``0xD3`` NACK: ``kind u8, n u8`` then n × ``sender u16, stream u8, 0 u8, msg u32, mask u64``
   (bit i set: fragment i is missing; all 64 bits: the whole message).
+- ``0xD5`` FEC: XOR parity over a group of fragments of any streams (s2c.wire.fec).
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from __future__ import annotations
 import struct
 from collections import deque
 
+from .fec import FEC, FEC_ROOM, FecGroup
 from .frames import AUDIO, HEADER, HEADER_BYTES, VERSION, VIDEO
 
-__all__ = ["DatagramSender", "DatagramReceiver", "FRAG", "NACK", "MAX_DATAGRAM_BYTES"]
+__all__ = ["DatagramSender", "DatagramReceiver", "FRAG", "NACK", "FEC", "MAX_DATAGRAM_BYTES"]
 
 # the receiving half lives in s2c.wire.reassembly (imported at the end: it uses the constants here)
 
@@ -41,17 +44,7 @@ MAX_FRAGMENTS = 64
 ALL = (1 << 64) - 1
 #: DATAGRAM payload that fits a 1200-byte QUIC packet with room for the packet and frame headers
 MAX_DATAGRAM_BYTES = 1100
-FLAG_PARITY = 0x01      # fragment flags byte: this is the XOR of the message's chunks
 _M32 = 0xFFFFFFFF
-
-
-def _xor(chunks: list) -> bytes:
-    """XOR of ``chunks``, each zero-padded to the longest."""
-    n = max(len(c) for c in chunks)
-    acc = 0
-    for c in chunks:
-        acc ^= int.from_bytes(bytes(c).ljust(n, b"\0"), "big")
-    return acc.to_bytes(n, "big")
 
 
 def _ahead(a: int, b: int) -> int:
@@ -62,21 +55,31 @@ def _ahead(a: int, b: int) -> int:
 
 class DatagramSender:
     """One hop's sending side. ``pack(frame)`` -> datagrams to send now; ``on_nack(dgram)`` ->
-    datagrams to send again. Video messages are kept ``keep_us`` for repair. ``redundancy``
-    (the adapter clears it while the path is congested): audio redundancy and video parity."""
+    datagrams to send again; ``poll(now_us)`` -> a partial group's parity when due. Video
+    messages are kept ``keep_us`` for repair. ``redundancy`` (the adapter clears it while the
+    path is congested): audio redundancy and video parity."""
 
     def __init__(self, max_datagram_bytes: int = MAX_DATAGRAM_BYTES, keep_us: int = 1_000_000,
-                 keep_msgs: int = 48, redundancy: bool = True, fec_hold_us: int = 10_000_000):
+                 keep_msgs: int = 48, redundancy: bool = True, fec_k: int = 0):
         self.max_datagram_bytes = max_datagram_bytes
-        self.chunk_bytes = max_datagram_bytes - FRAG_HDR.size
+        # room for a FEC datagram's header too: its parity is as long as the longest chunk, and
+        # a datagram larger than a packet would block aioquic's datagram queue for good
+        self.chunk_bytes = max_datagram_bytes - FRAG_HDR.size - FEC_ROOM
         self.keep_us, self.keep_msgs, self.redundancy = keep_us, keep_msgs, redundancy
         self._msg: dict[tuple[int, int], int] = {}
         self._sent: dict[tuple[int, int], deque] = {}     # key -> deque of (msg, sent_us, [dgrams])
         self._last_audio: dict[tuple[int, int], bytes] = {}
-        self.fec_hold_us = fec_hold_us     # parity on for this long after the last NACK (0: never)
-        self._fec_until_us = -1 << 62
+        self.fec = FecGroup(fec_k)     # the adapter sets fec.k from the hop's loss (s2c.wire.fec)
         self.stats = {"fragments": 0, "repaired": 0, "repair_too_late": 0, "bad_nacks": 0, "too_large": 0,
                       "parity": 0}
+
+    def poll(self, now_us: int) -> list[bytes]:
+        """The parity of a partial group that has waited long enough (call every ~10 ms)."""
+        d = self.fec.poll(now_us)
+        if d is None:
+            return []
+        self.stats["parity"] += 1
+        return [d]
 
     def pack(self, frame: bytes, now_us: int) -> list[bytes]:
         """Datagrams for one serialized VIDEO or AUDIO frame (anything else: [] and counted)."""
@@ -110,9 +113,13 @@ class DatagramSender:
         self.stats["fragments"] += count
         sent = self._sent.setdefault(key, deque())
         sent.append((msg, now_us, list(out)))
-        if now_us < self._fec_until_us and self.redundancy:   # lossy, not congested: one XOR parity per frame
-            out.append(FRAG_HDR.pack(FRAG, count, 0, FLAG_PARITY, sender, stream, 0, msg) + _xor(chunks))
-            self.stats["parity"] += 1
+        if self.redundancy:   # not congested: XOR parity over groups of fragments (s2c.wire.fec)
+            fec = self.fec
+            for i, c in enumerate(chunks):
+                p = fec.add((sender, stream, count, i, msg), c, now_us)
+                if p is not None:
+                    out.append(p)
+                    self.stats["parity"] += 1
         while len(sent) > self.keep_msgs or (sent and now_us - sent[0][1] > self.keep_us):
             sent.popleft()
         return out
@@ -126,8 +133,6 @@ class DatagramSender:
         if len(dgram) != NACK_HDR.size + n * NACK_ENTRY.size:
             self.stats["bad_nacks"] += 1
             return []
-        if self.fec_hold_us:
-            self._fec_until_us = now_us + self.fec_hold_us
         out: list[bytes] = []
         for k in range(n):
             sender, stream, _z, msg, mask = NACK_ENTRY.unpack_from(dgram, NACK_HDR.size + k * NACK_ENTRY.size)

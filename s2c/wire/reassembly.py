@@ -2,22 +2,28 @@
 
 Owns: ``DatagramReceiver``: datagrams back into whole serialized s2c frames — in order per
 (sender, stream) for video, duplicates dropped, missing fragments asked for (NACK datagrams),
-a single lost fragment rebuilt from the parity fragment, a frame given up after a deadline.
+a single lost fragment of a FEC group rebuilt from its parity (s2c.wire.fec; NACKs wait for
+that while the hop sends parity), a frame given up after a deadline.
 The format is s2c.wire.datagrams'. Must not: do I/O, read the clock, look inside payloads, or
 raise on garbage (it is counted in ``stats`` and dropped).
 """
 
 from __future__ import annotations
 
-from collections import deque  # noqa: F401
+from collections import OrderedDict, deque
 
-from .datagrams import (ALL, FLAG_PARITY, FRAG, FRAG_HDR, MAX_FRAGMENTS, NACK, NACK_ENTRY,  # noqa: F401
-                        NACK_HDR, _M32, _ahead, _xor)
-from .frames import AUDIO, HEADER, HEADER_BYTES, VERSION, VIDEO  # noqa: F401
+from .datagrams import ALL, FRAG, FRAG_HDR, MAX_FRAGMENTS, NACK, NACK_ENTRY, NACK_HDR, _M32, _ahead
+from .fec import FEC, rebuild, unpack_fec
+from .frames import AUDIO, HEADER, HEADER_BYTES, VERSION, VIDEO
+
+RECENT_CHUNKS_BYTES = 1024 * 1024   # chunks kept for FEC rebuilds (delivered ones too)
+FEC_HOLD_US = 300_000               # a FEC datagram missing two chunks waits this long for one
+FEC_SETTLE_US = 45_000              # with FEC on the hop, a missing fragment's NACK waits this long
+FEC_ACTIVE_US = 1_000_000           # ... while a FEC datagram came within this
 
 
 class _Partial:
-    __slots__ = ("count", "chunks", "got", "seen_us", "nacked_us", "nacks", "parity", "nbytes")
+    __slots__ = ("count", "chunks", "got", "seen_us", "nacked_us", "nacks", "nbytes")
 
     def __init__(self, count: int, seen_us: int):
         self.count = count              # 0: not known yet (nothing of this message arrived)
@@ -26,27 +32,7 @@ class _Partial:
         self.seen_us = seen_us
         self.nacked_us = -1 << 62
         self.nacks = 0
-        self.parity: bytes | None = None
         self.nbytes = 0                 # datagram bytes held (the receiver's budget)
-
-    def recover(self) -> bool:
-        """With the parity and all chunks but one: rebuild that one (True if it did)."""
-        if self.parity is None or self.got != self.count - 1:
-            return False
-        miss = self.chunks.index(None)
-        full = len(self.parity)
-        if miss < self.count - 1 or self.count == 1:
-            size = full
-        else:
-            first = self.chunks[0]
-            if len(first) < HEADER_BYTES:
-                return False
-            size = HEADER_BYTES + int.from_bytes(first[20:24], "big") - (self.count - 1) * full
-            if not 0 < size <= full:
-                return False
-        self.chunks[miss] = _xor([self.parity] + [c for c in self.chunks if c is not None])[:size]
-        self.got += 1
-        return True
 
     def missing_mask(self) -> int:
         if not self.count:
@@ -67,40 +53,53 @@ class _Stream:
         self.pending: dict[int, _Partial] = {}  # msg -> partial (next and later)
 
 
-class DatagramReceiver:
-    """One hop's receiving side. ``receive(dgram, now_us)`` -> whole frames (bytes) in order;
-    ``poll(now_us)`` -> (frames freed by a deadline, NACK datagram or None); call it every
-    ~10-20 ms. ``deadline_us``: how long a video frame waits for its missing parts (the adapter
-    may set it from the path's RTT); ``nack_retry_us``: how often a NACK is repeated."""
+class _FecReceive:
+    """The FEC half of DatagramReceiver (s2c.wire.fec): recent chunks kept, a parity's one
+    missing chunk rebuilt and fed back as that fragment, parities missing two kept a while."""
 
-    def __init__(self, max_frame_bytes: int, deadline_us: int = 250_000, nack_retry_us: int = 60_000,
-                 max_streams: int = 64, max_pending: int = 64, max_nacks: int = 3, settle_us: int = 15_000,
-                 max_buffered_bytes: int = 2 * 1024 * 1024):
-        self.max_buffered_bytes = max_buffered_bytes   # all partial frames together (hostile senders)
-        self.buffered_bytes = 0
-        self.max_frame_bytes = max_frame_bytes
-        self.settle_us = settle_us
-        self.deadline_us, self.nack_retry_us = deadline_us, nack_retry_us
-        self.max_streams, self.max_pending, self.max_nacks = max_streams, max_pending, max_nacks
-        self._streams: dict[tuple[int, int], _Stream] = {}
-        self._audio_seen: dict[tuple[int, int], deque] = {}
-        self.stats = {"frames": 0, "fragments": 0, "duplicates": 0, "garbage": 0, "late_dropped": 0,
-                      "video_lost": 0, "audio_recovered": 0, "nacks_sent": 0, "resyncs": 0,
-                      "fec_recovered": 0}
-
-    # ---- input ----------------------------------------------------------------------------------
-
-    def receive(self, dgram: bytes, now_us: int) -> list[bytes]:
-        if not dgram:
+    def _fec(self, d: bytes, now_us: int) -> list[bytes]:
+        parsed = unpack_fec(d)
+        if parsed is None:
             self.stats["garbage"] += 1
             return []
-        kind = dgram[0]
-        if kind == VERSION:
-            return self._whole(bytes(dgram))
-        if kind == FRAG:
-            return self._fragment(bytes(dgram), now_us)
-        self.stats["garbage"] += 1
-        return []
+        self._fec_seen_us = now_us
+        out = self._fec_try(parsed, now_us)
+        if out is None:
+            self._fec_waiting.append((now_us, parsed))
+            return []
+        return out
+
+    def _fec_try(self, parsed, now_us: int) -> "list[bytes] | None":
+        """Frames a FEC datagram frees by rebuilding its one missing chunk ([] if nothing is
+        missing or it is garbage; None: two or more still missing, keep it a while)."""
+        xlen, entries, parity = parsed
+        known, missing = [], None
+        for e in entries:
+            c = self._recent.get((e[0], e[1], e[4], e[3]))
+            if c is not None:
+                known.append(c)
+            elif missing is not None:
+                return None
+            else:
+                missing = e
+        if missing is None:
+            return []
+        chunk = rebuild(xlen, parity, known)
+        if chunk is None:
+            self.stats["garbage"] += 1
+            return []
+        sender, stream, count, index, msg = missing
+        self.stats["fec_recovered"] += 1
+        return self._fragment(FRAG_HDR.pack(FRAG, count, index, 0, sender, stream, 0, msg) + chunk, now_us)
+
+    def _remember(self, key: tuple, chunk: bytes) -> None:
+        r = self._recent
+        if key in r:
+            return
+        r[key] = chunk
+        self._recent_bytes += len(chunk)
+        while self._recent_bytes > RECENT_CHUNKS_BYTES or len(r) > 4096:
+            self._recent_bytes -= len(r.popitem(last=False)[1])
 
     def _whole(self, d: bytes) -> list[bytes]:
         out: list[bytes] = []
@@ -134,12 +133,71 @@ class DatagramReceiver:
         self.stats["frames"] += len(out)
         return out
 
+    def _fec_retry(self, now_us: int) -> list[bytes]:
+        """FEC datagrams that were missing two chunks: one may have come since."""
+        out: list[bytes] = []
+        w = self._fec_waiting
+        for _ in range(len(w)):
+            seen_us, parsed = w.popleft()
+            r = self._fec_try(parsed, now_us)
+            if r is None:
+                if now_us - seen_us < FEC_HOLD_US:
+                    w.append((seen_us, parsed))
+            else:
+                out += r
+        return out
+
+
+class DatagramReceiver(_FecReceive):
+    """One hop's receiving side. ``receive(dgram, now_us)`` -> whole frames (bytes) in order;
+    ``poll(now_us)`` -> (frames freed by a deadline, NACK datagram or None); call it every
+    ~10-20 ms. ``deadline_us``: how long a video frame waits for its missing parts (the adapter
+    may set it from the path's RTT); ``nack_retry_us``: how often a NACK is repeated."""
+
+    def __init__(self, max_frame_bytes: int, deadline_us: int = 250_000, nack_retry_us: int = 60_000,
+                 max_streams: int = 64, max_pending: int = 64, max_nacks: int = 3, settle_us: int = 15_000,
+                 max_buffered_bytes: int = 2 * 1024 * 1024):
+        self.max_buffered_bytes = max_buffered_bytes   # all partial frames together (hostile senders)
+        self.buffered_bytes = 0
+        self.max_frame_bytes = max_frame_bytes
+        self.settle_us = settle_us
+        self.deadline_us, self.nack_retry_us = deadline_us, nack_retry_us
+        self.max_streams, self.max_pending, self.max_nacks = max_streams, max_pending, max_nacks
+        self._streams: dict[tuple[int, int], _Stream] = {}
+        self._audio_seen: dict[tuple[int, int], deque] = {}
+        self._recent: OrderedDict = OrderedDict()    # (sender, stream, msg, index) -> chunk, for FEC
+        self._recent_bytes = 0
+        self._fec_waiting: deque = deque(maxlen=16)  # (seen_us, parsed FEC) missing 2+ chunks
+        self._fec_seen_us = -1 << 62
+        self.stats = {"frames": 0, "fragments": 0, "duplicates": 0, "garbage": 0, "late_dropped": 0,
+                      "video_lost": 0, "audio_recovered": 0, "nacks_sent": 0, "resyncs": 0,
+                      "fec_recovered": 0}
+
+    # ---- input ----------------------------------------------------------------------------------
+
+    def receive(self, dgram: bytes, now_us: int) -> list[bytes]:
+        if not dgram:
+            self.stats["garbage"] += 1
+            return []
+        kind = dgram[0]
+        if kind == VERSION:
+            return self._whole(bytes(dgram))
+        if kind == FRAG:
+            out = self._fragment(bytes(dgram), now_us)
+            if self._fec_waiting:       # a parity missing two chunks may now rebuild the other
+                out += self._fec_retry(now_us)
+            return out
+        if kind == FEC:
+            return self._fec(bytes(dgram), now_us)
+        self.stats["garbage"] += 1
+        return []
+
     def _fragment(self, d: bytes, now_us: int) -> list[bytes]:
         if len(d) <= FRAG_HDR.size:
             self.stats["garbage"] += 1
             return []
         _k, count, index, flags, sender, stream, _z2, msg = FRAG_HDR.unpack_from(d)
-        if not 1 <= count <= MAX_FRAGMENTS or index >= count or flags & ~FLAG_PARITY:
+        if not 1 <= count <= MAX_FRAGMENTS or index >= count or flags:
             self.stats["garbage"] += 1
             return []
         self.stats["fragments"] += 1
@@ -155,23 +213,14 @@ class DatagramReceiver:
         if p.count != count:
             self.stats["garbage"] += 1
             return []
-        if flags & FLAG_PARITY:
-            if p.parity is not None or p.got == count:
-                self.stats["duplicates"] += 1
-                return []
-            if not self._room(p, len(d)):
-                return []
-            p.parity = d[FRAG_HDR.size:]
-        elif p.chunks[index] is not None:
+        if p.chunks[index] is not None:
             self.stats["duplicates"] += 1
             return []
-        else:
-            if not self._room(p, len(d)):
-                return []
-            p.chunks[index] = d[FRAG_HDR.size:]
-            p.got += 1
-        if p.recover():
-            self.stats["fec_recovered"] += 1
+        if not self._room(p, len(d)):
+            return []
+        p.chunks[index] = chunk = d[FRAG_HDR.size:]
+        p.got += 1
+        self._remember((sender, stream, msg, index), chunk)
         if p.got == count:
             total = sum(len(c) for c in p.chunks)
             if total > self.max_frame_bytes or total < HEADER_BYTES:
@@ -263,8 +312,9 @@ class DatagramReceiver:
     def poll(self, now_us: int) -> tuple[list[bytes], bytes | None]:
         """Frames freed because what blocked them passed its deadline, and a NACK for what is
         still missing (each message asked at most ``max_nacks`` times, ``nack_retry_us`` apart)."""
-        out: list[bytes] = []
+        out: list[bytes] = self._fec_retry(now_us)
         entries = []
+        fec_on = now_us - self._fec_seen_us < FEC_ACTIVE_US
         for (sender, stream), st in self._streams.items():
             out += self._deliver(st, now_us)
             for m, p in st.pending.items():
@@ -272,9 +322,13 @@ class DatagramReceiver:
                     continue
                 if p.nacks >= self.max_nacks or now_us - p.nacked_us < self.nack_retry_us:
                     continue
-                # missing for sure once a later message exists; else give the rest of its
-                # fragments (sent back to back) ``settle_us`` to arrive
-                if now_us - p.seen_us < self.settle_us and not any(_ahead(o, m) > 0 for o in st.pending):
+                # with parity on the hop, a single loss is rebuilt without a round trip: ask only
+                # once the group's parity had time to come; else missing for sure once a later
+                # message exists, or give the rest of its fragments ``settle_us`` to arrive
+                if fec_on:
+                    if now_us - p.seen_us < max(self.settle_us, FEC_SETTLE_US):
+                        continue
+                elif now_us - p.seen_us < self.settle_us and not any(_ahead(o, m) > 0 for o in st.pending):
                     continue
                 p.nacked_us = now_us
                 p.nacks += 1
