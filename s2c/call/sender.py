@@ -16,6 +16,7 @@ from ..clock import now_us
 from .pacing import FALLBACK_BACKLOG_BYTES, UplinkPacer
 
 UPLINK_BACKLOG_MAX_BYTES = FALLBACK_BACKLOG_BYTES   # before the uplink rate is known
+REFERENCE_EVERY = 2   # every 2nd picture a reference, the others FLAG_DISCARDABLE (s2c.video.codec)
 
 
 class VideoSender:
@@ -51,10 +52,10 @@ class VideoSender:
         t0 = now_us()
         h, w = pic.image_rgb.shape[:2]
         if self.encoder is None or (self.encoder.width, self.encoder.height) != (w, h):
-            self.encoder = VideoEncoder(w, h)
+            self.encoder = VideoEncoder(w, h, reference_every=REFERENCE_EVERY)
         payload, is_key = self.encoder.encode(pic.image_rgb, t0 // 1000)
         t1 = now_us()
-        flags = P.FLAG_KEYFRAME if is_key else 0
+        flags = P.FLAG_KEYFRAME if is_key else (P.FLAG_DISCARDABLE if self.encoder.last_discardable else 0)
         data = self.core.protect(P.VIDEO, flags, 0, payload)
         t2 = now_us()
         self.conn.send_media(P.VIDEO, data, flags=flags, ts_us=pic.capture_ts_us)

@@ -369,7 +369,7 @@ class CallSession:
             peer.video_gaps += 1
         peer.last_video_seq = f.seq
         try:
-            img = peer.decoder.decode(plain, bool(f.flags & P.FLAG_KEYFRAME))
+            img = peer.decoder.decode(plain, bool(f.flags & P.FLAG_KEYFRAME), bool(f.flags & P.FLAG_DISCARDABLE))
         except PeerError:
             peer.bad_payloads += 1
             img = None

@@ -56,7 +56,7 @@ class RoomStats:
     """Cumulative counters of one room (the server turns them into rates)."""
 
     __slots__ = ("frames_in", "bytes_in", "frames_out", "bytes_out", "video_replaced", "video_dropped",
-                 "audio_dropped", "control_dropped", "rate_limited", "misrouted", "joins", "leaves",
+                 "video_thinned", "audio_dropped", "control_dropped", "rate_limited", "misrouted", "joins", "leaves",
                  "refresh_asked", "refresh_limited")
 
     def __init__(self):

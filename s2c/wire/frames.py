@@ -70,8 +70,13 @@ FORWARDED_TYPES = frozenset({VIDEO, AUDIO, CHAT, KEY, STATE, REFRESH, POSE})
 FORWARDED_TABLE = tuple(t in FORWARDED_TYPES for t in range(256))
 KNOWN_TABLE = tuple(t in KNOWN_TYPES for t in range(256))
 
-# ---- flags (the relay never interprets them) ---------------------------------------------
+# ---- flags (the relay reads them to choose what to drop, never changes them) ---------------------------------------------
 FLAG_KEYFRAME = 0x01  # VIDEO: this frame decodes on its own
+# VIDEO: nothing is coded against this frame (a non-reference picture): a relay may drop it for
+# a slow receiver without breaking that receiver's picture chain. The flags byte is in the SFrame
+# metadata (s2c.wire.payloads.metadata), so a relay that sets it on a reference frame makes the
+# frame fail authentication at every receiver: it cannot forge it, only drop frames.
+FLAG_DISCARDABLE = 0x02
 
 # ---- error codes (ERROR payload "code" and ProtocolError.code) ----------------------------
 E_MALFORMED = 1
