@@ -58,11 +58,14 @@ KEY = 19          # opaque key-exchange payload, usually with dest != 0
 STATE = 20        # opaque mute/camera-off flags (may be encrypted), forwarded like chat
 REFRESH = 21      # opaque, "please send a self-contained video frame", dest = the video's sender
 POSE = 22         # opaque avatar pose + expression (SFrame-protected), forwarded like STATE
+SUBSCRIBE = 23    # client -> relay: JSON, the video layer (stream) wanted of each sender (s2c.wire.layers)
+LAYERS = 24       # relay -> client: JSON, the layers of our video anyone watches (s2c.wire.layers)
 
 TYPE_NAMES = {
     JOIN: "JOIN", WELCOME: "WELCOME", PEER_JOINED: "PEER_JOINED", PEER_LEFT: "PEER_LEFT",
     LEAVE: "LEAVE", ERROR: "ERROR", PING: "PING", PONG: "PONG", VIDEO: "VIDEO", AUDIO: "AUDIO",
     CHAT: "CHAT", KEY: "KEY", STATE: "STATE", REFRESH: "REFRESH", POSE: "POSE",
+    SUBSCRIBE: "SUBSCRIBE", LAYERS: "LAYERS",
 }
 KNOWN_TYPES = frozenset(TYPE_NAMES)
 FORWARDED_TYPES = frozenset({VIDEO, AUDIO, CHAT, KEY, STATE, REFRESH, POSE})
