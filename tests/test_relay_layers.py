@@ -104,6 +104,8 @@ def test_slow_receiver_is_stepped_down_a_layer_and_back_up_after_the_hold():
     h.feed(a, frame(P.VIDEO, b"k" * 300, stream=S, seq=seq, flags=KEY) + frame(P.VIDEO, b"n", stream=N, seq=seq + 1))
     got = h.pump()
     assert video(got, c)[-1] == (a, S, seq) and rl.cur[a] == S
+    h.relay.report_unsent(c, 0, h.now_ms)       # the small layer's keyframe sets the budget's floor
+    assert h.relay.conns[c].q.budget_bytes == RL.MIN_FLOOR_BYTES < RL.MIN_BUDGET_BYTES
     assert video(got, b)[-1] == (a, N, seq + 1)
     rl.hold_ms = 1000.0
     h.relay.conns[c].pace.samples.clear()       # forget the slow rate: a probe goes up

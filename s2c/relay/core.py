@@ -268,7 +268,7 @@ class Relay(Forwarding, RoomControl, ClusterRooms, LayerSelection):
             p.min_rtt_ms = min_rtt_ms
         queued = bool(c.q.nbytes) or not c.writable
         p.sample(now_ms, unsent_bytes, queued or unsent_bytes >= BACKLOGGED_BYTES, queued)
-        c.q.budget_bytes = p.budget_bytes(unsent_bytes)
+        c.q.budget_bytes = p.budget_bytes(unsent_bytes, c.layers.budget_floor())
         return p.lowat_bytes(), p.sndbuf_bytes()
 
     # ---- input ------------------------------------------------------------------------------

@@ -24,12 +24,15 @@ The rules (docs/protocol.md "Video layers"):
   a receiver were thinned or dropped by its queue (s2c.wire.queues.MediaQueue), the cap goes one
   layer below the largest it gets; step up: after ``hold_ms`` without a loss (5 s, doubled after
   each step up that failed within ``PROBE_FAIL_MS``, at most 60 s), and only if its measured
-  delivery rate (when known) carries its current bytes plus the bigger layer's extra.
+  delivery rate (when known) carries its current bytes plus the bigger layer's extra;
+- the receiver's queue budget (s2c.relay.pacing) never goes below its largest current keyframe
+  plus 1 KB (``budget_floor``): a receiver on the small layer queues less than one on 160x96.
 """
 
 from __future__ import annotations
 
 from .. import wire as P
+from .pacing import MIN_BUDGET_BYTES
 
 NORMAL, SMALL = P.STREAM_NORMAL, P.STREAM_SMALL
 RANK, BY_RANK = P.LAYER_RANK, P.LAYER_BY_RANK
@@ -42,13 +45,14 @@ MAX_HOLD_MS = 60_000.0
 PROBE_FAIL_MS = 5000.0          # a step down this soon after a step up: the probe failed
 UP_RATE_FACTOR = 3.0            # a layer up costs about this many times the bytes of its video
 UP_HEADROOM = 0.85              # ... and must fit in this share of the measured delivery rate
+MIN_FLOOR_BYTES = 2048          # the queue budget's floor never goes below this
 
 
 class ReceiverLayers:
     """One receiver's layer state (sans-I/O record; the relay core drives it)."""
 
     __slots__ = ("want", "cur", "cap_rank", "loss", "offered", "video_bytes", "handed0", "win_ms",
-                 "hold_ms", "quiet_since_ms", "up_ms", "steps_down", "steps_up")
+                 "hold_ms", "quiet_since_ms", "up_ms", "steps_down", "steps_up", "key_bytes")
 
     def __init__(self, now_ms: float = 0.0):
         self.want: dict[int, int] = {}     # sender pid -> stream subscribed (absent: NORMAL)
@@ -61,6 +65,14 @@ class ReceiverLayers:
         self.quiet_since_ms = now_ms
         self.up_ms = -1e18
         self.steps_down = self.steps_up = 0
+        self.key_bytes: dict[int, int] = {}   # sender pid -> size of its last keyframe sent here
+
+    def budget_floor(self) -> int:
+        """The smallest queue budget for this receiver: its largest current keyframe and 1 KB
+        (a small layer's keyframe is ~2 KB, 160x96's ~7 KB); unknown: the pacing default."""
+        if not self.key_bytes:
+            return MIN_BUDGET_BYTES
+        return max(MIN_FLOOR_BYTES, max(self.key_bytes.values()) + 1024)
 
     def target(self, sender: int, layered_sender: bool) -> int:
         if not layered_sender:
@@ -128,6 +140,7 @@ class LayerSelection:
         for m in room.members.values():
             m.layers.want.pop(pid, None)
             m.layers.cur.pop(pid, None)
+            m.layers.key_bytes.pop(pid, None)
         if room.layered:
             self._update_senders(room)
 
@@ -144,6 +157,8 @@ class LayerSelection:
                 self._update_senders(r.room)
         rl.offered += 1
         rl.video_bytes += nbytes
+        if flags & P.FLAG_KEYFRAME:
+            rl.key_bytes[pid] = nbytes
         return True
 
     def _forward_layered(self, c, stream: int, flags: int, frame: memoryview) -> None:
