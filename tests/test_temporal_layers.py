@@ -69,17 +69,18 @@ def test_a_relay_cannot_pass_a_reference_frame_off_as_discardable():
 
 
 def test_media_queue_thins_discardable_frames_before_it_breaks_a_chain():
-    q, st = MediaQueue(budget_bytes=5000), DropCounts()
+    q, st = MediaQueue(budget_bytes=10_000), DropCounts()
     q.push(P.VIDEO, 7, b"K" * 3000, st, keyframe=True)
-    q.push(P.VIDEO, 7, b"n" * 1000, st, discardable=True)
+    q.push(P.VIDEO, 7, b"n" * 1000, st, discardable=True)     # 4 KB: under half the budget, queued
     q.push(P.VIDEO, 7, b"r" * 800, st)
-    assert q.push(P.VIDEO, 7, b"m" * 1000, st, discardable=True) == ()   # over: the oldest "n" goes
-    assert st.video_thinned == 1 and st.video_dropped == 0 and not q.broken
-    assert q.push(P.VIDEO, 7, b"o" * 1000, st, discardable=True) == ()
-    assert st.video_thinned == 2 and not q.broken
+    assert q.push(P.VIDEO, 7, b"m" * 1000, st, discardable=True) == ()   # over half: not queued
+    assert st.video_thinned == 1 and len(q) == 3
+    q.push(P.VIDEO, 7, b"s" * 4000, st)                         # 8.8 KB
+    assert q.push(P.VIDEO, 7, b"t" * 1500, st) == ()            # over: the queued "n" goes, no chain breaks
+    assert st.video_thinned == 2 and st.video_dropped == 0 and not q.broken
     out = []
     q.drain(1 << 30, out)
-    assert [x[:1] for x in out] == [b"K", b"r", b"o"]
+    assert [x[:1] for x in out] == [b"K", b"r", b"s", b"t"]
     assert q.nbytes == q.media_bytes == 0
 
 

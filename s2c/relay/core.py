@@ -370,6 +370,9 @@ class Relay(Forwarding, RoomControl, ClusterRooms, LayerSelection):
                     for m in room.members.values() if m.pace.bytes_per_s is not None}
             if pace:
                 d["pace"] = pace   # receivers with a measured rate: [kbit/s, queue budget bytes]
+            if room.layered:       # per receiver: [layer cap (0 small .. 2 large), steps down, steps up]
+                d["layers"] = {str(m.pid): [m.layers.cap_rank, m.layers.steps_down, m.layers.steps_up]
+                               for m in room.members.values()}
             rooms[name] = d
         return {"connections": len(self.conns), "totals": dict(self.totals), "rooms": rooms}
 

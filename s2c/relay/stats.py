@@ -60,6 +60,8 @@ def _stats_loop_factory(srv, interval_s: float):
             fields["queued_bytes"] = d["queued_bytes"]
             if "pace" in d:
                 fields["pace"] = d["pace"]
+            if "layers" in d:
+                fields["layers"] = d["layers"]
             srv.log("info", "room_stats", **fields)
         totals = {f"{k}_total": v for k, v in snap["totals"].items()}
         srv.log("info", "relay_stats", connections=snap["connections"], rooms=len(snap["rooms"]), **totals)

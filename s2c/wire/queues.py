@@ -19,6 +19,8 @@ from .frames import AUDIO, VIDEO
 
 __all__ = ["OutQueue", "MediaQueue", "DropCounts"]
 
+DISCARDABLE_SHARE = 0.5   # a discardable frame is queued only while media fills less of the budget
+
 
 class DropCounts:
     """A plain counter object for ``OutQueue`` drops (the relay passes its RoomStats instead)."""
@@ -124,7 +126,9 @@ class MediaQueue:
     - over the media budget (``budget_bytes``, set by the relay from the receiver's measured
       delivery rate: ~150 ms of media) *discardable* frames go first, oldest first (non-reference
       pictures, ``FLAG_DISCARDABLE``: nothing depends on them, so the receiver gets a lower frame
-      rate with every picture decodable; ``video_thinned``);
+      rate with every picture decodable; ``video_thinned``); one that arrives while media fills
+      more than ``DISCARDABLE_SHARE`` of the budget is not queued at all, so the rest stays for
+      the frames others are coded against (references, keyframes) and audio;
     - still over it, the newest queued delta goes, and K becomes
       *broken*: its deltas are dropped on arrival (``video_dropped``) until K's next keyframe;
     - a queued keyframe is never dropped for the budget (only for the hard ``max_queued_bytes``
@@ -170,6 +174,10 @@ class MediaQueue:
                 stats.video_replaced += self._drop_key(key)
             elif key in self.broken:
                 stats.video_dropped += 1
+                return ()
+            elif discardable and self.budget_bytes is not None \
+                    and self.media_bytes + n > DISCARDABLE_SHARE * self.budget_bytes:
+                stats.video_thinned += 1   # keep the rest of the budget for what others build on
                 return ()
             self.video.append([key, data, keyframe, True, discardable and not keyframe])
             self.media_bytes += n
