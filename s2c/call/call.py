@@ -66,7 +66,7 @@ class Call(CallReadout):
         self.camera_on = video is not None or avatar
         self._source = None
         self.video = VideoSender(self.core, self.conn, self.trace, layers=layers)
-        self.conn.on_layers = self.video.layers.set_active
+        self.conn.on_layers = self._on_layers
         self.subscription = LayerSubscription(enabled=layers)   # s2c.call.layers
         self.subscription.fixed = tile_px
         self.avatar = AvatarSender(self.core, self.conn, on=avatar, on_change=self._changed, notice=self.notice,
@@ -161,9 +161,18 @@ class Call(CallReadout):
     def _on_event(self, ev) -> None:
         self.core.on_event(ev, now_us(), roster=list(self.conn.roster.values()))
         self._after_core()
+        if isinstance(ev, (Reconnected, Resumed)):
+            self.subscription.relay_ok = False   # until this relay's LAYERS says it knows layers
         if isinstance(ev, (PeerJoined, Reconnected, Resumed)):
             self._send_state()   # newcomers (or everyone, after our rejoin) need our flags
-            self._subscribe(force=not isinstance(ev, PeerJoined))
+            self._subscribe()
+
+    def _on_layers(self, streams) -> None:
+        """LAYERS from the relay: encode those; the relay knows layers, so SUBSCRIBE may go."""
+        self.video.layers.set_active(streams)
+        if not self.subscription.relay_ok:
+            self.subscription.relay_ok = True
+            self._subscribe(force=True)
 
     def set_tile_sizes(self, sizes: dict[int, tuple[int, int]]) -> None:
         """The screen's layout changed: the picture pixels each peer's tile can show."""

@@ -104,6 +104,8 @@ class LayerSubscription:
         self.enabled = enabled
         self.sizes: dict[int, tuple[int, int]] = {}
         self.fixed: tuple[int, int] | None = None   # headless --tile-px: every tile this size
+        self.relay_ok = False    # a LAYERS came from this relay: it knows SUBSCRIBE (an older
+                                 # relay would close the connection on the unknown type)
         self._sent: dict[int, int] | None = None
 
     def choice(self, peer_ids) -> dict[int, int]:
@@ -116,7 +118,7 @@ class LayerSubscription:
 
     def payload(self, peer_ids, force: bool = False) -> bytes | None:
         """The SUBSCRIBE payload if the choice changed (or ``force``: after a (re)join), else None."""
-        if not self.enabled:
+        if not self.enabled or not self.relay_ok:
             return None
         want = self.choice(peer_ids)
         if want == self._sent and not force:

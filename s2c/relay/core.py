@@ -295,6 +295,7 @@ class Relay(Forwarding, RoomControl, ClusterRooms, LayerSelection):
         maxfb = self.config.max_frame_bytes
         maxfps = self.config.max_fps
         sid = c.sid
+        video = P.VIDEO
         while n - pos >= _HB:
             ver, t, _f, stream, _s, dest, _q, _ts, plen = _unpack_hdr(buf, pos)
             end = pos + _HB + plen
@@ -325,7 +326,7 @@ class Relay(Forwarding, RoomControl, ClusterRooms, LayerSelection):
                     continue
             if fwd[t] and c.room is not None:
                 buf[pos + _SND:pos + _SND_END] = sid
-                if dest == 0 and t == 16 and c.room.layered:   # VIDEO: per-receiver layers
+                if dest == 0 and t == video and c.room.layered:   # per-receiver layers
                     if run_start >= 0:
                         self._forward_run(c, mv, run_start, pos, run_frames)
                         run_start = -1
