@@ -118,3 +118,23 @@ def test_subscription_waits_for_the_relays_layers_and_sends_only_changes():
     s.sizes = {5: (300, 150), 6: (160, 96)}
     assert P.parse_subscribe(s.payload([5, 6])) == {5: P.STREAM_LARGE, 6: P.STREAM_NORMAL}
     assert LayerSubscription(enabled=False).payload([5]) is None
+
+
+def test_layer_encoders_make_each_watched_layer_and_the_large_one_only_from_a_bigger_capture():
+    enc = LayerEncoders()
+    bgr = TestScene(hue_shift=37).render(0.0)                   # 640x360
+    pic = SimpleNamespace(image_rgb=area_downsample(bgr, 160, 90), frame_bgr=bgr)
+    assert [s for s, *_ in enc.encode(pic, 0)] == [P.STREAM_NORMAL]   # before any LAYERS
+    enc.set_active({P.STREAM_SMALL, P.STREAM_NORMAL, P.STREAM_LARGE})
+    out = enc.encode(pic, 50)
+    assert [(s, key) for s, _p, key, _d in out] == [(P.STREAM_SMALL, True), (P.STREAM_NORMAL, False),
+                                                     (P.STREAM_LARGE, True)]
+    sizes = {s: (e.width, e.height) for s, e in enc.encoders.items()}
+    assert sizes == {P.STREAM_SMALL: (80, 45), P.STREAM_NORMAL: (160, 90), P.STREAM_LARGE: (320, 180)}
+    small = SimpleNamespace(image_rgb=pic.image_rgb, frame_bgr=area_downsample(bgr, 160, 90)[..., ::-1])
+    assert P.STREAM_LARGE not in [s for s, *_ in enc.encode(small, 100)]   # nothing bigger to give
+    enc.set_active({P.STREAM_SMALL})
+    assert set(enc.encoders) == {P.STREAM_SMALL}
+    off = LayerEncoders(enabled=False)
+    off.set_active({P.STREAM_SMALL})
+    assert off.active == {P.STREAM_NORMAL} and off.reference_every == 1   # --no-layers: as before
