@@ -34,7 +34,7 @@ class LayerMember(Member):
 
     def on_frame(self, f: P.Frame) -> None:
         if f.type == P.LAYERS:             # what s2c.call.call does with it
-            self.layers.set_active(P.parse_layers(f.payload))
+            self.layers.set_active(*P.parse_layers(f.payload))
             self.sub.relay_ok = True
             return
         super().on_frame(f)

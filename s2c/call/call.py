@@ -167,9 +167,9 @@ class Call(CallReadout):
             self._send_state()   # newcomers (or everyone, after our rejoin) need our flags
             self._subscribe()
 
-    def _on_layers(self, streams) -> None:
+    def _on_layers(self, layers) -> None:
         """LAYERS from the relay: encode those; the relay knows layers, so SUBSCRIBE may go."""
-        self.video.layers.set_active(streams)
+        self.video.layers.set_active(*layers)
         if not self.subscription.relay_ok:
             self.subscription.relay_ok = True
             self._subscribe(force=True)

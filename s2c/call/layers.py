@@ -9,6 +9,8 @@ clock (``now_ms`` comes in), or decide what the relay forwards (s2c.relay.layers
 Pictures: NORMAL is the picture the capture thread made (at most 160x96, s2c.video.downsample);
 SMALL is its exact 2x2 area average (at most 80x48); LARGE is an area average of the captured
 frame to at most 320x192, offered only when the captured frame is larger than NORMAL's picture.
+Every picture is a reference until the relay's LAYERS says ``thin`` (a receiver is losing
+frames); then every 2nd is a non-reference one (FLAG_DISCARDABLE), for all layers.
 Before any LAYERS arrives (a relay without layers, or not yet told) only NORMAL is encoded:
 exactly what a client without layers sends.
 """
@@ -40,22 +42,26 @@ def half_picture(img: np.ndarray) -> np.ndarray:
 class LayerEncoders:
     """The sender's encoders, one per active layer (see the module docstring)."""
 
-    def __init__(self, enabled: bool = True, reference_every: int = REFERENCE_EVERY):
+    def __init__(self, enabled: bool = True):
         self.enabled = enabled      # False: today's single NORMAL chain, every picture a reference
-        self.reference_every = reference_every if enabled else 1
+        self.reference_every = 1    # until a LAYERS says "thin" (s2c.relay.layers)
         self.active: frozenset = frozenset({P.STREAM_NORMAL})
         self.encoders: dict[int, VideoEncoder] = {}
         self.sent: dict[int, int] = {}         # pictures sent per layer
         self._key_wanted: set[int] = set()
 
-    def set_active(self, streams) -> None:
+    def set_active(self, streams, thin: bool = False) -> None:
         """The relay's LAYERS: encode only these (an encoder not needed any more is dropped, so
-        a layer that comes back starts with a keyframe)."""
+        a layer that comes back starts with a keyframe); ``thin``: a receiver is losing frames,
+        so every 2nd picture is a non-reference one the relay may drop."""
         if not self.enabled:
             return
         self.active = frozenset(streams) or frozenset({P.STREAM_NORMAL})
         for s in [s for s in self.encoders if s not in self.active]:
             del self.encoders[s]
+        self.reference_every = REFERENCE_EVERY if thin else 1
+        for enc in self.encoders.values():
+            enc.reference_every = self.reference_every
 
     def request_keyframe(self, streams=None) -> None:
         """REFRESH: the next picture of these layers (None: every layer) is a keyframe."""

@@ -127,7 +127,7 @@ class _Conn:
         self.pace = DeliveryRate()
         self.want_keys: set[int] = set()   # broken chains to ask keyframes for once writable again
         self.layers = ReceiverLayers(now_ms)   # video layers this receiver gets (s2c.relay.layers)
-        self.layers_sent: frozenset = frozenset()   # the LAYERS last sent to this sender
+        self.layers_sent: tuple = ()   # the LAYERS (streams, thin) last sent to this sender
         self.closing = False
         self.abort = False
         self.win_start_ms = now_ms

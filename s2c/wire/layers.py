@@ -3,7 +3,8 @@
 Owns: the layer numbers (the header's ``stream`` byte of a VIDEO frame), their picture sizes and
 order, which layer a tile of a given picture size should get (``layer_for``), and the
 encode/parse pair of SUBSCRIBE (receiver -> relay: the layer wanted of each sender) and LAYERS
-(relay -> sender: the layers anyone watches, so it encodes only those). Must not: do I/O, read
+(relay -> sender: the layers anyone watches, so it encodes only those, and whether a receiver
+is losing frames, so it sends non-reference pictures the relay may drop). Must not: do I/O, read
 the clock, or frame (s2c.wire.frames). Parse functions raise ``ProtocolError`` and nothing else.
 
 Layers: ``STREAM_NORMAL`` (0, at most 160x96: what a client without layers sends and gets),
@@ -90,13 +91,18 @@ def parse_subscribe(payload: bytes) -> dict[int, int]:
     return out
 
 
-def encode_layers(streams) -> bytes:
-    return json.dumps({"streams": sorted(set(int(s) for s in streams))}, separators=(",", ":")).encode()
+def encode_layers(streams, thin: bool = False) -> bytes:
+    """``thin``: a receiver of this sender is losing frames: send non-reference pictures
+    (FLAG_DISCARDABLE) so the relay can thin the frame rate without breaking chains."""
+    return json.dumps({"streams": sorted(set(int(s) for s in streams)), "thin": bool(thin)},
+                      separators=(",", ":")).encode()
 
 
-def parse_layers(payload: bytes) -> frozenset:
+def parse_layers(payload: bytes) -> tuple[frozenset, bool]:
+    """(streams to encode, thin); a missing "thin" is False."""
     obj = _load(payload, "LAYERS")
     streams = obj.get("streams")
-    if not isinstance(streams, list) or len(streams) > len(LAYER_STREAMS):
-        raise ProtocolError("LAYERS needs 'streams': a list of layers", E_BAD_CONTROL)
-    return frozenset(_stream(s, "LAYERS") for s in streams)
+    thin = obj.get("thin", False)
+    if not isinstance(streams, list) or len(streams) > len(LAYER_STREAMS) or not isinstance(thin, bool):
+        raise ProtocolError("LAYERS needs 'streams': a list of layers (and 'thin': a boolean)", E_BAD_CONTROL)
+    return frozenset(_stream(s, "LAYERS") for s in streams), thin
