@@ -124,3 +124,30 @@ def test_slow_receiver_is_stepped_down_a_layer_and_back_up_after_the_hold():
     assert not rl.thinning and c in h.relay.conns
     assert told[-1] is False                    # a is told to stop sending discardable pictures
     assert RL.HOLD_MS <= RL.MAX_HOLD_MS
+
+
+def test_remote_senders_frames_go_through_the_same_per_receiver_selection():
+    from test_cluster_core import Bus, Client
+
+    class LClient(Client):
+        def join(self, session, name, resume=None):
+            self.send(P.Frame(P.JOIN, P.encode_join(session, name, CAPS)))
+            self.seen = self.read()
+            return P.parse_welcome([f for f in self.seen if f.type == P.WELCOME][0].payload)
+
+    bus = Bus(2)
+    a, b, c = LClient(bus, 0), LClient(bus, 1), LClient(bus, 1)
+    wa, _wb, _wc = a.join("r", "a"), b.join("r", "b"), c.join("r", "c")
+    told = [P.parse_layers(f.payload)[0] for f in a.seen + a.read() if f.type == P.LAYERS]
+    assert told and told[-1] == {N}        # others are on another relay: a keeps sending NORMAL
+    b.read(), c.read()
+    c.send(P.Frame(P.SUBSCRIBE, P.encode_subscribe({wa.id: S})))
+    a.send(P.Frame(P.VIDEO, b"n", stream=N, seq=1))
+    a.send(P.Frame(P.VIDEO, b"s", stream=S, seq=1))           # a delta of the small layer: not yet
+    a.send(P.Frame(P.VIDEO, b"k", stream=S, seq=2, flags=KEY))
+    a.send(P.Frame(P.VIDEO, b"m", stream=N, seq=2))
+
+    def vids(x):
+        return [(f.stream, f.seq) for f in x.read() if f.type == P.VIDEO]
+    assert vids(b) == [(N, 1), (N, 2)]
+    assert vids(c) == [(N, 1), (S, 2)]    # switched at the small layer's keyframe, on relay 1

@@ -34,6 +34,7 @@ The rules (docs/protocol.md "Video layers"):
 from __future__ import annotations
 
 from .. import wire as P
+from ..errors import ProtocolError
 from .pacing import MIN_BUDGET_BYTES
 
 NORMAL, SMALL = P.STREAM_NORMAL, P.STREAM_SMALL
@@ -96,7 +97,7 @@ class LayerSelection:
     def _on_subscribe(self, c, payload: bytes) -> None:
         try:
             want = P.parse_subscribe(payload)
-        except P.ProtocolError as exc:
+        except ProtocolError as exc:
             self.totals["bad_frames"] += 1
             self._fatal(c, exc.code, str(exc))
             return
