@@ -64,6 +64,9 @@ class FakeCall:
     def toggle_mute_for_me(self, peer_id):
         self.muted_for_me ^= {peer_id}
 
+    def set_tile_sizes(self, sizes):
+        self.tile_sizes = dict(sizes)
+
     def give_up_reason(self):
         return None
 

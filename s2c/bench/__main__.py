@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     ap.add_argument("--scenario", metavar="NAME[,NAME]", help="net: scenario(s) to run (default: all; --quick: lan,rtt50_loss1)")
     ap.add_argument("--seconds", type=float, metavar="S", help="net: measured window per scenario (default 30; env S2C_NET_SECONDS)")
     ap.add_argument("--transport", choices=("tcp", "quic", "auto"), help="net: the clients' --transport (default tcp)")
+    ap.add_argument("--layers", choices=("on", "off", "ab"), help="net: video layers on (default), off (--no-layers, "
+                    "the behaviour before them) or ab (each scenario both ways; env S2C_NET_LAYERS)")
     args = ap.parse_args(argv)
     names = args.suites or list(SUITES)
     unknown = [n for n in names if n not in SUITES]
@@ -74,7 +76,8 @@ def main(argv=None) -> int:
         if name == "e2e":
             kwargs = {"profile": args.profile, "plot": args.plot}
         elif name == "net":
-            kwargs = {"scenario": args.scenario, "seconds": args.seconds, "transport": args.transport}
+            kwargs = {"scenario": args.scenario, "seconds": args.seconds, "transport": args.transport,
+                      "layers": args.layers}
         try:
             got = mod.run(args.quick, **kwargs)
         except Exception as exc:  # a broken suite must not hide the others' figures

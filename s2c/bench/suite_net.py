@@ -78,6 +78,9 @@ class Scenario:
     special: dict = field(default_factory=dict)  # client K -> {"up": {...}, "down": {...}}
     affected: tuple = ()                         # viewer pairs that count ("p1<-p2"); () = all
     outage: tuple | None = None                  # (client K, start s into the window, length s)
+    clients: int = N_CLIENTS
+    args: dict = field(default_factory=dict)     # client K -> extra s2c arguments
+    ab_layers: bool = False                      # run with --no-layers too and report both (grid4)
 
     def link(self, k: int, direction: str) -> LinkParams:
         d = dict(self.up if direction == "up" else self.down)
@@ -105,7 +108,11 @@ SCENARIOS = {s.name: s for s in (
              special={1: {"up": _rate(300, 500)}}, affected=("p2<-p1", "p3<-p1")),
     Scenario("outage5s", "p3's link (both directions) down for 5 s, 8 s into the window",
              outage=(3, 8.0, 5.0)),
+    Scenario("grid4", "4 participants, no impairment; p1's tiles are 4-party grid tiles (--tile-px 80x50): "
+             "the wire into p1 with video layers and with --no-layers", clients=4,
+             args={1: ("--tile-px", "80x50")}, affected=("p1<-p2", "p1<-p3", "p1<-p4"), ab_layers=True),
 )}
+LAYERS = "on"                  # "off": every client --no-layers (run(layers=...), S2C_NET_LAYERS)
 
 
 def _now_us() -> int:
@@ -261,7 +268,20 @@ def _wait_for_line(path: str, pattern: str, proc: subprocess.Popen, timeout_s: f
     raise RuntimeError(f"no {pattern!r} in {path} within {timeout_s:g} s (exit {proc.poll()})")
 
 
-def _all_see_all(stats_paths: dict[str, str]) -> bool:
+def _video_in_bytes(stats_paths: dict) -> dict:
+    """Per client: video payload bytes received so far, over all its peers (its stats file)."""
+    out = {}
+    for k, path in stats_paths.items():
+        try:
+            with open(path) as fh:
+                doc = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        out[k] = sum(p.get("video_bytes", 0) for g in ("peers", "departed") for p in doc.get(g, {}).values())
+    return out
+
+
+def _all_see_all(stats_paths: dict[str, str], n_clients: int = N_CLIENTS) -> bool:
     for path in stats_paths.values():
         try:
             with open(path) as fh:
@@ -269,7 +289,7 @@ def _all_see_all(stats_paths: dict[str, str]) -> bool:
         except (OSError, ValueError):
             return False
         peers = doc.get("peers", {}).values()
-        if sum(1 for p in peers if p.get("video_frames", 0) > 0 and p.get("audio_frames", 0) > 0) < N_CLIENTS - 1:
+        if sum(1 for p in peers if p.get("video_frames", 0) > 0 and p.get("audio_frames", 0) > 0) < n_clients - 1:
             return False
     return True
 
@@ -288,14 +308,15 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
     sc = SCENARIOS[name]
     log = log or (lambda text: print(f"# net {name}: {text}", file=sys.stderr))
     NS.cleanup_leftovers()
-    topo = NS.Topology(N_CLIENTS, tag=name.replace("_", "")[:12])
+    topo = NS.Topology(sc.clients, tag=name.replace("_", "")[:12])
     tmp = tempfile.mkdtemp(prefix=f"s2c-net-{name}-")
     run = _Run(tmp)
     emu = None
-    names = {k: f"p{k}" for k in range(1, N_CLIENTS + 1)}
+    names = {k: f"p{k}" for k in range(1, sc.clients + 1)}
     traces = {k: os.path.join(tmp, f"p{k}.trace.jsonl") for k in names}
     stats = {k: os.path.join(tmp, f"p{k}.stats.json") for k in names}
-    result: dict = {"scenario": name, "what": sc.what, "transport": TRANSPORT, "seconds": seconds}
+    result: dict = {"scenario": name, "what": sc.what, "transport": TRANSPORT, "seconds": seconds,
+                    "layers": LAYERS}
     try:
         topo.create()
         pairs = topo.emulator_pairs()
@@ -318,11 +339,12 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
                     "--audio-in", f"tone:{300 + 110 * k}", "--audio-out", "none", "--stats-json", stats[k]]
             if TRANSPORT != "tcp":
                 argv += ["--transport", TRANSPORT]
+            argv += list(sc.args.get(k, ())) + (["--no-layers"] if LAYERS == "off" else [])
             clients[k] = run.popen(topo.exec_argv(topo.client_ns[k], argv), env=env,
                                    stdout_path=os.path.join(tmp, f"p{k}.out"),
                                    stderr_path=os.path.join(tmp, f"p{k}.err"))
         deadline = time.monotonic() + JOIN_TIMEOUT_S
-        while not _all_see_all(stats):
+        while not _all_see_all(stats, sc.clients):
             dead = [k for k, p in clients.items() if p.poll() is not None]
             if dead or time.monotonic() > deadline:
                 errs = {k: open(os.path.join(tmp, f"p{k}.err")).read()[-300:] for k in names}
@@ -332,6 +354,7 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
         time.sleep(SETTLE_S)
         c0 = emu.command(cmd="stats", reset_lateness=True)
         w_from = _now_us()
+        vb0 = _video_in_bytes(stats)
         if sc.outage:
             k, start_s, length_s = sc.outage
             back = w_from + int((start_s + length_s) * 1e6)
@@ -345,6 +368,7 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
                 raise RuntimeError(f"process exited during the window: clients {dead}, relay {srv.poll()}")
         w_to = _now_us()
         c1 = emu.stats()
+        vb1 = _video_in_bytes(stats)
     finally:
         run.stop()
         if emu is not None:
@@ -352,6 +376,8 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
         topo.delete()
     result["window_us"] = (w_from, w_to)
     result["wire"] = _wire(c0, c1, names)
+    dt_s = (w_to - w_from) / 1e6    # (the stats files are rewritten about once a second)
+    result["video_in_kbps"] = {names[k]: (vb1[k] - vb0.get(k, 0)) * 8 / 1000 / dt_s for k in vb1}
     result["emulator_lateness"] = c1.get("lateness")
     by_viewer = {nm: _read_jsonl(traces[k]) for k, nm in names.items()}
     recv, played, seen_as = split_records(by_viewer)
@@ -480,9 +506,15 @@ def format_pairs(result: dict) -> str:
 
 
 def run(quick: bool, scenario: str | None = None, seconds: float | None = None, transport: str | None = None,
-        **kw) -> dict[str, Metric]:
+        layers: str | None = None, **kw) -> dict[str, Metric]:
+    """``layers``: "on" (default), "off" (every client --no-layers: the behaviour before video
+    layers) or "ab" (each scenario both ways, off first; the off run's figures are reported as
+    ``net.<scenario>_nolayers.*``). Env S2C_NET_LAYERS."""
     global TRANSPORT
     TRANSPORT = transport or os.environ.get("S2C_NET_TRANSPORT") or TRANSPORT   # the clients' --transport
+    layers = layers or os.environ.get("S2C_NET_LAYERS") or "on"
+    if layers not in ("on", "off", "ab"):
+        raise ValueError(f"layers {layers!r} is not on, off or ab")
     reason = NS.unavailable_reason()
     if reason:
         print(f"# suite net: skipped: {reason}", file=sys.stderr)
@@ -497,12 +529,54 @@ def run(quick: bool, scenario: str | None = None, seconds: float | None = None, 
     if seconds is None:
         seconds = float(os.environ.get("S2C_NET_SECONDS", QUICK_SECONDS if quick else DEFAULT_SECONDS))
     out: dict[str, Metric] = {}
+    global LAYERS
     for nm in names:
-        t0 = time.monotonic()
-        res = run_scenario(nm, seconds)
-        print(f"# net {nm} ({SCENARIOS[nm].what}; {res['transport']}, cc {res.get('tcp_congestion_control')}, "
-              f"{seconds:g} s window, run took {time.monotonic() - t0:.0f} s)\n{format_pairs(res)}", file=sys.stderr)
-        out.update(metrics_of(res))
+        ways = ("off", "on") if layers == "ab" or SCENARIOS[nm].ab_layers else (layers,)
+        runs = {}
+        for way in ways:
+            LAYERS = way
+            t0 = time.monotonic()
+            res = runs[way] = run_scenario(nm, seconds)
+            print(f"# net {nm} ({SCENARIOS[nm].what}; {res['transport']}, cc {res.get('tcp_congestion_control')}, "
+                  f"layers {way}, {seconds:g} s window, run took {time.monotonic() - t0:.0f} s)\n"
+                  f"{format_pairs(res)}", file=sys.stderr)
+            if len(ways) > 1 and way == "off":
+                res = dict(res, scenario=f"{nm}_nolayers")
+            out.update(metrics_of(res))
+        if SCENARIOS[nm].ab_layers:
+            out.update(grid_metrics(nm, runs))
+    LAYERS = "on"
+    return out
+
+
+def grid_metrics(name: str, runs: dict) -> dict[str, Metric]:
+    """The 4-party figure: wire and video kbit/s into p1 (grid tiles) with layers against
+    --no-layers in the same invocation, and how faithful its tiles are (s2c.bench.layer_fidelity)."""
+    from .layer_fidelity import tile_fidelity
+    on, off = runs["on"], runs["off"]
+    w_on, w_off = on["wire"]["p1"]["down_kbps"], off["wire"]["p1"]["down_kbps"]
+    v_on, v_off = on["video_in_kbps"].get("p1"), off["video_in_kbps"].get("p1")
+    out = {f"net.{name}.wire_into_grid_receiver_kbps": Metric(
+        w_on, w_on, "kbit/s", extra={"no_layers_kbps": round(w_off, 1), "ratio": round(w_on / w_off, 3),
+                                    "what": "bytes the emulator delivered on p1's downlink (3 senders, "
+                                            "video + audio + control), layers vs --no-layers, same invocation",
+                                    "layers_on_run": on["wire"]["p1"], "layers_off_run": off["wire"]["p1"]})}
+    if v_on is not None and v_off:
+        out[f"net.{name}.video_into_grid_receiver_kbps"] = Metric(
+            v_on, v_on, "kbit/s", extra={"no_layers_kbps": round(v_off, 1), "ratio": round(v_on / v_off, 3),
+                                        "what": "video payload bytes p1 received from its 3 peers"})
+    for kind in ("test", "talking_head"):
+        try:
+            f = tile_fidelity(kind)
+        except Exception as exc:   # e.g. run from a source tree without the compiled kernels
+            print(f"# net {name}: tile fidelity not measured: {exc}", file=sys.stderr)
+            continue
+        out[f"net.{name}.tile_ssim_{kind}"] = Metric(
+            f["layer"]["ssim"], f["layer"]["ssim"], "SSIM",
+            extra={"no_layers_ssim": round(f["full"]["ssim"], 4), "mean_abs_err": round(f["layer"]["mean_abs_err"], 3),
+                   "no_layers_mean_abs_err": round(f["full"]["mean_abs_err"], 3), "detail": f,
+                   "what": "a 80x25-cell blocks tile (80x50 px) drawn from the subscribed layer vs from "
+                           "today's 160x96 chain, against the source fitted to the same grid (luma SSIM)"})
     return out
 
 

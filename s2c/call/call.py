@@ -22,6 +22,7 @@ from .connection import RelayConnection
 from .events import PeerJoined, Reconnected, Resumed
 from .avatar import AvatarSender
 from .readout import CallReadout
+from .layers import LayerSubscription
 from .sender import VideoSender
 from .session import CallSession
 from .trace import StageTrace
@@ -39,7 +40,8 @@ class Call(CallReadout):
                  audio=None, connect_timeout_s: float = 5.0, on_change=None, log=None,
                  reconnect: bool = True, decode_video: bool = True,
                  give_up_after_s: float | None = 30.0, identity=None, known_peers=None,
-                 decode_budget=None, avatar: bool = False, transport: str = "tcp"):
+                 decode_budget=None, avatar: bool = False, transport: str = "tcp", layers: bool = True,
+                 tile_px: tuple[int, int] | None = None):
         self.host, self.port = host, port
         self.video_spec = video
         self.fps = fps
@@ -63,7 +65,10 @@ class Call(CallReadout):
         self.muted = False
         self.camera_on = video is not None or avatar
         self._source = None
-        self.video = VideoSender(self.core, self.conn, self.trace)
+        self.video = VideoSender(self.core, self.conn, self.trace, layers=layers)
+        self.conn.on_layers = self._on_layers
+        self.subscription = LayerSubscription(enabled=layers)   # s2c.call.layers
+        self.subscription.fixed = tile_px
         self.avatar = AvatarSender(self.core, self.conn, on=avatar, on_change=self._changed, notice=self.notice,
                                    post=lambda fn, *a: self._loop.call_soon_threadsafe(fn, *a))
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -82,10 +87,13 @@ class Call(CallReadout):
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         caps = {"video": "s2c-v1", "audio": "opus", "e2ee": f"sframe-{self.suite}"}
+        if self.subscription.enabled:
+            caps[P.LAYERS_CAP] = 1
         welcome = await self.conn.connect(self.host, self.port, self.core.session, self.core.name, caps,
                                           timeout_s=self.connect_timeout_s)
         self.core.joined(welcome, list(self.conn.roster.values()), now_us())
         self._after_core()
+        self._subscribe()
         self._send_state()
         if self.video_spec is not None:
             try:
@@ -146,14 +154,35 @@ class Call(CallReadout):
         """Send what the session queued (KEY, REFRESH) and pass a keyframe request on."""
         for f in self.core.frames_to_send():
             self.conn.send(f)
-        if self.core.take_keyframe_request():
-            self.video.request_keyframe()
+        streams = self.core.take_keyframe_request()
+        if streams:
+            self.video.request_keyframe(streams)
 
     def _on_event(self, ev) -> None:
         self.core.on_event(ev, now_us(), roster=list(self.conn.roster.values()))
         self._after_core()
+        if isinstance(ev, (Reconnected, Resumed)):
+            self.subscription.relay_ok = False   # until this relay's LAYERS says it knows layers
         if isinstance(ev, (PeerJoined, Reconnected, Resumed)):
             self._send_state()   # newcomers (or everyone, after our rejoin) need our flags
+            self._subscribe()
+
+    def _on_layers(self, layers) -> None:
+        """LAYERS from the relay: encode those; the relay knows layers, so SUBSCRIBE may go."""
+        self.video.layers.set_active(*layers)
+        if not self.subscription.relay_ok:
+            self.subscription.relay_ok = True
+            self._subscribe(force=True)
+
+    def set_tile_sizes(self, sizes: dict[int, tuple[int, int]]) -> None:
+        """The screen's layout changed: the picture pixels each peer's tile can show."""
+        self.subscription.sizes = dict(sizes)
+        self._subscribe()
+
+    def _subscribe(self, force: bool = False) -> None:
+        payload = self.subscription.payload(list(self.core.peers), force)
+        if payload is not None and self.conn.connected:
+            self.conn.send(P.Frame(P.SUBSCRIBE, payload))
 
     def _on_frame(self, f: P.Frame) -> None:
         self.core.receive(f, now_us())

@@ -138,6 +138,7 @@ class RelayConnection:
         self.session = ""
         self.name = ""
         self.caps: dict = {}
+        self.on_layers = None     # LAYERS from the relay: called with the streams (s2c.wire.layers)
         self.timeout_s = 5.0
         self.welcome: Welcome | None = None
         self.roster = Roster()
@@ -340,6 +341,9 @@ class RelayConnection:
                     welcome = P.parse_welcome(f.payload)
                     self.roster.start(welcome)   # in frame order: see s2c.call.roster
                     proto.welcome.set_result(welcome)
+            elif t == P.LAYERS:
+                if self.on_layers is not None and proto is self._proto:
+                    self.on_layers(P.parse_layers(f.payload))
             elif t == P.ERROR:
                 info = P.parse_error(f.payload)
                 proto.error = info

@@ -1,6 +1,6 @@
 """Our pictures on their way out: encode, protect, pace against the uplink, send.
 
-Owns: the video encoder (made anew when the picture size changes), keyframe requests, sender
+Owns: sending the video layers (s2c.call.layers.LayerEncoders encodes them), keyframe requests, sender
 pacing by time (s2c.call.pacing.UplinkPacer: a picture is skipped, not queued, while the unsent
 backlog would take more than ~100 ms at the measured uplink rate; skipping costs nothing, where
 dropping an encoded delta would break every receiver's chain; it also sizes the socket's
@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from .. import wire as P
 from ..clock import now_us
+from .layers import LayerEncoders
 from .pacing import FALLBACK_BACKLOG_BYTES, UplinkPacer
 
 UPLINK_BACKLOG_MAX_BYTES = FALLBACK_BACKLOG_BYTES   # before the uplink rate is known
 
 
 class VideoSender:
-    def __init__(self, core, conn, trace=None):
+    def __init__(self, core, conn, trace=None, layers: bool = True):
         self.core, self.conn, self.trace = core, conn, trace
-        self.encoder = None
+        self.layers = LayerEncoders(enabled=layers)
         self.sent = 0
         self.sent_bytes = 0
         self.skipped_uplink = 0
@@ -29,9 +30,8 @@ class VideoSender:
         self.pacer = UplinkPacer()
         self._lowat = 0
 
-    def request_keyframe(self) -> None:
-        if self.encoder is not None:
-            self.encoder.request_keyframe()
+    def request_keyframe(self, streams=None) -> None:
+        self.layers.request_keyframe(streams)
 
     def send(self, pic) -> bool:
         """Encode and send one Picture; False if it was skipped for a backed-up uplink."""
@@ -47,25 +47,23 @@ class VideoSender:
             self.skipped_uplink += 1
             self.skipped_us = now_us()
             return False
-        from ..video.codec import VideoEncoder
         t0 = now_us()
-        h, w = pic.image_rgb.shape[:2]
-        if self.encoder is None or (self.encoder.width, self.encoder.height) != (w, h):
-            self.encoder = VideoEncoder(w, h)
-        payload, is_key = self.encoder.encode(pic.image_rgb, t0 // 1000)
-        t1 = now_us()
-        flags = P.FLAG_KEYFRAME if is_key else 0
-        data = self.core.protect(P.VIDEO, flags, 0, payload)
-        t2 = now_us()
-        self.conn.send_media(P.VIDEO, data, flags=flags, ts_us=pic.capture_ts_us)
-        self.sent += 1
-        self.sent_bytes += len(data)
-        if self.trace is not None:  # [e2e trace] opt-in, S2C_TRACE_FILE
-            self.trace.sent(self.core.my_id, (pic.capture_ts_us, t0, t1, t2, now_us()), len(data))
+        for stream, payload, is_key, disc in self.layers.encode(pic, t0 // 1000):   # s2c.call.layers
+            t1 = now_us()
+            flags = P.FLAG_KEYFRAME if is_key else (P.FLAG_DISCARDABLE if disc else 0)
+            data = self.core.protect(P.VIDEO, flags, stream, payload)
+            t2 = now_us()
+            self.conn.send_media(P.VIDEO, data, stream=stream, flags=flags, ts_us=pic.capture_ts_us)
+            self.sent += 1
+            self.sent_bytes += len(data)
+            if self.trace is not None and stream == P.STREAM_NORMAL:  # [e2e trace] opt-in, S2C_TRACE_FILE
+                self.trace.sent(self.core.my_id, (pic.capture_ts_us, t0, t1, t2, now_us()), len(data))
+            t0 = now_us()
         return True
 
     def stats(self) -> dict:
         r = self.pacer.bytes_per_s
         return {"video_sent": self.sent, "video_sent_bytes": self.sent_bytes,
                 "video_skipped_uplink": self.skipped_uplink,
+                "video_layers_sent": {str(s): n for s, n in sorted(self.layers.sent.items())},
                 "uplink_kbps": None if r is None else round(r * 8 / 1000, 1)}

@@ -70,7 +70,7 @@ class PeerView:
     last_refresh_us: int = 0
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
     last_stages_us: tuple | None = None   # the newest picture's (capture, recv, open, decoded, sender ts)
-    decoder: object = None
+    decoders: dict = field(default_factory=dict)   # one VideoDecoder per video layer (stream)
 
     def figures(self) -> dict:
         lat = np.asarray(self.latencies_ms, dtype=np.float64)
@@ -83,6 +83,7 @@ class PeerView:
             "bad_payloads": self.bad_payloads, "muted": self.muted, "camera_off": self.camera_off,
             "shed_frames": self.shed_frames, "pose_frames": self.pose_frames, "bad_poses": self.bad_poses,
             "stale_frames": self.stale_frames,
+            "picture_size": None if self.picture is None else [self.picture.shape[1], self.picture.shape[0]],
         }
 
 
@@ -127,6 +128,7 @@ class CallSession:
         self.crypto_errors: dict[int, str] = {}
         self.reconnects = 0
         self.keyframe_wanted = False      # the local encoder should send a keyframe next
+        self.refresh_streams: set = set()   # REFRESH asked a keyframe of these layers
         self._outbox: list[Frame] = []
         self._early: list | None = []     # frames held until the (re)join is processed
         self._lost_since_us: int | None = None
@@ -142,9 +144,11 @@ class CallSession:
         out, self._outbox = self._outbox, []
         return out
 
-    def take_keyframe_request(self) -> bool:
+    def take_keyframe_request(self):
+        """False, or the video layers (streams) a keyframe is wanted of."""
         wanted, self.keyframe_wanted = self.keyframe_wanted, False
-        return wanted
+        streams, self.refresh_streams = self.refresh_streams, set()
+        return frozenset(P.LAYER_STREAMS) if wanted else (frozenset(streams) or False)
 
     def notice(self, text: str) -> None:
         self.notices.append(text)
@@ -309,7 +313,7 @@ class CallSession:
         if peer is None:
             return
         if f.type == P.REFRESH:
-            self.keyframe_wanted = True
+            self.refresh_streams.add(f.stream)   # the layer whose keyframe is wanted
             return
         if f.type == P.VIDEO and not self.decode_budget.admit(f.sender, len(f.payload), now_us):
             peer.shed_frames += 1   # over its share: dropped before decrypt and decode
@@ -362,14 +366,15 @@ class CallSession:
     def _on_video(self, peer: PeerView, f: Frame, plain: bytes, t_recv: int, t_open: int) -> None:
         if not self.decode_video:
             return
-        if peer.decoder is None:
+        dec = peer.decoders.get(f.stream)
+        if dec is None:
             from ..video.codec import VideoDecoder
-            peer.decoder = VideoDecoder()
+            dec = peer.decoders[f.stream] = VideoDecoder()
         if peer.last_video_seq is not None and f.seq != (peer.last_video_seq + 1) & 0xFFFFFFFF:
             peer.video_gaps += 1
         peer.last_video_seq = f.seq
         try:
-            img = peer.decoder.decode(plain, bool(f.flags & P.FLAG_KEYFRAME))
+            img = dec.decode(plain, bool(f.flags & P.FLAG_KEYFRAME), bool(f.flags & P.FLAG_DISCARDABLE))
         except PeerError:
             peer.bad_payloads += 1
             img = None
@@ -377,7 +382,7 @@ class CallSession:
         if img is None:
             if t_recv - peer.last_refresh_us > REFRESH_MIN_INTERVAL_US:
                 peer.last_refresh_us = t_recv
-                self._outbox.append(Frame(P.REFRESH, b"", dest=peer.id))
+                self._outbox.append(Frame(P.REFRESH, b"", stream=f.stream, dest=peer.id))
             return
         peer.video_frames += 1
         peer.video_bytes += len(f.payload)

@@ -33,7 +33,7 @@ def make_call(args, host: str, port: int, secret, video):
                 fps=args.fps, secret=secret, suite=args.suite, audio=audio,
                 connect_timeout_s=args.connect_timeout, give_up_after_s=args.give_up_after,
                 identity=ident, known_peers=known, avatar=getattr(args, "avatar", False),
-                transport=getattr(args, "transport", "tcp"))
+                transport=getattr(args, "transport", "tcp"), layers=not getattr(args, "no_layers", False))
     if note:
         call.notices.append(note)
     return call

@@ -37,7 +37,8 @@ async def headless(args) -> int:
                 video=options.video_spec(args), fps=args.fps, secret=options.read_secret(args.secret),
                 suite=args.suite, audio=options.audio_engine(args), connect_timeout_s=args.connect_timeout,
                 log=_print, give_up_after_s=args.give_up_after, identity=ident, known_peers=known,
-                avatar=args.avatar, transport=getattr(args, "transport", "tcp"))
+                avatar=args.avatar, transport=getattr(args, "transport", "tcp"),
+                layers=not getattr(args, "no_layers", False), tile_px=getattr(args, "tile_px", None))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

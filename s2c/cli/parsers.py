@@ -102,7 +102,23 @@ def conference_parser() -> argparse.ArgumentParser:
                    help="leave with an error when the relay has been lost for S seconds (default 30)")
     h.add_argument("--say", action="append", default=[], metavar="TEXT",
                    help="send this chat message once joined (repeatable; for scripts)")
+    h.add_argument("--no-layers", action="store_true",
+                   help="send one 160x96 picture chain and ask for no layers (the behaviour before "
+                        "video layers; for comparisons, docs/network.md)")
+    h.add_argument("--tile-px", type=_size, metavar="WxH",
+                   help="headless: subscribe to each sender's layer as if its tile showed WxH picture "
+                        "pixels (a 4-party grid tile is about 80x50)")
     return p
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WxH") from None
+    if not (1 <= w <= 4096 and 1 <= h <= 4096):
+        raise argparse.ArgumentTypeError(f"{text!r} is outside 1x1..4096x4096")
+    return w, h
 
 
 def snapshot_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,8 @@ Use (what s2c.relay.server does)::
           for cid, abort in relay.pop_closing(): write(relay.data_to_send(cid)); close/abort
 
 Outgoing queues per receiver (used only when its socket is backed up; otherwise bytes go
-straight to ``data_to_send``): one s2c.wire.queues.MediaQueue each (control and audio before
+straight to ``data_to_send``; VIDEO of a room with video layers goes to each receiver
+in the layer s2c.relay.layers selects for it): one s2c.wire.queues.MediaQueue each (control and audio before
 video; video bounded in time: ~150 ms at the receiver's measured delivery rate, which the
 adapter feeds in with ``report_unsent`` for the ``backlogged()`` connections; a broken picture
 chain drops that sender's deltas until its next keyframe, which the relay asks for). REFRESH to
@@ -29,7 +30,8 @@ s2c.wire.frames defines.
 
 The Relay class is this module's connection life, output and input loop over three base
 classes: s2c.relay.forwarding (fan-out, drop policy, keyframe asks), s2c.relay.rooms (control
-frames, join/leave, resume) and s2c.relay.rooms_cluster (the cluster interface); its records
+frames, join/leave, resume), s2c.relay.rooms_cluster (the cluster interface) and s2c.relay.layers
+(per-receiver video layers); its records
 (RelayConfig, Room, the connection state) are s2c.relay.state's.
 """
 
@@ -46,12 +48,13 @@ from ..errors import LocalError, ProtocolError
 from ..wire.queues import MediaQueue
 from .pacing import BACKLOGGED_BYTES, DeliveryRate, RefreshLimiter
 from .forwarding import Forwarding
+from .layers import LayerSelection
 from .rooms import RoomControl
 from .rooms_cluster import ClusterRooms
 from .state import (_HDR, _unpack_hdr, _HB, _SND, _SND_END, _LEN, _LEN_END, _FLG, RelayConfig, RoomStats, _NO_ROOM, Room, _Remote, _Lingering, _Conn, _dump, _LINGER_REASONS, _CTRL_QUEUE_TYPES)  # noqa: F401
 
 
-class Relay(Forwarding, RoomControl, ClusterRooms):
+class Relay(Forwarding, RoomControl, ClusterRooms, LayerSelection):
     """All rooms of one relay process. Not thread-safe; one event loop drives it."""
 
     def __init__(self, config: RelayConfig | None = None):
@@ -191,6 +194,7 @@ class Relay(Forwarding, RoomControl, ClusterRooms):
             self._cluster_tick(now_ms)
         else:
             self._linger_tick(now_ms)
+        self._layers_tick(now_ms)
 
     def shutdown(self, now_ms: float) -> None:
         """Tell every client the server is shutting down and close them all."""
@@ -264,7 +268,7 @@ class Relay(Forwarding, RoomControl, ClusterRooms):
             p.min_rtt_ms = min_rtt_ms
         queued = bool(c.q.nbytes) or not c.writable
         p.sample(now_ms, unsent_bytes, queued or unsent_bytes >= BACKLOGGED_BYTES, queued)
-        c.q.budget_bytes = p.budget_bytes(unsent_bytes)
+        c.q.budget_bytes = p.budget_bytes(unsent_bytes, c.layers.budget_floor())
         return p.lowat_bytes(), p.sndbuf_bytes()
 
     # ---- input ------------------------------------------------------------------------------
@@ -291,6 +295,7 @@ class Relay(Forwarding, RoomControl, ClusterRooms):
         maxfb = self.config.max_frame_bytes
         maxfps = self.config.max_fps
         sid = c.sid
+        video = P.VIDEO
         while n - pos >= _HB:
             ver, t, _f, stream, _s, dest, _q, _ts, plen = _unpack_hdr(buf, pos)
             end = pos + _HB + plen
@@ -321,7 +326,13 @@ class Relay(Forwarding, RoomControl, ClusterRooms):
                     continue
             if fwd[t] and c.room is not None:
                 buf[pos + _SND:pos + _SND_END] = sid
-                if dest == 0:
+                if dest == 0 and t == video and c.room.layered:   # per-receiver layers
+                    if run_start >= 0:
+                        self._forward_run(c, mv, run_start, pos, run_frames)
+                        run_start = -1
+                        run_frames = 0
+                    self._forward_layered(c, stream, _f, mv[pos:end])
+                elif dest == 0:
                     if run_start < 0:
                         run_start = pos
                     run_frames += 1
@@ -360,6 +371,9 @@ class Relay(Forwarding, RoomControl, ClusterRooms):
                     for m in room.members.values() if m.pace.bytes_per_s is not None}
             if pace:
                 d["pace"] = pace   # receivers with a measured rate: [kbit/s, queue budget bytes]
+            if room.layered:       # per receiver: [layer cap (0 small .. 2 large), steps down, steps up]
+                d["layers"] = {str(m.pid): [m.layers.cap_rank, m.layers.steps_down, m.layers.steps_up]
+                               for m in room.members.values()}
             rooms[name] = d
         return {"connections": len(self.conns), "totals": dict(self.totals), "rooms": rooms}
 

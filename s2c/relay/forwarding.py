@@ -103,8 +103,11 @@ class Forwarding:
     def _enqueue(self, r: _Conn, t: int, stream: int, sender: int, data: bytes) -> None:
         """Queue one frame for a backed-up receiver under the drop policy (s2c.wire.queues);
         a picture chain it had to break is restarted by asking that sender for a keyframe."""
-        key = t == P.VIDEO and bool(data[_FLG] & P.FLAG_KEYFRAME)
-        broke = r.q.push(t, (sender << 8) | stream, data, r.room.stats if r.room is not None else _NO_ROOM, key)
+        f = data[_FLG] if t == P.VIDEO else 0
+        st = r.room.stats if r.room is not None else _NO_ROOM
+        lost = st.video_thinned + st.video_dropped
+        broke = r.q.push(t, (sender << 8) | stream, data, st, bool(f & P.FLAG_KEYFRAME), bool(f & P.FLAG_DISCARDABLE))
+        r.layers.loss += st.video_thinned + st.video_dropped - lost   # s2c.relay.layers steps on it
         if broke:
             r.want_keys.update(broke)
             if r.writable:   # a receiver that is not draining at all (an outage) asks nobody

@@ -71,14 +71,15 @@ class DeliveryRate:
             return None
         return sum(b for _, b in self.samples) * 1000.0 / sum(t for t, _ in self.samples)
 
-    def budget_bytes(self, unsent_bytes: int) -> int:
+    def budget_bytes(self, unsent_bytes: int, floor_bytes: int = MIN_BUDGET_BYTES) -> int:
         """The receiver's queue may hold this much media: ~QUEUE_TIME_MS at its rate, less what
-        already waits in the socket, never below one keyframe."""
+        already waits in the socket, never below one keyframe (``floor_bytes``: the relay knows
+        the keyframes of the layers this receiver gets, s2c.relay.layers; else ~7 KB, 160x96)."""
         r = self.bytes_per_s
         if r is None:
             return DEFAULT_BUDGET_BYTES
         t = QUEUE_TIME_MS + (self.min_rtt_ms or 0.0)   # what is in flight for a min RTT is not queueing
-        return max(MIN_BUDGET_BYTES, int(r * t / 1000.0) - max(0, unsent_bytes))
+        return max(floor_bytes, int(r * t / 1000.0) - max(0, unsent_bytes))
 
     def sndbuf_bytes(self) -> int | None:
         """SO_SNDBUF for a slow receiver (None: leave the kernel's autotuning): the path's own

@@ -58,6 +58,8 @@ class RoomControl:
             self._send_ctrl(c, P.PONG, P.encode_pong(int(now_ms * 1000), clocks), seq, ts_us)
         elif t == P.LEAVE:
             self._close(c, "left")
+        elif t == P.SUBSCRIBE:
+            self._on_subscribe(c, payload)
         elif P.FORWARDED_TABLE[t]:  # media before JOIN
             self.totals["bad_frames"] += 1
             self._fatal(c, P.E_NOT_JOINED, f"{P.TYPE_NAMES[t]} frame before JOIN")
@@ -129,12 +131,12 @@ class RoomControl:
         self._send_ctrl(c, P.WELCOME, P.encode_welcome(c.pid, c.name, room.name, roster, limits, token, resumed))
         if self._cluster:
             self._cluster_out.append(("roster", room.name, self._roster_msg("join", [c])))
-        if resumed:
-            return  # everyone already has this participant: no PEER_JOINED
-        announce = P.encode_peer_joined(P.Peer(c.pid, c.name, c.caps))
-        for m in room.members.values():
-            if m is not c:
-                self._send_ctrl(m, P.PEER_JOINED, announce)
+        if not resumed:  # (a resumed one everyone already has: no PEER_JOINED)
+            announce = P.encode_peer_joined(P.Peer(c.pid, c.name, c.caps))
+            for m in room.members.values():
+                if m is not c:
+                    self._send_ctrl(m, P.PEER_JOINED, announce)
+        self._layers_joined(c)
 
     # ---- resume -----------------------------------------------------------------------------
 
@@ -197,6 +199,7 @@ class RoomControl:
         if room.members.get(c.pid) is c:
             del room.members[c.pid]
         room.stats.leaves += 1
+        self._layers_left(room, c.pid)
         if linger_ms is not None and not self._shutting_down:
             # cluster: it may resume on another relay; announce the leave only after the grace
             cfg = self.config

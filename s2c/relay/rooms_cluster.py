@@ -258,7 +258,10 @@ class ClusterRooms:
             st.bytes_in += end - pos
             targets = room.members.values() if dest == 0 else (
                 (room.members[dest],) if dest in room.members else ())
+            layered = t == P.VIDEO and dest == 0 and room.layered   # the same per-receiver layers
             for r in targets:
+                if layered and not self._layer_pass(r, remote[sender], stream, _f, end - pos):
+                    continue
                 st.frames_out += 1
                 st.bytes_out += end - pos
                 if r.writable and not r.q.nbytes and r.ready_bytes < cap and not r.q.broken:

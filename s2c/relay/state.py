@@ -12,6 +12,7 @@ from dataclasses import dataclass, field  # noqa: F401
 
 from .. import wire as P
 from ..wire.queues import MediaQueue, OutQueue  # noqa: F401
+from .layers import ReceiverLayers
 from .pacing import DeliveryRate  # noqa: F401
 
 _HDR = P.HEADER
@@ -56,8 +57,8 @@ class RoomStats:
     """Cumulative counters of one room (the server turns them into rates)."""
 
     __slots__ = ("frames_in", "bytes_in", "frames_out", "bytes_out", "video_replaced", "video_dropped",
-                 "audio_dropped", "control_dropped", "rate_limited", "misrouted", "joins", "leaves",
-                 "refresh_asked", "refresh_limited", "race_lost")
+                 "video_thinned", "audio_dropped", "control_dropped", "rate_limited", "misrouted", "joins",
+                 "leaves", "refresh_asked", "refresh_limited", "race_lost")
 
     def __init__(self):
         for k in self.__slots__:
@@ -71,7 +72,7 @@ _NO_ROOM = RoomStats()   # drops of a receiver not in a room (yet) are counted h
 
 
 class Room:
-    __slots__ = ("name", "members", "stats", "remote", "lingering", "synced", "parked", "publish")
+    __slots__ = ("name", "members", "stats", "remote", "lingering", "synced", "parked", "publish", "layered")
 
     def __init__(self, name: str):
         self.name = name
@@ -83,6 +84,7 @@ class Room:
         self.synced = True                    # False until the other relays' rosters are in
         self.parked: list[tuple[_Conn, P.Join]] = []  # joins waiting for the sync
         self.publish = False                  # True while remote participants exist: media -> outbox
+        self.layered = False                  # a member sends layers: VIDEO is selected per receiver
 
 
 class _Remote:
@@ -104,7 +106,7 @@ class _Conn:
     __slots__ = ("id", "pid", "epoch", "addr", "sid", "room", "name", "caps", "inbuf", "opened_ms",
                  "last_rx_ms", "writable", "unwritable_since_ms", "ready", "ready_bytes", "q", "closing",
                  "abort", "win_start_ms", "win_frames", "rate_error_ms", "clock", "parked", "pace",
-                 "want_keys", "joined_ms")
+                 "want_keys", "joined_ms", "layers", "layers_sent")
 
     def __init__(self, cid: int, addr: str, now_ms: float, config: "RelayConfig"):
         self.id = cid     # connection handle (what the adapter knows)
@@ -125,6 +127,8 @@ class _Conn:
         self.q = MediaQueue(config.max_audio_frames, config.max_control_frames, config.max_queued_bytes)
         self.pace = DeliveryRate()
         self.want_keys: set[int] = set()   # broken chains to ask keyframes for once writable again
+        self.layers = ReceiverLayers(now_ms)   # video layers this receiver gets (s2c.relay.layers)
+        self.layers_sent: tuple = ()   # the LAYERS (streams, thin) last sent to this sender
         self.closing = False
         self.abort = False
         self.win_start_ms = now_ms

@@ -54,12 +54,14 @@ def _stats_loop_factory(srv, interval_s: float):
             fields = {"room": name, "participants": d["participants"]}
             for k in ("frames_in", "bytes_in", "frames_out", "bytes_out"):
                 fields[f"{k}_per_s"] = round((d[k] - old.get(k, 0)) / dt, 1)
-            for k in ("video_replaced", "video_dropped", "audio_dropped", "control_dropped", "rate_limited",
+            for k in ("video_replaced", "video_dropped", "video_thinned", "audio_dropped", "control_dropped", "rate_limited",
                       "misrouted", "refresh_asked", "refresh_limited"):
                 fields[k] = d[k] - old.get(k, 0)
             fields["queued_bytes"] = d["queued_bytes"]
             if "pace" in d:
                 fields["pace"] = d["pace"]
+            if "layers" in d:
+                fields["layers"] = d["layers"]
             srv.log("info", "room_stats", **fields)
         totals = {f"{k}_total": v for k, v in snap["totals"].items()}
         srv.log("info", "relay_stats", connections=snap["connections"], rooms=len(snap["rooms"]), **totals)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from ..clock import now_us as _trace_now_us
 from ..render import layout as L
+from ..render.mosaic import picture_size
 from ..render.renderer import DEFAULT_SYMBOLS, MODES, Renderer
 from ..text import fit_text, sanitize
 from .avatar_tile import FIGURE, AvatarTiles, peer_pose, stalled_text
@@ -215,6 +216,9 @@ class ConferenceScreen(ScreenKeys):
             for r in self.renderers.values():
                 r.reset()
             self.avatars.reset()
+            self.call.set_tile_sizes({part[0]: picture_size(t.picture.cols, t.picture.rows, self.mode,
+                                                            self.colors, self.symbols)
+                                      for t, part in zip(lay.tiles, tiles_for) if part[0] != "self"})
             live = {p[0] for p in tiles_for} | {"self"}
             for k in [k for k in self.renderers if k not in live]:
                 del self.renderers[k]

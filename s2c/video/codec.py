@@ -19,15 +19,19 @@ levels, the renderer's redraw threshold (s2c/render/renderer.py).
 Payload v1 (little-endian), compressed before SFrame protection::
 
     0  u8   version (1)
-    1  u8   flags: 0x01 keyframe; other bits must be 0
+    1  u8   flags: 0x01 keyframe, 0x02 non-reference (nothing is coded against it); others 0
     2  u16  width   (1..640)       4  u16  height (1..480)
     6  u32  frame_id               10 u32  ref_id: the frame_id a delta builds on (= frame_id for keys)
     14 u8   step_y (2..64)         15 u8   step_c (2..64)
     16 u32  CRC-32 of the reconstructed RGB picture (h*w*3 bytes)
     20 ...  one zstd frame with its content size, exactly 3*w*h bytes of int8 residuals (Y, Co, Cg)
 
-A delta whose ref_id is not the decoder's current picture (a frame was dropped by the relay,
-newest-wins) is not applied: ``decode`` returns None and ``needs_keyframe`` stays True until a
+Temporal layers (``reference_every`` N > 1): only every Nth picture after a keyframe is a
+*reference*; the pictures between are non-reference deltas coded against the last reference and
+never referred to, so a relay may drop them (the caller maps the flag to ``FLAG_DISCARDABLE``)
+and every picture that does arrive still decodes. The decoder keeps the reference apart from the
+picture it shows. A delta whose ref_id is not the decoder's current reference (a reference frame
+was dropped) is not applied: ``decode`` returns None and ``needs_keyframe`` stays True until a
 keyframe arrives. frame_id starts at a random value per encoder so that a restarted sender's
 deltas can never be mistaken for the old sender's.
 
@@ -53,6 +57,7 @@ from ..errors import ConfigError, LocalError, PeerError
 
 VERSION = 1
 FLAG_KEY = 0x01
+FLAG_NONREF = 0x02
 HEADER = struct.Struct("<BBHHIIBBI")
 HEADER_BYTES = HEADER.size  # 20
 MAX_WIDTH = 640
@@ -143,12 +148,20 @@ class VideoEncoder:
     ``encode(img, now_ms)`` returns (payload, is_keyframe). A keyframe is sent first, after a size
     change, every ``keyframe_interval_s``, on ``force_key`` and after ``request_keyframe()`` (call it
     when a REFRESH arrives; requests closer than ``min_refresh_interval_ms`` to the last keyframe
-    wait, so many receivers asking at once cost one keyframe).
+    wait, so many receivers asking at once cost one keyframe). With ``reference_every`` N > 1
+    only every Nth picture after a keyframe is a reference; ``last_discardable`` says whether the
+    frame just coded is a non-reference one, ``last_picture()`` is what a decoder shows for it.
     """
 
     def __init__(self, width: int, height: int, *, quality: int = DEFAULT_QUALITY,
                  keyframe_interval_s: float = 2.0, min_refresh_interval_ms: int = 200,
-                 first_frame_id: int | None = None):
+                 first_frame_id: int | None = None, reference_every: int = 1):
+        if not 1 <= int(reference_every) <= 16:
+            raise ConfigError(f"reference_every {reference_every!r} is not within 1..16")
+        self.reference_every = int(reference_every)
+        self._since_ref = 0               # pictures coded since the last reference
+        self.last_discardable = False
+        self._last_rgb: np.ndarray | None = None
         if quality not in QUALITY_STEPS:
             raise ConfigError(f"video quality {quality!r} is not one of {sorted(QUALITY_STEPS)}")
         if not keyframe_interval_s > 0:
@@ -181,6 +194,10 @@ class VideoEncoder:
     def reconstruction(self) -> np.ndarray | None:
         """The picture a decoder that received every frame shows now (RGB), or None."""
         return None if self._ref is None else _to_rgb(self._ref)
+
+    def last_picture(self) -> np.ndarray | None:
+        """The picture a decoder shows for the frame coded last (reference or not), RGB."""
+        return self._last_rgb
 
     def _want_key(self, now_ms: int, force_key: bool) -> bool:
         if force_key or self._ref is None or self._last_key_ms is None:
@@ -215,12 +232,18 @@ class VideoEncoder:
         body = _predict(q8) if key else q8
         frame_id = self._next_id
         ref_id = frame_id if key else self._ref_id
-        crc = zlib.crc32(_to_rgb(recon))
-        header = HEADER.pack(VERSION, FLAG_KEY if key else 0, w, h, frame_id, ref_id,
-                             self.step_y, self.step_c, crc)
+        nonref = not key and (self._since_ref + 1) % self.reference_every != 0
+        rgb = _to_rgb(recon)
+        crc = zlib.crc32(rgb)
+        flags = FLAG_KEY if key else (FLAG_NONREF if nonref else 0)
+        header = HEADER.pack(VERSION, flags, w, h, frame_id, ref_id, self.step_y, self.step_c, crc)
         payload = header + self._zc.compress(body.tobytes())
-        self._ref = recon
-        self._ref_id = frame_id
+        self._last_rgb = rgb
+        self.last_discardable = nonref
+        self._since_ref = 0 if key else self._since_ref + 1
+        if not nonref:   # a non-reference picture is never coded against
+            self._ref = recon
+            self._ref_id = frame_id
         self._next_id = (frame_id + 1) & 0xFFFFFFFF
         if key:
             self._last_key_ms = now_ms
@@ -260,14 +283,17 @@ class VideoDecoder:
         self._ref = None
         self._needs_key = True
 
-    def decode(self, payload: bytes, is_keyframe: bool) -> np.ndarray | None:
+    def decode(self, payload: bytes, is_keyframe: bool,
+               discardable: bool | None = None) -> np.ndarray | None:
+        """``discardable``: the wire header's FLAG_DISCARDABLE (None: not checked); it must
+        agree with the payload's non-reference flag."""
         try:
-            return self._decode(payload, is_keyframe)
+            return self._decode(payload, is_keyframe, discardable)
         except VideoPayloadError:
             self._needs_key = True
             raise
 
-    def _decode(self, payload, is_keyframe: bool) -> np.ndarray | None:
+    def _decode(self, payload, is_keyframe: bool, discardable: bool | None) -> np.ndarray | None:
         payload = bytes(payload)
         n = len(payload)
         if n < HEADER_BYTES:
@@ -275,11 +301,15 @@ class VideoDecoder:
         version, flags, w, h, frame_id, ref_id, step_y, step_c, crc = HEADER.unpack_from(payload)
         if version != VERSION:
             raise VideoPayloadError(f"video payload version {version} is not {VERSION}")
-        if flags & ~FLAG_KEY:
+        if flags & ~(FLAG_KEY | FLAG_NONREF) or flags == FLAG_KEY | FLAG_NONREF:
             raise VideoPayloadError(f"video payload flags 0x{flags:02x} have unknown bits")
         key = bool(flags & FLAG_KEY)
+        nonref = bool(flags & FLAG_NONREF)
         if key != bool(is_keyframe):
             raise VideoPayloadError(f"video payload says keyframe={key} but its frame header says {bool(is_keyframe)}")
+        if discardable is not None and nonref != bool(discardable):
+            raise VideoPayloadError(f"video payload says non-reference={nonref} but its frame header "
+                                    f"says discardable={bool(discardable)}")
         if not (1 <= w <= self.max_width and 1 <= h <= self.max_height):
             raise VideoPayloadError(f"video picture of {w}x{h} is outside 1x1..{self.max_width}x{self.max_height}")
         if not (MIN_STEP <= step_y <= MAX_STEP and MIN_STEP <= step_c <= MAX_STEP):
@@ -301,7 +331,8 @@ class VideoDecoder:
         got = zlib.crc32(img)
         if got != crc:
             raise VideoPayloadError(f"video frame {frame_id} decodes to CRC-32 {got:08x}, payload says {crc:08x}")
-        self._ref, self._ref_id, self._needs_key = recon, frame_id, False
+        if not nonref:
+            self._ref, self._ref_id, self._needs_key = recon, frame_id, False
         return img
 
     def _inflate(self, body: bytes, expected: int) -> bytes:

@@ -58,11 +58,14 @@ KEY = 19          # opaque key-exchange payload, usually with dest != 0
 STATE = 20        # opaque mute/camera-off flags (may be encrypted), forwarded like chat
 REFRESH = 21      # opaque, "please send a self-contained video frame", dest = the video's sender
 POSE = 22         # opaque avatar pose + expression (SFrame-protected), forwarded like STATE
+SUBSCRIBE = 23    # client -> relay: JSON, the video layer (stream) wanted of each sender (s2c.wire.layers)
+LAYERS = 24       # relay -> client: JSON, the layers of our video anyone watches (s2c.wire.layers)
 
 TYPE_NAMES = {
     JOIN: "JOIN", WELCOME: "WELCOME", PEER_JOINED: "PEER_JOINED", PEER_LEFT: "PEER_LEFT",
     LEAVE: "LEAVE", ERROR: "ERROR", PING: "PING", PONG: "PONG", VIDEO: "VIDEO", AUDIO: "AUDIO",
     CHAT: "CHAT", KEY: "KEY", STATE: "STATE", REFRESH: "REFRESH", POSE: "POSE",
+    SUBSCRIBE: "SUBSCRIBE", LAYERS: "LAYERS",
 }
 KNOWN_TYPES = frozenset(TYPE_NAMES)
 FORWARDED_TYPES = frozenset({VIDEO, AUDIO, CHAT, KEY, STATE, REFRESH, POSE})
@@ -70,8 +73,13 @@ FORWARDED_TYPES = frozenset({VIDEO, AUDIO, CHAT, KEY, STATE, REFRESH, POSE})
 FORWARDED_TABLE = tuple(t in FORWARDED_TYPES for t in range(256))
 KNOWN_TABLE = tuple(t in KNOWN_TYPES for t in range(256))
 
-# ---- flags (the relay never interprets them) ---------------------------------------------
+# ---- flags (the relay reads them to choose what to drop, never changes them) ---------------------------------------------
 FLAG_KEYFRAME = 0x01  # VIDEO: this frame decodes on its own
+# VIDEO: nothing is coded against this frame (a non-reference picture): a relay may drop it for
+# a slow receiver without breaking that receiver's picture chain. The flags byte is in the SFrame
+# metadata (s2c.wire.payloads.metadata), so a relay that sets it on a reference frame makes the
+# frame fail authentication at every receiver: it cannot forge it, only drop frames.
+FLAG_DISCARDABLE = 0x02
 
 # ---- error codes (ERROR payload "code" and ProtocolError.code) ----------------------------
 E_MALFORMED = 1

@@ -19,18 +19,22 @@ from .frames import AUDIO, VIDEO
 
 __all__ = ["OutQueue", "MediaQueue", "DropCounts"]
 
+DISCARDABLE_SHARE = 0.5   # a discardable frame is queued only while media fills less of the budget
+
 
 class DropCounts:
     """A plain counter object for ``OutQueue`` drops (the relay passes its RoomStats instead)."""
 
-    __slots__ = ("video_replaced", "video_dropped", "audio_dropped", "control_dropped")
+    __slots__ = ("video_replaced", "video_dropped", "video_thinned", "audio_dropped", "control_dropped")
 
     def __init__(self):
         self.video_replaced = self.video_dropped = self.audio_dropped = self.control_dropped = 0
+        self.video_thinned = 0
 
     @property
     def total(self) -> int:
-        return self.video_replaced + self.video_dropped + self.audio_dropped + self.control_dropped
+        return (self.video_replaced + self.video_dropped + self.video_thinned + self.audio_dropped
+                + self.control_dropped)
 
 
 class OutQueue:
@@ -120,15 +124,21 @@ class MediaQueue:
 
     - a keyframe for key K supersedes every queued frame of K (they are older pictures);
     - over the media budget (``budget_bytes``, set by the relay from the receiver's measured
-      delivery rate: ~150 ms of media) the newest queued delta goes, and K becomes *broken*:
-      its deltas are dropped on arrival (``video_dropped``) until K's next keyframe;
+      delivery rate: ~150 ms of media) *discardable* frames go first, oldest first (non-reference
+      pictures, ``FLAG_DISCARDABLE``: nothing depends on them, so the receiver gets a lower frame
+      rate with every picture decodable; ``video_thinned``); one that arrives while media fills
+      more than ``DISCARDABLE_SHARE`` of the budget is not queued at all, so the rest stays for
+      the frames others are coded against (references, keyframes) and audio;
+    - still over it, the newest queued delta goes, and K becomes
+      *broken*: its deltas are dropped on arrival (``video_dropped``) until K's next keyframe;
     - a queued keyframe is never dropped for the budget (only for the hard ``max_queued_bytes``
       cap), and a delta never replaces it;
     - then the oldest audio goes, while audio alone is over the budget.
 
     ``push`` returns the keys that just became broken (the relay asks their senders for a
     keyframe). Counters on ``stats``: ``video_replaced`` (superseded by a keyframe),
-    ``video_dropped`` (broken chains, budget), ``audio_dropped``, ``control_dropped``.
+    ``video_dropped`` (broken chains, budget), ``video_thinned`` (discardable frames dropped for the
+    budget), ``audio_dropped``, ``control_dropped``.
     Must not: do I/O, read the clock, or parse payloads.
     """
 
@@ -139,7 +149,7 @@ class MediaQueue:
                  max_queued_bytes: int = 2 * 1024 * 1024, budget_bytes: int | None = None):
         self.ctrl: deque = deque()
         self.audio: deque = deque()
-        self.video: deque = deque()   # [key, data, is_key, alive]
+        self.video: deque = deque()   # [key, data, is_key, alive, discardable]
         self.nbytes = 0               # everything queued
         self.media_bytes = 0          # audio + video queued
         self.budget_bytes = budget_bytes  # None: only max_queued_bytes bounds media
@@ -154,7 +164,8 @@ class MediaQueue:
     def __len__(self) -> int:
         return len(self.ctrl) + len(self.audio) + sum(1 for e in self.video if e[3])
 
-    def push(self, ftype: int, key: int, data: bytes, stats, keyframe: bool = False) -> tuple:
+    def push(self, ftype: int, key: int, data: bytes, stats, keyframe: bool = False,
+             discardable: bool = False) -> tuple:
         """Queue one serialized frame; returns the video keys that just became broken."""
         n = len(data)
         if ftype == VIDEO:
@@ -164,7 +175,11 @@ class MediaQueue:
             elif key in self.broken:
                 stats.video_dropped += 1
                 return ()
-            self.video.append([key, data, keyframe, True])
+            elif discardable and self.budget_bytes is not None \
+                    and self.media_bytes + n > DISCARDABLE_SHARE * self.budget_bytes:
+                stats.video_thinned += 1   # keep the rest of the budget for what others build on
+                return ()
+            self.video.append([key, data, keyframe, True, discardable and not keyframe])
             self.media_bytes += n
         elif ftype == AUDIO:
             q = self.audio
@@ -206,10 +221,24 @@ class MediaQueue:
                 return e[0]
         return None
 
+    def _thin(self, stats, budget: int) -> None:
+        """Drop discardable frames, oldest first, while media is over ``budget``."""
+        for e in self.video:
+            if self.media_bytes <= budget:
+                return
+            if e[3] and e[4]:
+                e[3] = False
+                b = len(e[1])
+                self.nbytes -= b
+                self.media_bytes -= b
+                stats.video_thinned += 1
+
     def _trim(self, stats) -> tuple:
         broke = ()
         budget = self.budget_bytes
         if budget is not None:
+            if self.media_bytes > budget:
+                self._thin(stats, budget)
             while self.media_bytes > budget:
                 k = self._drop_newest_delta(stats)
                 if k is None:
@@ -224,6 +253,8 @@ class MediaQueue:
                 self.nbytes -= b
                 self.media_bytes -= b
                 stats.audio_dropped += 1
+        if self.nbytes > self.max_queued_bytes:
+            self._thin(stats, self.media_bytes - (self.nbytes - self.max_queued_bytes))
         while self.nbytes > self.max_queued_bytes:   # the hard cap: keyframes and control too
             k = self._drop_newest_delta(stats)
             if k is None:
