@@ -20,6 +20,16 @@ from .state import (_HDR, _unpack_hdr, _HB, _SND, _SND_END, _LEN, _LEN_END, _FLG
 JOIN_RACE_MS = 2000.0   # joins this recent may lose the last place to a simultaneous join elsewhere
 
 
+def _parse_remote(x, node):
+    """One roster entry another relay published: (pid, name, caps, epoch), checked."""
+    pid, name, caps, epoch = x
+    if type(pid) is not int or not 1 <= pid <= 0xFFFF or type(epoch) is not int or epoch < 0:
+        raise ValueError("bad peer")
+    if not isinstance(name, str) or not P.sanitize_name(name) or not isinstance(node, str):
+        raise ValueError("bad peer name")
+    return (pid, P.sanitize_name(name), P.check_caps(caps), epoch, node)
+
+
 class ClusterRooms:
     """The cluster half of the relay core (see the module docstring)."""
 
@@ -113,8 +123,8 @@ class ClusterRooms:
                 return
             if op not in ("hb", "join"):
                 raise ValueError(f"unknown op {op!r:.20}")
-            peers = [self._parse_remote(x, node) for x in msg["peers"]]
-            seen = [self._parse_remote(x[:4], x[4]) for x in msg.get("seen", ())
+            peers = [_parse_remote(x, node) for x in msg["peers"]]
+            seen = [_parse_remote(x[:4], x[4]) for x in msg.get("seen", ())
                     if isinstance(x, list) and len(x) == 5 and isinstance(x[4], str)]
         except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError, RecursionError, ProtocolError):
             self.totals["bad_remote"] += 1
@@ -149,15 +159,6 @@ class ClusterRooms:
                 room.stats.race_lost += 1
                 self._fatal(m, P.E_ROOM_FULL, f"session {room.name!r} is full ({limit} participants): "
                                               "another relay admitted a join for the last place at the same time")
-
-    @staticmethod
-    def _parse_remote(x, node):
-        pid, name, caps, epoch = x
-        if type(pid) is not int or not 1 <= pid <= 0xFFFF or type(epoch) is not int or epoch < 0:
-            raise ValueError("bad peer")
-        if not isinstance(name, str) or not P.sanitize_name(name) or not isinstance(node, str):
-            raise ValueError("bad peer name")
-        return (pid, P.sanitize_name(name), P.check_caps(caps), epoch, node)
 
     def _upsert_remote(self, room: Room, p, now_ms: float) -> None:
         pid, name, caps, epoch, node = p
