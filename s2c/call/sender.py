@@ -5,7 +5,9 @@ pacing by time (s2c.call.pacing.UplinkPacer: a picture is skipped, not queued, w
 backlog would take more than ~100 ms at the measured uplink rate; skipping costs nothing, where
 dropping an encoded delta would break every receiver's chain; it also sizes the socket's
 unsent-byte limit so audio does not wait behind video in the kernel),
-the sent-video counters and the [e2e trace] sent records. Must not: capture (s2c.video.source),
+the rate control's choice of quality and frame rate (s2c.call.ratecontrol.VideoRate: a picture
+is not encoded while its token bucket is in debt; the encoder's quantiser steps follow its
+quality), the sent-video counters and the [e2e trace] sent records. Must not: capture (s2c.video.source),
 decide keys (s2c.call.session) or touch the socket other than through RelayConnection.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 from .. import wire as P
 from ..clock import now_us
 from .pacing import FALLBACK_BACKLOG_BYTES, UplinkPacer
+from .ratecontrol import VideoRate
 
 UPLINK_BACKLOG_MAX_BYTES = FALLBACK_BACKLOG_BYTES   # before the uplink rate is known
 
@@ -27,6 +30,7 @@ class VideoSender:
         self.skipped_uplink = 0
         self.skipped_us = 0          # when a picture was last skipped for a backed-up uplink
         self.pacer = UplinkPacer()
+        self.rate = VideoRate()      # delay-based rate control: quality and frame rate
         self._lowat = 0
 
     def request_keyframe(self) -> None:
@@ -43,15 +47,23 @@ class VideoSender:
             self._lowat = lowat
             self.conn.tune_uplink(lowat)
         rtt = self.conn.uplink_min_rtt_ms() if hasattr(self.conn, "uplink_min_rtt_ms") else None
-        if pacer.should_skip(backlog, rtt, self.conn.clock.downlink_queue_ms):
+        handed = self.conn.stats["sent_bytes"]
+        quality = self.rate.decide(now_us(), handed - backlog,
+                                   handed - self.sent_bytes - P.HEADER_BYTES * self.sent,
+                                   self.conn.clock.uplink_standing_queue_ms)
+        if quality is None or pacer.should_skip(backlog, rtt, self.conn.clock.downlink_queue_ms):
             self.skipped_uplink += 1
             self.skipped_us = now_us()
             return False
-        from ..video.codec import VideoEncoder
+        from ..video.codec import QUALITY_STEPS, VideoEncoder
         t0 = now_us()
         h, w = pic.image_rgb.shape[:2]
         if self.encoder is None or (self.encoder.width, self.encoder.height) != (w, h):
             self.encoder = VideoEncoder(w, h)
+        enc = self.encoder
+        if enc.quality != quality and quality in QUALITY_STEPS:   # steps travel in each payload
+            enc.quality = quality
+            enc.step_y, enc.step_c, enc.dead_y, enc.dead_c = QUALITY_STEPS[quality]
         payload, is_key = self.encoder.encode(pic.image_rgb, t0 // 1000)
         t1 = now_us()
         flags = P.FLAG_KEYFRAME if is_key else 0
@@ -60,12 +72,16 @@ class VideoSender:
         self.conn.send_media(P.VIDEO, data, flags=flags, ts_us=pic.capture_ts_us)
         self.sent += 1
         self.sent_bytes += len(data)
+        self.rate.sent(len(data), quality, is_key)
         if self.trace is not None:  # [e2e trace] opt-in, S2C_TRACE_FILE
             self.trace.sent(self.core.my_id, (pic.capture_ts_us, t0, t1, t2, now_us()), len(data))
         return True
 
     def stats(self) -> dict:
         r = self.pacer.bytes_per_s
+        b = self.rate.video_budget_bps()
         return {"video_sent": self.sent, "video_sent_bytes": self.sent_bytes,
                 "video_skipped_uplink": self.skipped_uplink,
-                "uplink_kbps": None if r is None else round(r * 8 / 1000, 1)}
+                "uplink_kbps": None if r is None else round(r * 8 / 1000, 1),
+                "video_quality": self.rate.quality, "video_skipped_rate": self.rate.skipped,
+                "video_budget_kbps": None if b is None else round(b / 1000, 1)}

@@ -1,0 +1,180 @@
+"""Sender rate control, sans-I/O: how many bits of video our uplink can take without a queue.
+
+Owns: ``RateController``, a delay-based estimate of the rate the whole uplink can carry (the
+way real-time media does it: grow slowly while the uplink's queueing delay stays near zero, cut
+to below the measured delivery rate as soon as it grows), and ``VideoRate``, which turns that
+into a video budget (the target minus what audio and control take), a token bucket at that
+budget (a picture is not encoded while the bucket is in debt: a keyframe's cost becomes a short
+frame-rate dip instead of a queue that audio waits behind) and the encoder quality (the highest
+of ``MIN_QUALITY..max_quality`` whose measured bytes per picture fit the budget at the capture
+frame rate; below that the frame rate goes down).
+Must not: read the clock (``now_us`` comes in), touch sockets, encode, or drop an encoded
+picture (dropping a delta would break every receiver's chain; we only decide before encoding).
+
+The delay signal is the queueing delay of our uplink as the PINGs see it (s2c.call.clocksync
+``uplink_queue_ms``: a PING waits behind whatever is in the kernel and the bottleneck's buffer,
+exactly as audio does, and it is one-way, so a slow way back is not mistaken for a slow uplink);
+the delivery rate is the bytes the kernel got acknowledged per second over the last second.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+LOW_QUEUE_MS = 25.0        # below: the uplink is not queueing, the target may grow
+HIGH_QUEUE_MS = 60.0       # above: overuse, cut
+GROW_PER_S = 0.08          # multiplicative growth per second while not queueing
+CUT_FACTOR = 0.85          # cut to this share of the delivery rate ...
+DRAIN_MS = 1000.0          # ... less what drains the standing queue in about this time
+CUT_HOLD_US = 1_000_000    # a second cut waits for the queue to show the first one
+MIN_TARGET_BPS = 60_000
+HEADROOM_BPS = 40_000      # the target never runs further than this above the delivery rate x1.5
+RATE_WINDOW_US = 1_000_000
+
+MIN_QUALITY = 1
+MIN_VIDEO_BPS = 16_000
+BUCKET_MS = 150.0          # the bucket's depth in time at the budget
+QUALITY_HOLD_US = 1_000_000
+UP_SHARE = 0.8             # go up a quality only if it fits in this share of the budget
+# bytes per delta picture of quality q relative to quality 3 (codec.py: 3.5 / 4.5 / 6.6 KB)
+QUALITY_RATIO = {1: 0.53, 2: 0.68, 3: 1.0, 4: 1.33, 5: 1.9}
+
+
+class RateController:
+    """The target rate of everything we send (bit/s); None while no queue was ever seen."""
+
+    __slots__ = ("target_bps", "_delivered", "_last_us", "_last_cut_us", "queue_ms", "cuts")
+
+    def __init__(self):
+        self.target_bps: float | None = None
+        self._delivered: deque = deque()    # (now_us, cumulative delivered bytes)
+        self._last_us: int | None = None
+        self._last_cut_us: int | None = None
+        self.queue_ms = 0.0
+        self.cuts = 0
+
+    def delivery_bps(self) -> float | None:
+        d = self._delivered
+        if len(d) < 2 or d[-1][0] - d[0][0] < RATE_WINDOW_US // 2:
+            return None
+        return (d[-1][1] - d[0][1]) * 8e6 / (d[-1][0] - d[0][0])
+
+    def observe(self, now_us: int, delivered_bytes: int, queue_ms: float) -> float | None:
+        """One sample: ``delivered_bytes`` cumulative bytes acknowledged, ``queue_ms`` the
+        uplink's queueing delay now. Returns the target (bit/s) or None (unconstrained)."""
+        d = self._delivered
+        d.append((now_us, delivered_bytes))
+        while len(d) > 2 and now_us - d[1][0] >= RATE_WINDOW_US:
+            d.popleft()
+        dt_s = 0.0 if self._last_us is None else max(0, now_us - self._last_us) / 1e6
+        self._last_us = now_us
+        self.queue_ms = queue_ms
+        rate = self.delivery_bps()
+        if rate is None:
+            return self.target_bps
+        if queue_ms > HIGH_QUEUE_MS:
+            if self._last_cut_us is None or now_us - self._last_cut_us >= CUT_HOLD_US:
+                share = max(0.5, CUT_FACTOR - queue_ms / DRAIN_MS)
+                cut = max(MIN_TARGET_BPS, rate * share)
+                self.target_bps = cut if self.target_bps is None else min(self.target_bps, cut)
+                self._last_cut_us = now_us
+                self.cuts += 1
+        elif queue_ms < LOW_QUEUE_MS and self.target_bps is not None:
+            grown = self.target_bps * (1.0 + GROW_PER_S * min(dt_s, 0.5))
+            self.target_bps = min(grown, max(self.target_bps, rate * 1.5 + HEADROOM_BPS))
+        return self.target_bps
+
+
+class VideoRate:
+    """Before each picture: encode it (at which quality) or not; after: what it cost."""
+
+    __slots__ = ("ctl", "max_quality", "quality", "_tokens", "_bucket_us", "_bytes_at",
+                 "_quality_us", "_other", "_pic_us", "_fps", "skipped")
+
+    def __init__(self, max_quality: int = 3):
+        self.ctl = RateController()
+        self.max_quality = max_quality
+        self.quality = max_quality
+        self._tokens = 0.0                 # bytes; negative: in debt
+        self._bucket_us: int | None = None
+        self._bytes_at: dict[int, float] = {}   # quality -> EWMA bytes per delta picture
+        self._quality_us = 0
+        self._other: deque = deque()       # (now_us, cumulative bytes of everything but video)
+        self._pic_us: int | None = None
+        self._fps = 20.0
+        self.skipped = 0
+
+    def other_bps(self) -> float:
+        o = self._other
+        if len(o) < 2 or o[-1][0] == o[0][0]:
+            return 0.0
+        return (o[-1][1] - o[0][1]) * 8e6 / (o[-1][0] - o[0][0])
+
+    def video_budget_bps(self) -> float | None:
+        t = self.ctl.target_bps
+        return None if t is None else max(MIN_VIDEO_BPS, t - self.other_bps())
+
+    def decide(self, now_us: int, delivered_bytes: int, other_sent_bytes: int,
+               queue_ms: float) -> int | None:
+        """The quality to encode this picture at, or None: skip it (the budget is spent)."""
+        if self._pic_us is not None and now_us > self._pic_us:
+            self._fps = 0.9 * self._fps + 0.1 * min(60.0, 1e6 / (now_us - self._pic_us))
+        self._pic_us = now_us
+        o = self._other
+        o.append((now_us, other_sent_bytes))
+        while len(o) > 2 and now_us - o[1][0] >= RATE_WINDOW_US:
+            o.popleft()
+        self.ctl.observe(now_us, delivered_bytes, queue_ms)
+        budget = self.video_budget_bps()
+        if budget is None:
+            self._bucket_us = None
+            self.quality = self.max_quality
+            return self.quality
+        self._refill(now_us, budget)
+        self._choose_quality(now_us, budget)
+        if self._tokens < 0:
+            self.skipped += 1
+            return None
+        return self.quality
+
+    def _refill(self, now_us: int, budget_bps: float) -> None:
+        cap = budget_bps / 8 * BUCKET_MS / 1000.0
+        if self._bucket_us is None:
+            self._tokens = cap
+        else:
+            self._tokens += budget_bps / 8 * max(0, now_us - self._bucket_us) / 1e6
+        self._tokens = min(self._tokens, cap)
+        self._bucket_us = now_us
+
+    def _estimate(self, q: int) -> float | None:
+        if q in self._bytes_at:
+            return self._bytes_at[q]
+        for k, v in self._bytes_at.items():
+            return v * QUALITY_RATIO[q] / QUALITY_RATIO[k]
+        return None
+
+    def _choose_quality(self, now_us: int, budget_bps: float) -> None:
+        if now_us - self._quality_us < QUALITY_HOLD_US:
+            return
+        per_s = budget_bps / 8
+        q = self.quality
+        cost = self._estimate(q)
+        if cost is None:
+            return
+        if cost * self._fps > per_s and q > MIN_QUALITY:
+            q -= 1
+        elif q < self.max_quality:
+            up = self._estimate(q + 1)
+            if up is not None and up * self._fps <= per_s * UP_SHARE:
+                q += 1
+        if q != self.quality:
+            self.quality = q
+            self._quality_us = now_us
+
+    def sent(self, nbytes: int, quality: int, is_key: bool) -> None:
+        """A picture of ``nbytes`` went out at ``quality``."""
+        if self._bucket_us is not None:
+            self._tokens -= nbytes
+        if not is_key:
+            old = self._bytes_at.get(quality)
+            self._bytes_at[quality] = nbytes if old is None else 0.8 * old + 0.2 * nbytes
