@@ -21,9 +21,11 @@ from __future__ import annotations
 
 from collections import deque
 
-LOW_QUEUE_MS = 25.0        # below: the uplink is not queueing, the target may grow
-HIGH_QUEUE_MS = 60.0       # above: overuse, cut
-GROW_PER_S = 0.08          # multiplicative growth per second while not queueing
+LOW_QUEUE_MS = 15.0        # below: the uplink is not queueing, the target may grow
+HIGH_QUEUE_MS = 40.0       # above: overuse, cut
+GROW_PER_S = 0.08          # multiplicative growth per second while not queueing ...
+NEAR_CAPACITY = 0.85       # ... and only this slowly above this share of the rate seen at a cut
+GROW_NEAR_PER_S = 0.01
 CUT_FACTOR = 0.85          # cut to this share of the delivery rate ...
 DRAIN_MS = 1000.0          # ... less what drains the standing queue in about this time
 CUT_HOLD_US = 1_000_000    # a second cut waits for the queue to show the first one
@@ -33,8 +35,12 @@ RATE_WINDOW_US = 1_000_000
 
 MIN_QUALITY = 1
 MIN_VIDEO_BPS = 16_000
-BUCKET_MS = 150.0          # the bucket's depth in time at the budget
+BUCKET_MS = 100.0          # the bucket's depth in time at the budget
 QUALITY_HOLD_US = 1_000_000
+MAX_GAP_US = 160_000       # in debt, a picture still goes this long after the last one ...
+MAX_DEBT_MS = 600.0        # ... unless the debt is deeper than this much of the budget
+KEY_SHARE = 0.05           # keyframes every KEY_MIN_S..KEY_MAX_S: about this share of the budget
+KEY_MIN_S, KEY_MAX_S = 2.0, 8.0
 UP_SHARE = 0.8             # go up a quality only if it fits in this share of the budget
 # bytes per delta picture of quality q relative to quality 3 (codec.py: 3.5 / 4.5 / 6.6 KB)
 QUALITY_RATIO = {1: 0.53, 2: 0.68, 3: 1.0, 4: 1.33, 5: 1.9}
@@ -43,10 +49,12 @@ QUALITY_RATIO = {1: 0.53, 2: 0.68, 3: 1.0, 4: 1.33, 5: 1.9}
 class RateController:
     """The target rate of everything we send (bit/s); None while no queue was ever seen."""
 
-    __slots__ = ("target_bps", "_delivered", "_last_us", "_last_cut_us", "queue_ms", "cuts")
+    __slots__ = ("target_bps", "capacity_bps", "_delivered", "_last_us", "_last_cut_us",
+                 "queue_ms", "cuts")
 
     def __init__(self):
         self.target_bps: float | None = None
+        self.capacity_bps: float | None = None   # the delivery rate when the queue last stood
         self._delivered: deque = deque()    # (now_us, cumulative delivered bytes)
         self._last_us: int | None = None
         self._last_cut_us: int | None = None
@@ -79,8 +87,14 @@ class RateController:
                 self.target_bps = cut if self.target_bps is None else min(self.target_bps, cut)
                 self._last_cut_us = now_us
                 self.cuts += 1
+                cap = self.capacity_bps
+                self.capacity_bps = rate if cap is None else 0.5 * cap + 0.5 * rate
         elif queue_ms < LOW_QUEUE_MS and self.target_bps is not None:
-            grown = self.target_bps * (1.0 + GROW_PER_S * min(dt_s, 0.5))
+            cap = self.capacity_bps
+            if cap is not None and rate > cap * 1.1:
+                self.capacity_bps = cap = rate           # the path got faster
+            near = cap is not None and self.target_bps >= NEAR_CAPACITY * cap
+            grown = self.target_bps * (1.0 + (GROW_NEAR_PER_S if near else GROW_PER_S) * min(dt_s, 0.5))
             self.target_bps = min(grown, max(self.target_bps, rate * 1.5 + HEADROOM_BPS))
         return self.target_bps
 
@@ -89,7 +103,7 @@ class VideoRate:
     """Before each picture: encode it (at which quality) or not; after: what it cost."""
 
     __slots__ = ("ctl", "max_quality", "quality", "_tokens", "_bucket_us", "_bytes_at",
-                 "_quality_us", "_other", "_pic_us", "_fps", "skipped")
+                 "_quality_us", "_other", "_pic_us", "_fps", "skipped", "_sent_us", "_key_bytes")
 
     def __init__(self, max_quality: int = 3):
         self.ctl = RateController()
@@ -103,6 +117,8 @@ class VideoRate:
         self._pic_us: int | None = None
         self._fps = 20.0
         self.skipped = 0
+        self._sent_us: int | None = None   # when the last picture went
+        self._key_bytes: float | None = None
 
     def other_bps(self) -> float:
         o = self._other
@@ -133,9 +149,20 @@ class VideoRate:
         self._refill(now_us, budget)
         self._choose_quality(now_us, budget)
         if self._tokens < 0:
-            self.skipped += 1
-            return None
+            late = self._sent_us is None or now_us - self._sent_us >= MAX_GAP_US
+            if not late or self._tokens < -budget / 8 * MAX_DEBT_MS / 1000.0:
+                self.skipped += 1
+                return None
+        self._sent_us = now_us
         return self.quality
+
+    def keyframe_interval_s(self) -> float:
+        """Keyframes far enough apart to cost about KEY_SHARE of the video budget."""
+        budget = self.video_budget_bps()
+        if budget is None or self._key_bytes is None:
+            return KEY_MIN_S
+        key = self._key_bytes * QUALITY_RATIO[self.quality] / QUALITY_RATIO[self.max_quality]
+        return max(KEY_MIN_S, min(KEY_MAX_S, key * 8 / (KEY_SHARE * budget)))
 
     def _refill(self, now_us: int, budget_bps: float) -> None:
         cap = budget_bps / 8 * BUCKET_MS / 1000.0
@@ -175,6 +202,9 @@ class VideoRate:
         """A picture of ``nbytes`` went out at ``quality``."""
         if self._bucket_us is not None:
             self._tokens -= nbytes
-        if not is_key:
+        if is_key:
+            k = nbytes * QUALITY_RATIO[self.max_quality] / QUALITY_RATIO.get(quality, 1.0)
+            self._key_bytes = k if self._key_bytes is None else 0.5 * self._key_bytes + 0.5 * k
+        else:
             old = self._bytes_at.get(quality)
             self._bytes_at[quality] = nbytes if old is None else 0.8 * old + 0.2 * nbytes

@@ -64,6 +64,7 @@ class VideoSender:
         if enc.quality != quality and quality in QUALITY_STEPS:   # steps travel in each payload
             enc.quality = quality
             enc.step_y, enc.step_c, enc.dead_y, enc.dead_c = QUALITY_STEPS[quality]
+        enc.keyframe_interval_ms = int(self.rate.keyframe_interval_s() * 1000)
         payload, is_key = self.encoder.encode(pic.image_rgb, t0 // 1000)
         t1 = now_us()
         flags = P.FLAG_KEYFRAME if is_key else 0
