@@ -1,12 +1,12 @@
 """The sender's delay-based rate control (s2c.call.ratecontrol), sans-I/O: fed delivery and
 queueing-delay samples from a simulated bottleneck, it must keep the queue short, lower the
-quality before the frame rate, and leave an unconstrained path alone."""
+level (resolution, quality) before the frame rate, and leave an unconstrained path alone."""
 
 from s2c.call.clocksync import ClockSync
-from s2c.call.ratecontrol import HIGH_QUEUE_MS, RateController, VideoRate
+from s2c.call.ratecontrol import HIGH_QUEUE_MS, MAX_LEVEL, RateController, VideoRate
 
 Q3_DELTA_BYTES = 1650
-RATIO = {1: 0.55, 2: 0.7, 3: 1.0}
+RATIO = (0.15, 0.26, 0.55, 0.7, 1.0)   # what the encoder makes per level (ratecontrol.LADDER)
 KEY_BYTES = 6700
 
 
@@ -48,7 +48,7 @@ def simulate(link_bps, seconds=40.0, audio_bps=64_000, fps=20.0, vr=None):
             key = t_us >= next_key
             if key:
                 next_key += 2_000_000
-            n = KEY_BYTES if key else int(Q3_DELTA_BYTES * RATIO[q])
+            n = int((KEY_BYTES if key else Q3_DELTA_BYTES) * RATIO[q])
             handed += n
             queue_bits += n * 8
             vr.sent(n, q, key)
@@ -64,8 +64,8 @@ def test_slow_uplink_keeps_the_queue_short():
     # the second half: the queue audio waits in stays short
     assert max(r["delays_ms"]) < 2 * HIGH_QUEUE_MS, r["delays_ms"]
     assert sorted(r["delays_ms"])[len(r["delays_ms"]) // 2] < HIGH_QUEUE_MS
-    # quality went down before the frame rate went to nothing
-    assert min(r["qualities"]) < 3
+    # the level went down before the frame rate went to nothing
+    assert min(r["qualities"]) < MAX_LEVEL
     assert r["sent"] > 0.4 * (r["sent"] + r["skipped"])
 
 
@@ -74,7 +74,7 @@ def test_uncontrolled_sending_would_queue():
     fail)."""
     class Always(VideoRate):
         def decide(self, *a, **k):
-            return 3
+            return MAX_LEVEL
     r = simulate(300_000, vr=Always())
     assert max(r["delays_ms"]) > 1000
 
@@ -82,7 +82,7 @@ def test_uncontrolled_sending_would_queue():
 def test_fast_uplink_is_left_alone():
     r = simulate(5_000_000)
     assert r["skipped"] == 0
-    assert set(r["qualities"]) == {3}
+    assert set(r["qualities"]) == {MAX_LEVEL}
     assert r["vr"].ctl.target_bps is None
 
 

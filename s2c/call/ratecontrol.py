@@ -5,9 +5,11 @@ way real-time media does it: grow slowly while the uplink's queueing delay stays
 to below the measured delivery rate as soon as it grows), and ``VideoRate``, which turns that
 into a video budget (the target minus what audio and control take), a token bucket at that
 budget (a picture is not encoded while the bucket is in debt: a keyframe's cost becomes a short
-frame-rate dip instead of a queue that audio waits behind) and the encoder quality (the highest
-of ``MIN_QUALITY..max_quality`` whose measured bytes per picture fit the budget at the capture
-frame rate; below that the frame rate goes down).
+frame-rate dip instead of a queue that audio waits behind) and the picture's level on
+``LADDER`` (resolution scale and codec quality: the highest level up to ``max_level`` whose
+measured bytes per picture fit the budget at the capture frame rate; below the lowest the frame
+rate goes down). Half resolution is what makes a keyframe small enough (a quarter of the bytes)
+not to stall audio for long on a slow uplink: over TCP audio waits behind a whole keyframe.
 Must not: read the clock (``now_us`` comes in), touch sockets, encode, or drop an encoded
 picture (dropping a delta would break every receiver's chain; we only decide before encoding).
 
@@ -33,17 +35,21 @@ MIN_TARGET_BPS = 60_000
 HEADROOM_BPS = 40_000      # the target never runs further than this above the delivery rate x1.5
 RATE_WINDOW_US = 1_000_000
 
-MIN_QUALITY = 1
+# levels: (downscale factor, codec quality); the sender applies them (s2c.call.sender)
+LADDER = ((2, 1), (2, 3), (1, 1), (1, 2), (1, 3))
+MAX_LEVEL = len(LADDER) - 1
 MIN_VIDEO_BPS = 16_000
 BUCKET_MS = 100.0          # the bucket's depth in time at the budget
 QUALITY_HOLD_US = 1_000_000
 MAX_GAP_US = 160_000       # in debt, a picture still goes this long after the last one ...
 MAX_DEBT_MS = 600.0        # ... unless the debt is deeper than this much of the budget
 KEY_SHARE = 0.05           # keyframes every KEY_MIN_S..KEY_MAX_S: about this share of the budget
-KEY_MIN_S, KEY_MAX_S = 2.0, 8.0
-UP_SHARE = 0.8             # go up a quality only if it fits in this share of the budget
-# bytes per delta picture of quality q relative to quality 3 (codec.py: 3.5 / 4.5 / 6.6 KB)
-QUALITY_RATIO = {1: 0.53, 2: 0.68, 3: 1.0, 4: 1.33, 5: 1.9}
+KEY_MIN_S, KEY_MAX_S = 2.0, 10.0
+UP_SHARE = 0.8             # go up a level only if it fits in this share of the budget
+UP_SCALE_SHARE = 0.6       # ... and to full resolution (a big keyframe) only in this share
+# bytes per picture of each level relative to the top (codec.py: quality 1/2/3 at 0.53/0.68/1.0;
+# half resolution about a quarter)
+LEVEL_RATIO = (0.14, 0.25, 0.53, 0.68, 1.0)
 
 
 class RateController:
@@ -102,17 +108,17 @@ class RateController:
 class VideoRate:
     """Before each picture: encode it (at which quality) or not; after: what it cost."""
 
-    __slots__ = ("ctl", "max_quality", "quality", "_tokens", "_bucket_us", "_bytes_at",
-                 "_quality_us", "_other", "_pic_us", "_fps", "skipped", "_sent_us", "_key_bytes")
+    __slots__ = ("ctl", "max_level", "level", "_tokens", "_bucket_us", "_bytes_at",
+                 "_level_us", "_other", "_pic_us", "_fps", "skipped", "_sent_us", "_key_bytes")
 
-    def __init__(self, max_quality: int = 3):
+    def __init__(self, max_level: int = MAX_LEVEL):
         self.ctl = RateController()
-        self.max_quality = max_quality
-        self.quality = max_quality
+        self.max_level = max_level
+        self.level = max_level
         self._tokens = 0.0                 # bytes; negative: in debt
         self._bucket_us: int | None = None
-        self._bytes_at: dict[int, float] = {}   # quality -> EWMA bytes per delta picture
-        self._quality_us = 0
+        self._bytes_at: dict[int, float] = {}   # level -> EWMA bytes per delta picture
+        self._level_us = 0
         self._other: deque = deque()       # (now_us, cumulative bytes of everything but video)
         self._pic_us: int | None = None
         self._fps = 20.0
@@ -132,7 +138,8 @@ class VideoRate:
 
     def decide(self, now_us: int, delivered_bytes: int, other_sent_bytes: int,
                queue_ms: float) -> int | None:
-        """The quality to encode this picture at, or None: skip it (the budget is spent)."""
+        """The level (LADDER index) to encode this picture at, or None: skip it (the budget
+        is spent)."""
         if self._pic_us is not None and now_us > self._pic_us:
             self._fps = 0.9 * self._fps + 0.1 * min(60.0, 1e6 / (now_us - self._pic_us))
         self._pic_us = now_us
@@ -144,24 +151,24 @@ class VideoRate:
         budget = self.video_budget_bps()
         if budget is None:
             self._bucket_us = None
-            self.quality = self.max_quality
-            return self.quality
+            self.level = self.max_level
+            return self.level
         self._refill(now_us, budget)
-        self._choose_quality(now_us, budget)
+        self._choose_level(now_us, budget)
         if self._tokens < 0:
             late = self._sent_us is None or now_us - self._sent_us >= MAX_GAP_US
             if not late or self._tokens < -budget / 8 * MAX_DEBT_MS / 1000.0:
                 self.skipped += 1
                 return None
         self._sent_us = now_us
-        return self.quality
+        return self.level
 
     def keyframe_interval_s(self) -> float:
         """Keyframes far enough apart to cost about KEY_SHARE of the video budget."""
         budget = self.video_budget_bps()
         if budget is None or self._key_bytes is None:
             return KEY_MIN_S
-        key = self._key_bytes * QUALITY_RATIO[self.quality] / QUALITY_RATIO[self.max_quality]
+        key = self._key_bytes * LEVEL_RATIO[self.level] / LEVEL_RATIO[self.max_level]
         return max(KEY_MIN_S, min(KEY_MAX_S, key * 8 / (KEY_SHARE * budget)))
 
     def _refill(self, now_us: int, budget_bps: float) -> None:
@@ -177,34 +184,35 @@ class VideoRate:
         if q in self._bytes_at:
             return self._bytes_at[q]
         for k, v in self._bytes_at.items():
-            return v * QUALITY_RATIO[q] / QUALITY_RATIO[k]
+            return v * LEVEL_RATIO[q] / LEVEL_RATIO[k]
         return None
 
-    def _choose_quality(self, now_us: int, budget_bps: float) -> None:
-        if now_us - self._quality_us < QUALITY_HOLD_US:
+    def _choose_level(self, now_us: int, budget_bps: float) -> None:
+        if now_us - self._level_us < QUALITY_HOLD_US:
             return
         per_s = budget_bps / 8
-        q = self.quality
+        q = self.level
         cost = self._estimate(q)
         if cost is None:
             return
-        if cost * self._fps > per_s and q > MIN_QUALITY:
+        if cost * self._fps > per_s and q > 0:
             q -= 1
-        elif q < self.max_quality:
+        elif q < self.max_level:
             up = self._estimate(q + 1)
-            if up is not None and up * self._fps <= per_s * UP_SHARE:
+            share = UP_SCALE_SHARE if LADDER[q + 1][0] != LADDER[q][0] else UP_SHARE
+            if up is not None and up * self._fps <= per_s * share:
                 q += 1
-        if q != self.quality:
-            self.quality = q
-            self._quality_us = now_us
+        if q != self.level:
+            self.level = q
+            self._level_us = now_us
 
-    def sent(self, nbytes: int, quality: int, is_key: bool) -> None:
-        """A picture of ``nbytes`` went out at ``quality``."""
+    def sent(self, nbytes: int, level: int, is_key: bool) -> None:
+        """A picture of ``nbytes`` went out at ``level``."""
         if self._bucket_us is not None:
             self._tokens -= nbytes
         if is_key:
-            k = nbytes * QUALITY_RATIO[self.max_quality] / QUALITY_RATIO.get(quality, 1.0)
+            k = nbytes * LEVEL_RATIO[self.max_level] / LEVEL_RATIO[level]
             self._key_bytes = k if self._key_bytes is None else 0.5 * self._key_bytes + 0.5 * k
         else:
-            old = self._bytes_at.get(quality)
-            self._bytes_at[quality] = nbytes if old is None else 0.8 * old + 0.2 * nbytes
+            old = self._bytes_at.get(level)
+            self._bytes_at[level] = nbytes if old is None else 0.8 * old + 0.2 * nbytes

@@ -6,19 +6,29 @@ backlog would take more than ~100 ms at the measured uplink rate; skipping costs
 dropping an encoded delta would break every receiver's chain; it also sizes the socket's
 unsent-byte limit so audio does not wait behind video in the kernel),
 the rate control's choice of quality and frame rate (s2c.call.ratecontrol.VideoRate: a picture
-is not encoded while its token bucket is in debt; the encoder's quantiser steps follow its
-quality), the sent-video counters and the [e2e trace] sent records. Must not: capture (s2c.video.source),
+is not encoded while its token bucket is in debt; its level on the ladder sets the picture's
+resolution, half or full, and the encoder's quantiser steps), the sent-video counters and the [e2e trace] sent records. Must not: capture (s2c.video.source),
 decide keys (s2c.call.session) or touch the socket other than through RelayConnection.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import wire as P
 from ..clock import now_us
 from .pacing import FALLBACK_BACKLOG_BYTES, UplinkPacer
-from .ratecontrol import VideoRate
+from .ratecontrol import LADDER, VideoRate
 
 UPLINK_BACKLOG_MAX_BYTES = FALLBACK_BACKLOG_BYTES   # before the uplink rate is known
+
+
+def half_size(img):
+    """RGB (h, w, 3) uint8 -> (h // 2, w // 2, 3), each pixel the rounded mean of a 2x2 block."""
+    h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
+    b = img[:h, :w].astype(np.uint16)
+    s = b[0::2, 0::2] + b[1::2, 0::2] + b[0::2, 1::2] + b[1::2, 1::2]
+    return ((s + 2) >> 2).astype(np.uint8)
 
 
 class VideoSender:
@@ -48,16 +58,18 @@ class VideoSender:
             self.conn.tune_uplink(lowat)
         rtt = self.conn.uplink_min_rtt_ms() if hasattr(self.conn, "uplink_min_rtt_ms") else None
         handed = self.conn.stats["sent_bytes"]
-        quality = self.rate.decide(now_us(), handed - backlog,
-                                   handed - self.sent_bytes - P.HEADER_BYTES * self.sent,
-                                   self.conn.clock.uplink_standing_queue_ms)
-        if quality is None or pacer.should_skip(backlog, rtt, self.conn.clock.downlink_queue_ms):
+        level = self.rate.decide(now_us(), handed - backlog,
+                                 handed - self.sent_bytes - P.HEADER_BYTES * self.sent,
+                                 self.conn.clock.uplink_standing_queue_ms)
+        if level is None or pacer.should_skip(backlog, rtt, self.conn.clock.downlink_queue_ms):
             self.skipped_uplink += 1
             self.skipped_us = now_us()
             return False
         from ..video.codec import QUALITY_STEPS, VideoEncoder
         t0 = now_us()
-        h, w = pic.image_rgb.shape[:2]
+        scale, quality = LADDER[level]
+        image = pic.image_rgb if scale == 1 else half_size(pic.image_rgb)
+        h, w = image.shape[:2]
         if self.encoder is None or (self.encoder.width, self.encoder.height) != (w, h):
             self.encoder = VideoEncoder(w, h)
         enc = self.encoder
@@ -65,7 +77,7 @@ class VideoSender:
             enc.quality = quality
             enc.step_y, enc.step_c, enc.dead_y, enc.dead_c = QUALITY_STEPS[quality]
         enc.keyframe_interval_ms = int(self.rate.keyframe_interval_s() * 1000)
-        payload, is_key = self.encoder.encode(pic.image_rgb, t0 // 1000)
+        payload, is_key = self.encoder.encode(image, t0 // 1000)
         t1 = now_us()
         flags = P.FLAG_KEYFRAME if is_key else 0
         data = self.core.protect(P.VIDEO, flags, 0, payload)
@@ -73,7 +85,7 @@ class VideoSender:
         self.conn.send_media(P.VIDEO, data, flags=flags, ts_us=pic.capture_ts_us)
         self.sent += 1
         self.sent_bytes += len(data)
-        self.rate.sent(len(data), quality, is_key)
+        self.rate.sent(len(data), level, is_key)
         if self.trace is not None:  # [e2e trace] opt-in, S2C_TRACE_FILE
             self.trace.sent(self.core.my_id, (pic.capture_ts_us, t0, t1, t2, now_us()), len(data))
         return True
@@ -84,5 +96,5 @@ class VideoSender:
         return {"video_sent": self.sent, "video_sent_bytes": self.sent_bytes,
                 "video_skipped_uplink": self.skipped_uplink,
                 "uplink_kbps": None if r is None else round(r * 8 / 1000, 1),
-                "video_quality": self.rate.quality, "video_skipped_rate": self.rate.skipped,
+                "video_level": self.rate.level, "video_skipped_rate": self.rate.skipped,
                 "video_budget_kbps": None if b is None else round(b / 1000, 1)}
