@@ -40,7 +40,7 @@ LADDER = ((2, 1), (2, 3), (1, 1), (1, 2), (1, 3))
 MAX_LEVEL = len(LADDER) - 1
 MIN_VIDEO_BPS = 16_000
 BUCKET_MS = 100.0          # the bucket's depth in time at the budget
-QUALITY_HOLD_US = 1_000_000
+QUALITY_HOLD_US = 2_000_000
 MAX_GAP_US = 160_000       # in debt, a picture still goes this long after the last one ...
 MAX_DEBT_MS = 600.0        # ... unless the debt is deeper than this much of the budget
 KEY_SHARE = 0.05           # keyframes every KEY_MIN_S..KEY_MAX_S: about this share of the budget
@@ -188,16 +188,17 @@ class VideoRate:
         return None
 
     def _choose_level(self, now_us: int, budget_bps: float) -> None:
-        if now_us - self._level_us < QUALITY_HOLD_US:
-            return
+        """Down at once to the highest level that fits; up one level at a time, at most once
+        per QUALITY_HOLD_US."""
         per_s = budget_bps / 8
         q = self.level
         cost = self._estimate(q)
         if cost is None:
             return
-        if cost * self._fps > per_s and q > 0:
-            q -= 1
-        elif q < self.max_level:
+        if cost * self._fps > per_s:
+            while q > 0 and self._estimate(q) * self._fps > per_s:
+                q -= 1
+        elif q < self.max_level and now_us - self._level_us >= QUALITY_HOLD_US:
             up = self._estimate(q + 1)
             share = UP_SCALE_SHARE if LADDER[q + 1][0] != LADDER[q][0] else UP_SHARE
             if up is not None and up * self._fps <= per_s * share:
