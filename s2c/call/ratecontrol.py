@@ -8,8 +8,9 @@ budget (a picture is not encoded while the bucket is in debt: a keyframe's cost 
 frame-rate dip instead of a queue that audio waits behind) and the picture's level on
 ``LADDER`` (resolution scale and codec quality: the highest level up to ``max_level`` whose
 measured bytes per picture fit the budget at the capture frame rate; below the lowest the frame
-rate goes down). Half resolution is what makes a keyframe small enough (a quarter of the bytes)
-not to stall audio for long on a slow uplink: over TCP audio waits behind a whole keyframe.
+rate goes down). Half resolution is what makes a keyframe small enough (the test scene's:
+5.6 -> 2.2 KB) not to stall audio for long on a slow uplink: over TCP audio waits behind a whole
+keyframe.
 Must not: read the clock (``now_us`` comes in), touch sockets, encode, or drop an encoded
 picture (dropping a delta would break every receiver's chain; we only decide before encoding).
 
@@ -47,8 +48,8 @@ KEY_SHARE = 0.05           # keyframes every KEY_MIN_S..KEY_MAX_S: about this sh
 KEY_MIN_S, KEY_MAX_S = 2.0, 10.0
 UP_SHARE = 0.8             # go up a level only if it fits in this share of the budget
 UP_SCALE_SHARE = 0.6       # ... and to full resolution (a big keyframe) only in this share
-# bytes per picture of each level relative to the top (codec.py: quality 1/2/3 at 0.53/0.68/1.0;
-# half resolution about a quarter)
+# bytes per picture of each level relative to the top, a first guess until measured (codec.py's
+# talking head: quality 1/2/3 at 0.53/0.68/1.0; the test scene: 0.85 at quality 1, half size ~0.4)
 LEVEL_RATIO = (0.14, 0.25, 0.53, 0.68, 1.0)
 
 
