@@ -80,7 +80,7 @@ def test_opus_round_trip_keeps_tone_peak_and_voice_bitrate():
     y = np.concatenate([dec.decode(p) for p in payloads])
     assert abs(peaks_hz(y[SAMPLE_RATE_HZ // 2:])[0] - 440) <= 3
     kbps = sum(len(p) for p in payloads) * 8 / 2.0 / 1000
-    assert 10 < kbps <= 40
+    assert 10 < kbps <= 30   # constrained VBR: a steady tone stays near the 24 kbit/s target
     assert abs(rms_dbfs(y[SAMPLE_RATE_HZ:]) - rms_dbfs(x[SAMPLE_RATE_HZ:])) < 2.0
 
 

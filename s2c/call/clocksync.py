@@ -8,7 +8,7 @@ Queueing only ever adds delay, so a sample's RTT bounds its error: the estimate 
 the lowest-RTT sample among the recent ones (NTP's minimum filter), which stays unbiased when
 PINGs queue behind media on a congested path. The same samples give the queueing delay of our
 uplink alone (``uplink_queue_ms``: the last PING's relay-arrival minus send time, over the
-recent minimum) and of the way back (``downlink_queue_ms``), which the sender's pacer uses. A peer's timestamp in our clock is
+recent minimum; ``uplink_standing_queue_ms``: the same over the last two PINGs, for s2c.call.ratecontrol) and of the way back (``downlink_queue_ms``), which the sender's pacer uses. A peer's timestamp in our clock is
 ``ts_us + peer_offset - my_offset``.
 """
 
@@ -68,6 +68,15 @@ class ClockSync:
         uplink (its bottleneck's buffer included), whatever the offset is. 0 before two samples."""
         up = self._up_us
         return (up[-1] - min(up)) / 1000.0 if len(up) >= 2 else 0.0
+
+    @property
+    def uplink_standing_queue_ms(self) -> float:
+        """The uplink's queue over the last two PINGs (the smaller of the two): a queue that
+        stands, not one lost segment's head-of-line stall (the sender's rate control)."""
+        up = self._up_us
+        if len(up) < 3:
+            return 0.0
+        return (min(up[-1], up[-2]) - min(up)) / 1000.0
 
     @property
     def downlink_queue_ms(self) -> float:

@@ -4,8 +4,8 @@ Owns: the connection to the relay (TCP, or QUIC per ``transport``: s2c.call.dial
 the roster as the relay reports it, the send queue (s2c.wire.queues.OutQueue: the same policy as
 the relay's), the bounded receive queue, PING/PONG timing (a PING every 0.5 s; the estimates are
 s2c.call.clocksync's), dead-link detection (no byte from the relay for 1.5 s) and reconnect with
-backoff (0.2 s, then 0.25 s with a 0.5 s connect timeout for the first 15 s of an outage, then
-to 2 s) that rejoins the same session — on the next of
+backoff (0.2 s, then 0.1 s with a 0.35 s + 2 RTT connect timeout for the first 15 s of an
+outage, then to 2 s) that rejoins the same session — on the next of
 several relays if it was given a list (``"host1,host2:port"``), as the same participant when the
 relay honours the resume token of the last WELCOME (a ``Resumed`` event: same id, nobody saw a
 leave or a join).
@@ -33,8 +33,8 @@ from .transport import RelayProtocol, reason_of
 from .events import Closed, PeerJoined, PeerLeft, Reconnected, Reconnecting, RelayErrorEvent, Resumed
 
 RETRY_FAST_FOR_S = 15.0          # reconnect attempts this long after the loss are quick:
-RETRY_CONNECT_TIMEOUT_S = 0.5    # ... a connect that takes longer is retried with a new SYN
-RETRY_FAST_BACKOFF_S = 0.25      # ... after at most this pause
+RETRY_CONNECT_TIMEOUT_S = 0.35   # ... a connect (+ join) taking longer than this plus 2 RTTs
+RETRY_FAST_BACKOFF_S = 0.1       # ... is retried with a new SYN after at most this pause
 
 __all__ = ["RelayConnection", "PeerJoined", "PeerLeft", "Reconnecting", "Reconnected",
            "RelayErrorEvent", "Closed"]
@@ -419,7 +419,7 @@ class RelayConnection:
             # retried by the kernel after 1 s, then 3 s), so the call is back soon after the link
             fresh = now_s() - t0 < RETRY_FAST_FOR_S
             try:
-                welcome = await self._open(RETRY_CONNECT_TIMEOUT_S if fresh else None)
+                welcome = await self._open(self._fast_timeout_s() if fresh else None)
             except (RelayUnreachable, JoinRefused) as exc:
                 reason = str(exc)
                 if len(self.relays) == 1 or self._relay_index == 0:
@@ -435,6 +435,12 @@ class RelayConnection:
             for peer in welcome.roster:
                 self._emit(PeerJoined(peer))
             return
+
+    def _fast_timeout_s(self) -> float:
+        """A connect + join that takes longer than this is retried: the PINGs' RTT (which
+        outlives the connection) twice over the base, so a long path still gets through."""
+        rtt_ms = self.clock.rtt_ms_p50
+        return RETRY_CONNECT_TIMEOUT_S + (0.0 if rtt_ms is None else min(2.0, 2 * rtt_ms / 1000.0))
 
     def _resumed(self, welcome: Welcome, old: list, downtime_s: float, attempt: int) -> None:
         self.stats["resumes"] += 1

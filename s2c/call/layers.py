@@ -83,20 +83,35 @@ class LayerEncoders:
             return None          # the camera gives no more than NORMAL already has
         return area_downsample(src, w, h)
 
-    def encode(self, pic, now_ms: int) -> list[tuple[int, bytes, bool, bool]]:
-        """(stream, payload, is_keyframe, discardable) for each active layer, smallest first."""
+    def encode(self, pic, now_ms: int, scale: int = 1, quality: int | None = None,
+               keyframe_interval_ms: int | None = None) -> list[tuple[int, bytes, bool, bool]]:
+        """(stream, payload, is_keyframe, discardable) for each active layer, smallest first.
+
+        ``scale``/``quality`` are the sender's rate control level (s2c.call.ratecontrol.LADDER):
+        while the uplink is congested the NORMAL layer is coded from the half-size picture and
+        no layer finer than ``quality`` (SMALL one step finer) is sent; LARGE is left out."""
         out = []
         for s in P.LAYER_STREAMS:
             if s not in self.active:
                 continue
+            q = LAYER_QUALITY[s]
+            if quality is not None and (scale != 1 or quality < q):
+                if s == P.STREAM_LARGE:
+                    continue
+                q = min(q, quality + (s == P.STREAM_SMALL))
             img = self._picture(s, pic)
+            if img is not None and s == P.STREAM_NORMAL and scale == 2:
+                img = half_picture(img)
             if img is None:
                 continue
             h, w = img.shape[:2]
             enc = self.encoders.get(s)
             if enc is None or (enc.width, enc.height) != (w, h):
-                enc = self.encoders[s] = VideoEncoder(w, h, quality=LAYER_QUALITY[s],
+                enc = self.encoders[s] = VideoEncoder(w, h, quality=q,
                                                       reference_every=self.reference_every)
+            enc.set_quality(q)
+            if keyframe_interval_ms is not None:
+                enc.keyframe_interval_ms = keyframe_interval_ms
             payload, key = enc.encode(img, now_ms)
             self.sent[s] = self.sent.get(s, 0) + 1
             out.append((s, payload, key, enc.last_discardable))

@@ -5,7 +5,9 @@ pacing by time (s2c.call.pacing.UplinkPacer: a picture is skipped, not queued, w
 backlog would take more than ~100 ms at the measured uplink rate; skipping costs nothing, where
 dropping an encoded delta would break every receiver's chain; it also sizes the socket's
 unsent-byte limit so audio does not wait behind video in the kernel),
-the sent-video counters and the [e2e trace] sent records. Must not: capture (s2c.video.source),
+the rate control's choice of quality and frame rate (s2c.call.ratecontrol.VideoRate: a picture
+is not encoded while its token bucket is in debt; its level on the ladder sets the picture's
+resolution, half or full, and the encoder's quantiser steps), the sent-video counters and the [e2e trace] sent records. Must not: capture (s2c.video.source),
 decide keys (s2c.call.session) or touch the socket other than through RelayConnection.
 """
 
@@ -15,6 +17,7 @@ from .. import wire as P
 from ..clock import now_us
 from .layers import LayerEncoders
 from .pacing import FALLBACK_BACKLOG_BYTES, UplinkPacer
+from .ratecontrol import LADDER, VideoRate
 
 UPLINK_BACKLOG_MAX_BYTES = FALLBACK_BACKLOG_BYTES   # before the uplink rate is known
 
@@ -28,6 +31,7 @@ class VideoSender:
         self.skipped_uplink = 0
         self.skipped_us = 0          # when a picture was last skipped for a backed-up uplink
         self.pacer = UplinkPacer()
+        self.rate = VideoRate()      # delay-based rate control: quality and frame rate
         self._lowat = 0
 
     def request_keyframe(self, streams=None) -> None:
@@ -43,12 +47,19 @@ class VideoSender:
             self._lowat = lowat
             self.conn.tune_uplink(lowat)
         rtt = self.conn.uplink_min_rtt_ms() if hasattr(self.conn, "uplink_min_rtt_ms") else None
-        if pacer.should_skip(backlog, rtt, self.conn.clock.downlink_queue_ms):
+        handed = self.conn.stats["sent_bytes"]
+        level = self.rate.decide(now_us(), handed - backlog,
+                                 handed - self.sent_bytes - P.HEADER_BYTES * self.sent,
+                                 self.conn.clock.uplink_standing_queue_ms)
+        if level is None or pacer.should_skip(backlog, rtt, self.conn.clock.downlink_queue_ms):
             self.skipped_uplink += 1
             self.skipped_us = now_us()
             return False
         t0 = now_us()
-        for stream, payload, is_key, disc in self.layers.encode(pic, t0 // 1000):   # s2c.call.layers
+        scale, quality = LADDER[level]
+        total, any_key = 0, False
+        for stream, payload, is_key, disc in self.layers.encode(   # s2c.call.layers
+                pic, t0 // 1000, scale, quality, int(self.rate.keyframe_interval_s() * 1000)):
             t1 = now_us()
             flags = P.FLAG_KEYFRAME if is_key else (P.FLAG_DISCARDABLE if disc else 0)
             data = self.core.protect(P.VIDEO, flags, stream, payload)
@@ -56,14 +67,20 @@ class VideoSender:
             self.conn.send_media(P.VIDEO, data, stream=stream, flags=flags, ts_us=pic.capture_ts_us)
             self.sent += 1
             self.sent_bytes += len(data)
+            total += len(data)
+            any_key = any_key or is_key
             if self.trace is not None and stream == P.STREAM_NORMAL:  # [e2e trace] opt-in, S2C_TRACE_FILE
                 self.trace.sent(self.core.my_id, (pic.capture_ts_us, t0, t1, t2, now_us()), len(data))
             t0 = now_us()
+        self.rate.sent(total, level, any_key)
         return True
 
     def stats(self) -> dict:
         r = self.pacer.bytes_per_s
+        b = self.rate.video_budget_bps()
         return {"video_sent": self.sent, "video_sent_bytes": self.sent_bytes,
                 "video_skipped_uplink": self.skipped_uplink,
                 "video_layers_sent": {str(s): n for s, n in sorted(self.layers.sent.items())},
-                "uplink_kbps": None if r is None else round(r * 8 / 1000, 1)}
+                "uplink_kbps": None if r is None else round(r * 8 / 1000, 1),
+                "video_level": self.rate.level, "video_skipped_rate": self.rate.skipped,
+                "video_budget_kbps": None if b is None else round(b / 1000, 1)}

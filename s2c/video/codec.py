@@ -187,6 +187,15 @@ class VideoEncoder:
         if not (1 <= width <= MAX_WIDTH and 1 <= height <= MAX_HEIGHT):
             raise LocalError(f"picture of {width}x{height} is outside 1x1..{MAX_WIDTH}x{MAX_HEIGHT}")
 
+    def set_quality(self, quality: int) -> None:
+        """Change the quantiser for the next frames (the steps travel in each payload, so a
+        decoder needs nothing else): the sender's rate control (s2c.call.ratecontrol) uses it."""
+        if quality not in QUALITY_STEPS:
+            raise ConfigError(f"video quality {quality!r} is not one of {sorted(QUALITY_STEPS)}")
+        if quality != self.quality:
+            self.quality = quality
+            self.step_y, self.step_c, self.dead_y, self.dead_c = QUALITY_STEPS[quality]
+
     def request_keyframe(self) -> None:
         """A receiver asked for a keyframe (REFRESH): the next allowed frame will be one."""
         self._refresh_pending = True
