@@ -41,7 +41,7 @@ def simulate(link_bps, seconds=40.0, audio_bps=64_000, fps=20.0, vr=None):
             next_ping += 500_000
             if t_us > seconds * 1e6 / 2:
                 delays.append(delay_us / 1000)
-        q = vr.decide(t_us, delivered, other, clock.uplink_standing_queue_ms)
+        q = vr.decide(t_us, delivered, other, clock.uplink_standing_queue_ms, handed - delivered)
         if q is None:
             skipped += 1
         else:
@@ -114,3 +114,17 @@ def test_cut_follows_delivery_rate_and_growth_is_slow():
     for i in range(20):                       # 1 s without a queue: at most ~8% more
         later = ctl.observe(t + 200_000 + i * 50_000, delivered + 1500 + i * 1500, 0.0)
     assert cut < later <= cut * 1.09
+
+
+def test_a_delay_our_backlog_cannot_explain_does_not_cut():
+    """PINGs late by 60 ms while almost nothing of ours is unacknowledged (a busy CPU or a slow
+    relay, not a link queue: loopback on a loaded machine): the rate stays unconstrained; the
+    same delay with the backlog to explain it cuts."""
+    for backlog, cut in ((200, False), (40_000, True)):
+        ctl = RateController()
+        delivered = 0
+        for i in range(40):                       # 2 s at 20 samples/s, 400 kbit/s delivered
+            delivered += 2500
+            target = ctl.observe(i * 50_000, delivered, 60.0 if i >= 20 else 0.0, backlog)
+        assert (target is not None) is cut, (backlog, target)
+        assert (ctl.not_ours > 0) is (not cut)

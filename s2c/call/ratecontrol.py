@@ -35,6 +35,7 @@ CUT_HOLD_US = 1_000_000    # a second cut waits for the queue to show the first 
 MIN_TARGET_BPS = 60_000
 HEADROOM_BPS = 40_000      # the target never runs further than this above the delivery rate x1.5
 RATE_WINDOW_US = 1_000_000
+OWN_QUEUE_SHARE = 0.5      # a delay counts while our backlog takes this share of it to drain
 
 # levels: (downscale factor, codec quality); the sender applies them (s2c.call.sender)
 LADDER = ((2, 1), (2, 3), (1, 1), (1, 2), (1, 3))
@@ -57,7 +58,7 @@ class RateController:
     """The target rate of everything we send (bit/s); None while no queue was ever seen."""
 
     __slots__ = ("target_bps", "capacity_bps", "_delivered", "_last_us", "_last_cut_us",
-                 "queue_ms", "cuts")
+                 "queue_ms", "cuts", "not_ours")
 
     def __init__(self):
         self.target_bps: float | None = None
@@ -67,6 +68,7 @@ class RateController:
         self._last_cut_us: int | None = None
         self.queue_ms = 0.0
         self.cuts = 0
+        self.not_ours = 0      # delays over HIGH_QUEUE_MS our backlog could not explain
 
     def delivery_bps(self) -> float | None:
         d = self._delivered
@@ -74,9 +76,16 @@ class RateController:
             return None
         return (d[-1][1] - d[0][1]) * 8e6 / (d[-1][0] - d[0][0])
 
-    def observe(self, now_us: int, delivered_bytes: int, queue_ms: float) -> float | None:
+    def observe(self, now_us: int, delivered_bytes: int, queue_ms: float,
+                backlog_bytes: int | None = None) -> float | None:
         """One sample: ``delivered_bytes`` cumulative bytes acknowledged, ``queue_ms`` the
-        uplink's queueing delay now. Returns the target (bit/s) or None (unconstrained)."""
+        uplink's queueing delay now, ``backlog_bytes`` our bytes not yet acknowledged (unsent +
+        in flight; None: unknown). Returns the target (bit/s) or None (unconstrained).
+
+        A delay our own backlog cannot explain is not our queue: a PING that waited for a busy
+        CPU (an event loop late on a loaded machine) or a slow relay, not for a link; it would
+        otherwise cut the rate over and over on loopback. So the delay counts only while the
+        backlog takes at least ``OWN_QUEUE_SHARE`` of it to drain at the delivery rate."""
         d = self._delivered
         d.append((now_us, delivered_bytes))
         while len(d) > 2 and now_us - d[1][0] >= RATE_WINDOW_US:
@@ -87,6 +96,10 @@ class RateController:
         rate = self.delivery_bps()
         if rate is None:
             return self.target_bps
+        if backlog_bytes is not None and rate > 0 and \
+                backlog_bytes * 8000.0 / rate < OWN_QUEUE_SHARE * queue_ms:
+            self.not_ours += queue_ms > HIGH_QUEUE_MS
+            queue_ms = 0.0
         if queue_ms > HIGH_QUEUE_MS:
             if self._last_cut_us is None or now_us - self._last_cut_us >= CUT_HOLD_US:
                 share = max(0.5, CUT_FACTOR - queue_ms / DRAIN_MS)
@@ -138,7 +151,7 @@ class VideoRate:
         return None if t is None else max(MIN_VIDEO_BPS, t - self.other_bps())
 
     def decide(self, now_us: int, delivered_bytes: int, other_sent_bytes: int,
-               queue_ms: float) -> int | None:
+               queue_ms: float, backlog_bytes: int | None = None) -> int | None:
         """The level (LADDER index) to encode this picture at, or None: skip it (the budget
         is spent)."""
         if self._pic_us is not None and now_us > self._pic_us:
@@ -148,7 +161,7 @@ class VideoRate:
         o.append((now_us, other_sent_bytes))
         while len(o) > 2 and now_us - o[1][0] >= RATE_WINDOW_US:
             o.popleft()
-        self.ctl.observe(now_us, delivered_bytes, queue_ms)
+        self.ctl.observe(now_us, delivered_bytes, queue_ms, backlog_bytes)
         budget = self.video_budget_bps()
         if budget is None:
             self._bucket_us = None

@@ -50,7 +50,7 @@ class VideoSender:
         handed = self.conn.stats["sent_bytes"]
         level = self.rate.decide(now_us(), handed - backlog,
                                  handed - self.sent_bytes - P.HEADER_BYTES * self.sent,
-                                 self.conn.clock.uplink_standing_queue_ms)
+                                 self.conn.clock.uplink_standing_queue_ms, backlog)
         if level is None or pacer.should_skip(backlog, rtt, self.conn.clock.downlink_queue_ms):
             self.skipped_uplink += 1
             self.skipped_us = now_us()
