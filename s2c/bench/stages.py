@@ -50,9 +50,9 @@ def join(records: list[dict], t_from_us: int | None = None, t_to_us: int | None 
     """Drawn records merged with their sender's record (by sender id and capture stamp), within
     [t_from_us, t_to_us) of written time. Each result has every field named in STAGES."""
     sent = {}
-    for r in records:
+    for r in records:          # a picture sent in several layers: its first (smallest) layer's
         if r.get("ev") == "sent":
-            sent[(r["id"], r["capture_us"])] = r
+            sent.setdefault((r["id"], r["capture_us"]), r)
     out = []
     for r in records:
         if r.get("ev") != "drawn" or "written_us" not in r:

@@ -69,8 +69,8 @@ class VideoSender:
             self.sent_bytes += len(data)
             total += len(data)
             any_key = any_key or is_key
-            if self.trace is not None and stream == P.STREAM_NORMAL:  # [e2e trace] opt-in, S2C_TRACE_FILE
-                self.trace.sent(self.core.my_id, (pic.capture_ts_us, t0, t1, t2, now_us()), len(data))
+            if self.trace is not None:  # [e2e trace] opt-in, S2C_TRACE_FILE
+                self.trace.sent(self.core.my_id, (pic.capture_ts_us, t0, t1, t2, now_us()), len(data), stream)
             t0 = now_us()
         self.rate.sent(total, level, any_key)
         return True

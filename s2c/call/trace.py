@@ -28,11 +28,12 @@ class StageTrace:
         path = os.environ.get("S2C_TRACE_FILE")
         return cls(path) if path else None
 
-    def sent(self, my_id, stages: tuple, nbytes: int) -> None:
+    def sent(self, my_id, stages: tuple, nbytes: int, stream: int = 0) -> None:
+        """One layer of a picture sent (a picture sent in several layers has one record each)."""
         cap, t0, t1, t2, t3 = stages
         self._fh.write(json.dumps({"ev": "sent", "id": my_id, "capture_us": cap, "enc_start_us": t0,
                                    "enc_end_us": t1, "protect_end_us": t2, "send_end_us": t3,
-                                   "bytes": nbytes}) + "\n")
+                                   "bytes": nbytes, "stream": stream}) + "\n")
 
     def drawn(self, my_id, peer, render_start_us: int, render_end_us: int, nbytes: int) -> None:
         if peer is None or peer.last_stages_us is None:
