@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..clock import now_us as _trace_now_us
 from ..render import layout as L
-from ..render.mosaic import picture_size
+from ..render.mosaic import shown_picture_size
 from ..render.renderer import DEFAULT_SYMBOLS, MODES, Renderer
 from ..text import fit_text, sanitize
 from .avatar_tile import FIGURE, AvatarTiles, peer_pose, stalled_text
@@ -53,6 +53,7 @@ class ConferenceScreen(ScreenKeys):
         self._self_pic_us = 0
         self._full = True
         self._layout_key = None
+        self._tile_sizes: dict | None = None    # last sent to set_tile_sizes
         self.layout: L.Layout | None = None
 
     # ---- state changes --------------------------------------------------------------------------
@@ -195,6 +196,21 @@ class ConferenceScreen(ScreenKeys):
     def status_text(self, now_us: int) -> str:
         return self.status.text(self.call, now_us)
 
+    def _report_tile_sizes(self, lay: L.Layout, tiles_for) -> None:
+        """Tell the call the picture pixels each peer's tile shows of that peer's picture (by its
+        aspect, once one arrived), so it subscribes to the smallest layer that fills it; only when
+        that changed."""
+        sizes = {}
+        for t, part in zip(lay.tiles, tiles_for):
+            pic = part[2]
+            if part[0] != "self":
+                wh = None if pic is None else (pic.shape[1], pic.shape[0])
+                sizes[part[0]] = shown_picture_size(t.picture.cols, t.picture.rows, self.mode,
+                                                    self.colors, self.symbols, wh)
+        if sizes != self._tile_sizes:
+            self._tile_sizes = sizes
+            self.call.set_tile_sizes(sizes)
+
     def draw(self, now_us: int) -> bytes:
         out: list[str] = []
         self.next_due_us = None
@@ -216,12 +232,10 @@ class ConferenceScreen(ScreenKeys):
             for r in self.renderers.values():
                 r.reset()
             self.avatars.reset()
-            self.call.set_tile_sizes({part[0]: picture_size(t.picture.cols, t.picture.rows, self.mode,
-                                                            self.colors, self.symbols)
-                                      for t, part in zip(lay.tiles, tiles_for) if part[0] != "self"})
             live = {p[0] for p in tiles_for} | {"self"}
             for k in [k for k in self.renderers if k not in live]:
                 del self.renderers[k]
+        self._report_tile_sizes(lay, tiles_for)
         if self.help:
             self._draw_help(out)
         else:
