@@ -86,3 +86,51 @@ def test_mosaic_viewer_gets_the_large_layer_and_draws_sextants(tmp_path):
     med = [sorted(r["bytes"] for r in recs)[len(recs) // 2] for recs in (large, normal)]
     assert med[0] > med[1], med
     assert all(r["stream"] == 1 for r in small + small_later)
+
+
+def _cast_kbps(path, window_s: float) -> float:
+    """Terminal output in kbit/s over the last ``window_s`` seconds before the final second of
+    an asciicast recording (--record writes every byte the screen wrote)."""
+    events = [json.loads(line) for line in open(path, encoding="utf-8").read().splitlines()[1:]]
+    out = [(t, len(data.encode("utf-8"))) for t, kind, data in events if kind == "o"]
+    t_end = out[-1][0] - 1.0       # leave out the quit
+    return sum(n for t, n in out if t_end - window_s <= t < t_end) * 8 / 1000 / window_s
+
+
+def test_output_budget_holds_the_terminals_bytes(tmp_path):
+    """--output-kbps: a mosaic viewer in tmux with a budget of 300 kbit/s writes about that to its
+    terminal; the same viewer without a budget writes several times more (same sender, same run)."""
+    from _call_fixtures import HeadlessClient
+    import time
+    budget = 300
+    srv = ServerProc()
+    sender = None
+    try:
+        sender = HeadlessClient(srv.port, "snd", tmp_path, session="mz", video="test:1", duration=40)
+        panes = {}
+        for key, extra in (("free", []), ("budget", ["--output-kbps", str(budget)])):
+            argv = _client(srv.port, key, "test:2", "mosaic", tmp_path) + ["--record", str(tmp_path / f"{key}.cast")] + extra
+            panes[key] = Pane(shell_command(argv, stderr=str(tmp_path / f"{key}.err")), 160, 50)
+        try:
+            for p in panes.values():
+                p.wait_text("3 in call", 20)
+            start = time.monotonic()
+            # both screens run for 9 s with pictures from 2 peers (the measurement window)
+            for p in panes.values():
+                p.wait_for(lambda s: time.monotonic() - start > 9, 15, "the measurement window")
+            for p in panes.values():
+                p.send_text("q")
+            for p in panes.values():
+                p.wait_text("DONE", 10)
+        finally:
+            for p in panes.values():
+                p.close()
+    finally:
+        if sender is not None:
+            sender.proc.terminate()
+            sender.proc.wait(10)
+        srv.stop()
+    free, held = _cast_kbps(tmp_path / "free.cast", 6), _cast_kbps(tmp_path / "budget.cast", 6)
+    print(f"output budget {budget} kbit/s: held {held:.0f}, free {free:.0f} kbit/s")
+    assert 0.5 * budget <= held <= 1.2 * budget, (held, free)
+    assert free > 2.5 * held, (held, free)

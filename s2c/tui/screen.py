@@ -15,6 +15,7 @@ from __future__ import annotations
 from ..clock import now_us as _trace_now_us
 from ..render import layout as L
 from ..render.mosaic import shown_picture_size
+from ..render.rate import OutputBudget
 from ..render.renderer import DEFAULT_SYMBOLS, MODES, Renderer
 from ..text import fit_text, sanitize
 from .avatar_tile import FIGURE, AvatarTiles, peer_pose, stalled_text
@@ -31,10 +32,13 @@ class ConferenceScreen(ScreenKeys):
 
     def __init__(self, call: CallView, cols: int, rows: int, mode: str, colors: str,
                  ramp: str | None = None, title: str = "s2c", max_fps: float = 30.0,
-                 symbols: str = DEFAULT_SYMBOLS):
+                 symbols: str = DEFAULT_SYMBOLS, output_kbps: float | None = None):
         self.call = call
+        # --output-kbps: every tile's change threshold follows its share of this budget
+        self.budget = OutputBudget(output_kbps, max_fps) if output_kbps else None
         self.tile_period_us = int(1e6 / max_fps)
         self.tile_drawn_us: dict[object, int] = {}
+        self.tile_hold_until_us: dict[object, int] = {}   # --output-kbps: not drawn again before
         self.next_due_us: int | None = None
         self.cols, self.rows = cols, rows
         self.mode, self.colors, self.ramp = mode, colors, ramp
@@ -161,6 +165,9 @@ class ConferenceScreen(ScreenKeys):
         if self.shown.get(key) is pic:
             return
         due = self.tile_drawn_us.get(key, -10**18) + self.tile_period_us
+        if self.budget is not None:     # --output-kbps: a tile over its share waits longer
+            self.budget.saw(key, pic_us)
+            due = max(due, self.tile_hold_until_us.get(key, due))
         if now_us < due and isinstance(self.shown.get(key), type(pic)):
             # drawn too recently: come back for it (the newest picture then) at `due`
             self.next_due_us = due if self.next_due_us is None else min(self.next_due_us, due)
@@ -169,7 +176,12 @@ class ConferenceScreen(ScreenKeys):
             r.reset()
         trace = self.call.trace
         t_render = _trace_now_us() if trace is not None else 0   # [e2e trace]
+        n_tiles = len(self.layout.tiles) + (self.layout.inset is not None)
+        if self.budget is not None:
+            r.set_byte_budget(self.budget.frame_bytes(key, n_tiles))
         tile_bytes = r.frame(pic)
+        if self.budget is not None:
+            self.tile_hold_until_us[key] = now_us + self.budget.hold_us(len(tile_bytes), n_tiles)
         out.append(tile_bytes.decode("utf-8", "replace"))
         out.append(RESET)
         self.shown[key] = pic
