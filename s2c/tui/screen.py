@@ -172,16 +172,12 @@ class ConferenceScreen(ScreenKeys):
             # drawn too recently: come back for it (the newest picture then) at `due`
             self.next_due_us = due if self.next_due_us is None else min(self.next_due_us, due)
             return
-        if not isinstance(self.shown.get(key), type(pic)):
+        diff = isinstance(self.shown.get(key), type(pic))
+        if not diff:
             r.reset()
         trace = self.call.trace
         t_render = _trace_now_us() if trace is not None else 0   # [e2e trace]
-        n_tiles = len(self.layout.tiles) + (self.layout.inset is not None)
-        if self.budget is not None:
-            r.set_byte_budget(self.budget.frame_bytes(key, n_tiles))
-        tile_bytes = r.frame(pic)
-        if self.budget is not None:
-            self.tile_hold_until_us[key] = now_us + self.budget.hold_us(len(tile_bytes), n_tiles)
+        tile_bytes = self._frame(key, r, pic, now_us, diff)
         out.append(tile_bytes.decode("utf-8", "replace"))
         out.append(RESET)
         self.shown[key] = pic
@@ -190,6 +186,18 @@ class ConferenceScreen(ScreenKeys):
             self.status.picture_drawn()
             if trace is not None:  # [e2e trace] opt-in (S2C_TRACE_FILE), see s2c.call.trace
                 trace.drawn(self.call.my_id, self.call.peers.get(key), t_render, _trace_now_us(), len(tile_bytes))
+
+    def _frame(self, key, r: Renderer, pic, now_us: int, diff: bool) -> bytes:
+        """The tile's bytes for ``pic``; with --output-kbps, within the tile's share (a full draw,
+        ``diff`` False, is outside the budget and holds nothing back)."""
+        if self.budget is None:
+            return r.frame(pic)
+        n_tiles = len(self.layout.tiles) + (self.layout.inset is not None)
+        r.set_byte_budget(self.budget.frame_bytes(key, n_tiles))
+        tile_bytes = r.frame(pic)
+        if diff:
+            self.tile_hold_until_us[key] = now_us + self.budget.hold_us(len(tile_bytes), n_tiles)
+        return tile_bytes
 
     def _draw_help(self, out: list) -> None:
         w = min(self.cols - 2, max(len(s) for s in HELP) + 4)
