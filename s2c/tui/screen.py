@@ -3,7 +3,9 @@
 Owns: turning the call's state (through ``s2c.tui.view.CallView``) into the bytes that bring the
 terminal up to date — one tile per participant with its label and markers, pictures through a
 Renderer per tile, placeholders (no video yet, camera off, stalled), a figure for a participant
-in avatar mode (s2c.tui.avatar_tile), the self-view (tile, inset, off), the help overlay — and the per-tile redraw pacing (a new picture is drawn when it arrives
+in avatar mode (s2c.tui.avatar_tile), the self-view (tile, inset, off), the help overlay, the picture pixels each peer's tile shows
+(``CallView.set_tile_sizes``: by the peer picture's aspect), the --output-kbps share per tile
+(s2c.render.rate.OutputBudget) — and the per-tile redraw pacing (a new picture is drawn when it arrives
 unless its tile was drawn less than 1/--max-fps ago; ``next_due_us`` says when to come back).
 Keys: ``key(text)`` maps keys to actions (s2c.tui.commands, a base class). The chat area is s2c.tui.chat's, the
 status line s2c.tui.status's. Must not: read the clock (``now_us`` comes in, except the opt-in
