@@ -288,3 +288,17 @@ def test_cli_snapshot_mosaic_and_sextant_test_line():
                          check=True).stdout.decode()
     assert not any("\U0001FB00" <= ch <= "\U0001FB3B" or "\u2596" <= ch <= "\u259F" for ch in out)
     assert all(0x1FB00 <= ord(ch) <= 0x1FB3B or ch in " \u2596\u259A\u259F" for ch in SEXTANT_TEST_LINE)
+
+
+def test_shown_picture_size_follows_the_pictures_aspect():
+    from s2c.render.mosaic import shown_picture_size
+    from s2c.wire.layers import STREAM_LARGE, STREAM_NORMAL, STREAM_SMALL, layer_for
+    # an 80x42 sextant tile is 160x126 grid pixels; a 16:9 picture fills only its width
+    assert shown_picture_size(80, 42, "mosaic", "truecolor", "sextant") == (160, 126)
+    assert shown_picture_size(80, 42, "mosaic", "truecolor", "sextant", (320, 180)) == (160, 90)
+    assert layer_for(*shown_picture_size(80, 42, "mosaic", "truecolor", "sextant", (320, 180))) == STREAM_NORMAL
+    # a 4:3 picture in the same tile needs 160x120: more than NORMAL's 128x96
+    assert layer_for(*shown_picture_size(80, 42, "mosaic", "truecolor", "sextant", (256, 192))) == STREAM_LARGE
+    assert layer_for(*shown_picture_size(160, 45, "mosaic", "truecolor", "sextant", (160, 90))) == STREAM_LARGE
+    assert layer_for(*shown_picture_size(80, 42, "blocks", "truecolor", "sextant", (160, 90))) == STREAM_SMALL
+    assert shown_picture_size(80, 42, "blocks", "truecolor", "sextant", (0, 0)) == (80, 84)

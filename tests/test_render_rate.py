@@ -38,3 +38,29 @@ def test_renderer_with_a_byte_budget_tracks_it_on_a_talking_head(budget):
     tail = np.mean(sizes[-12:])
     assert 0.7 * budget <= tail <= 1.3 * budget, (budget, sizes)
     assert abs(np.mean(free_sizes[-12:]) - budget) > abs(tail - budget)   # the budget changed something
+
+
+def test_output_budget_splits_the_rate_by_tiles_and_picture_gaps():
+    from s2c.render.rate import MIN_FRAME_BYTES, PICTURE_SHARE, OutputBudget
+    b = OutputBudget(800, max_fps=30)          # 100 kB/s
+    for i in range(30):
+        b.saw("a", i * 66_667)                 # 15 pictures/s
+        b.saw("a", i * 66_667)                 # a repeat call for the same picture changes nothing
+    per_frame = PICTURE_SHARE * 100_000 / 2 / 15
+    assert abs(b.frame_bytes("a", 2) - per_frame) < 0.02 * per_frame
+    assert abs(b.frame_bytes("new", 1) - PICTURE_SHARE * 100_000 / 30) <= 1   # no gap yet: 1/max_fps
+    assert b.hold_us(9_000, 2) == 200_000       # 9 kB at 45 kB/s
+    assert OutputBudget(1).frame_bytes("x", 4) == MIN_FRAME_BYTES
+    with pytest.raises(ConfigError):
+        OutputBudget(0)
+
+
+def test_set_byte_budget_drives_the_threshold_in_blocks_mode():
+    frames = raster.talking_head_sequence(16, 640, 384)
+    r = Renderer(160, 48, "blocks", "truecolor")
+    r.set_byte_budget(3_000)
+    sizes = [len(r.frame(f)) for f in frames][1:]
+    free = Renderer(160, 48, "blocks", "truecolor")
+    free_sizes = [len(free.frame(f)) for f in frames][1:]
+    assert r.threshold != free.threshold
+    assert abs(np.mean(sizes[-8:]) - 3_000) < abs(np.mean(free_sizes[-8:]) - 3_000), (sizes, free_sizes)

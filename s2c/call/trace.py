@@ -18,6 +18,11 @@ import json
 import os
 
 
+def _shape(img) -> list | None:
+    """[width, height] of a decoded picture (None: none yet)."""
+    return None if img is None else [int(img.shape[1]), int(img.shape[0])]
+
+
 class StageTrace:
     def __init__(self, path: str):
         self._fh = open(path, "a", buffering=1 << 16)
@@ -50,7 +55,8 @@ class StageTrace:
         self._fh.write(json.dumps({"ev": "recv", "id": my_id, "name": my_name, "peer": peer.id,
                                    "peer_name": peer.name, "seq": f.seq, "key": bool(f.flags & 0x01),
                                    "capture_sender_us": f.ts_us, "recv_us": recv_us, "decode_us": decode_us,
-                                   "bytes": len(f.payload)}) + "\n")
+                                   "bytes": len(f.payload), "stream": f.stream,
+                                   "picture": _shape(peer.picture)}) + "\n")
 
     def played(self, my_id, my_name: str, records, peer_name) -> None:
         """[net trace] Audio frames that left the mixer (``PlayoutRecord``; taken when the call's

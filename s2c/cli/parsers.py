@@ -78,6 +78,10 @@ def conference_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-fps", type=_positive_float, default=30.0,
                    help="redraws of each picture per second at most (default 30); a picture is drawn "
                         "as soon as it arrives within that")
+    p.add_argument("--output-kbps", type=_positive_float, metavar="KBPS",
+                   help="terminal output budget in kbit/s (e.g. 2000 over a slow SSH link): each tile's "
+                        "change threshold follows its share, fewer cells redrawn when it is tight "
+                        "(default: no budget)")
     from ..audio.options import add_arguments as add_audio_arguments
     add_audio_arguments(p)
     e = p.add_argument_group("encryption")

@@ -88,6 +88,23 @@ def picture_size(cols: int, rows: int, mode: str, colors: str, symbols: str = DE
     return cols * sx, rows * sy
 
 
+def shown_picture_size(cols: int, rows: int, mode: str, colors: str, symbols: str = DEFAULT_SYMBOLS,
+                       picture_wh: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(width, height) in square picture pixels that a cols x rows tile shows of a picture of
+    ``picture_wh``'s aspect: what the renderer letterboxes it to (s2c.render.renderer.fit_size),
+    so a picture this size is drawn without upsampling. A 16:9 picture in a tall tile uses only
+    its width; without a picture yet, the whole tile (``picture_size``)."""
+    gw, gh = picture_size(cols, rows, mode, colors, symbols)
+    if picture_wh is None or min(picture_wh) < 1:
+        return gw, gh
+    from .renderer import fit_size
+    sx, sy = samples(mode, colors, symbols)
+    iw, ih = picture_wh
+    fw, fh = fit_size(iw, ih, gw, gh, 2.0 * sx / sy)
+    # the grid's pixels may be taller than wide (sextants): the source rows needed follow the width
+    return fw, max(1, int(round(fw * ih / iw)))
+
+
 def glyph_table(symbols: str) -> tuple[list[bytes], int, bytes]:
     """(UTF-8 glyph per pattern, bits per pattern, allowed patterns for the fit)."""
     sx, sy, glyphs, allowed = _SETS[symbols]

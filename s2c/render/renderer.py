@@ -79,8 +79,8 @@ class Renderer:
     ``img``: a full draw first and after ``reset()``, then only cells that changed by more than
     ``threshold`` levels, colour codes only when the colour changes. The truecolor mosaic instead
     redraws a cell when its shown error exceeds its fit's by a ``threshold``-level shift of every
-    pixel (``cell_error=False``: the per-pixel test); ``byte_budget`` (bytes per diff frame) lets
-    that threshold follow a budget (s2c.render.rate).
+    pixel (``cell_error=False``: the per-pixel test); ``byte_budget`` (bytes per diff frame, also
+    ``set_byte_budget``) lets that threshold follow a budget in every mode (s2c.render.rate).
     """
 
     def __init__(self, cols: int, rows: int, mode: str = "blocks", colors: str = "truecolor", *,
@@ -134,9 +134,8 @@ class Renderer:
         # fit, then the per-pixel change test)
         self._err_gain = _mosaic.error_gain(self._sx * self._sy, threshold) \
             if mode == "mosaic" and colors == "truecolor" and cell_error else None
-        # optional: the threshold follows a budget of bytes per diff frame (truecolor mosaic)
-        self._rate = ThresholdControl(byte_budget, threshold) \
-            if byte_budget is not None and self._err_gain is not None else None
+        # optional: the threshold follows a budget of bytes per diff frame (every mode)
+        self._rate = ThresholdControl(byte_budget, threshold) if byte_budget is not None else None
         self.resize(cols, rows)
 
     @staticmethod
@@ -229,7 +228,17 @@ class Renderer:
             return out
         targets = self.cells(image_rgb)
         self._full = False
-        return self._emit(targets, slice(None), full, self.origin[0], self.origin[1])
+        out = self._emit(targets, slice(None), full, self.origin[0], self.origin[1])
+        if self._rate is not None and not full:
+            self.threshold = min(255, int(round(self._rate.update(len(out)))))
+        return out
+
+    def set_byte_budget(self, budget_bytes: int) -> None:
+        """From now on the change threshold follows this many bytes per diff frame."""
+        if self._rate is None:
+            self._rate = ThresholdControl(budget_bytes, self.threshold)
+        else:
+            self._rate.budget_bytes = max(1, int(budget_bytes))
 
     def _emit(self, targets, rows: slice, full: bool, row0: int, col0: int) -> bytes:
         tg, tfg, tbg, emit_fg, emit_bg = targets

@@ -77,7 +77,8 @@ async def run_screen(call: CallView, args, screen: term.Screen, recorder, title:
         recorder.output(term.ENTER_SCREEN)   # Screen wrote it before the recorder existed
     cols, rows = term.size(screen.out_fd)
     ui = ConferenceScreen(call, cols, rows, args.mode, args.colors, getattr(args, "ramp", None), title,
-                          max_fps=args.max_fps, symbols=getattr(args, "symbols", "sextant"))
+                          max_fps=args.max_fps, symbols=getattr(args, "symbols", "sextant"),
+                          output_kbps=getattr(args, "output_kbps", None))
     inputs = _Inputs(screen, ui, wake)
     call.on_change = wake.set
 

@@ -3,7 +3,9 @@
 Owns: turning the call's state (through ``s2c.tui.view.CallView``) into the bytes that bring the
 terminal up to date — one tile per participant with its label and markers, pictures through a
 Renderer per tile, placeholders (no video yet, camera off, stalled), a figure for a participant
-in avatar mode (s2c.tui.avatar_tile), the self-view (tile, inset, off), the help overlay — and the per-tile redraw pacing (a new picture is drawn when it arrives
+in avatar mode (s2c.tui.avatar_tile), the self-view (tile, inset, off), the help overlay, the picture pixels each peer's tile shows
+(``CallView.set_tile_sizes``: by the peer picture's aspect), the --output-kbps share per tile
+(s2c.render.rate.OutputBudget) — and the per-tile redraw pacing (a new picture is drawn when it arrives
 unless its tile was drawn less than 1/--max-fps ago; ``next_due_us`` says when to come back).
 Keys: ``key(text)`` maps keys to actions (s2c.tui.commands, a base class). The chat area is s2c.tui.chat's, the
 status line s2c.tui.status's. Must not: read the clock (``now_us`` comes in, except the opt-in
@@ -14,7 +16,8 @@ from __future__ import annotations
 
 from ..clock import now_us as _trace_now_us
 from ..render import layout as L
-from ..render.mosaic import picture_size
+from ..render.mosaic import shown_picture_size
+from ..render.rate import OutputBudget
 from ..render.renderer import DEFAULT_SYMBOLS, MODES, Renderer
 from ..text import fit_text, sanitize
 from .avatar_tile import FIGURE, AvatarTiles, peer_pose, stalled_text
@@ -31,10 +34,13 @@ class ConferenceScreen(ScreenKeys):
 
     def __init__(self, call: CallView, cols: int, rows: int, mode: str, colors: str,
                  ramp: str | None = None, title: str = "s2c", max_fps: float = 30.0,
-                 symbols: str = DEFAULT_SYMBOLS):
+                 symbols: str = DEFAULT_SYMBOLS, output_kbps: float | None = None):
         self.call = call
+        # --output-kbps: every tile's change threshold follows its share of this budget
+        self.budget = OutputBudget(output_kbps, max_fps) if output_kbps else None
         self.tile_period_us = int(1e6 / max_fps)
         self.tile_drawn_us: dict[object, int] = {}
+        self.tile_hold_until_us: dict[object, int] = {}   # --output-kbps: not drawn again before
         self.next_due_us: int | None = None
         self.cols, self.rows = cols, rows
         self.mode, self.colors, self.ramp = mode, colors, ramp
@@ -53,6 +59,7 @@ class ConferenceScreen(ScreenKeys):
         self._self_pic_us = 0
         self._full = True
         self._layout_key = None
+        self._tile_sizes: dict | None = None    # last sent to set_tile_sizes
         self.layout: L.Layout | None = None
 
     # ---- state changes --------------------------------------------------------------------------
@@ -160,15 +167,19 @@ class ConferenceScreen(ScreenKeys):
         if self.shown.get(key) is pic:
             return
         due = self.tile_drawn_us.get(key, -10**18) + self.tile_period_us
+        if self.budget is not None:     # --output-kbps: a tile over its share waits longer
+            self.budget.saw(key, pic_us)
+            due = max(due, self.tile_hold_until_us.get(key, due))
         if now_us < due and isinstance(self.shown.get(key), type(pic)):
             # drawn too recently: come back for it (the newest picture then) at `due`
             self.next_due_us = due if self.next_due_us is None else min(self.next_due_us, due)
             return
-        if not isinstance(self.shown.get(key), type(pic)):
+        diff = isinstance(self.shown.get(key), type(pic))
+        if not diff:
             r.reset()
         trace = self.call.trace
         t_render = _trace_now_us() if trace is not None else 0   # [e2e trace]
-        tile_bytes = r.frame(pic)
+        tile_bytes = self._frame(key, r, pic, now_us, diff)
         out.append(tile_bytes.decode("utf-8", "replace"))
         out.append(RESET)
         self.shown[key] = pic
@@ -177,6 +188,18 @@ class ConferenceScreen(ScreenKeys):
             self.status.picture_drawn()
             if trace is not None:  # [e2e trace] opt-in (S2C_TRACE_FILE), see s2c.call.trace
                 trace.drawn(self.call.my_id, self.call.peers.get(key), t_render, _trace_now_us(), len(tile_bytes))
+
+    def _frame(self, key, r: Renderer, pic, now_us: int, diff: bool) -> bytes:
+        """The tile's bytes for ``pic``; with --output-kbps, within the tile's share (a full draw,
+        ``diff`` False, is outside the budget and holds nothing back)."""
+        if self.budget is None:
+            return r.frame(pic)
+        n_tiles = len(self.layout.tiles) + (self.layout.inset is not None)
+        r.set_byte_budget(self.budget.frame_bytes(key, n_tiles))
+        tile_bytes = r.frame(pic)
+        if diff:
+            self.tile_hold_until_us[key] = now_us + self.budget.hold_us(len(tile_bytes), n_tiles)
+        return tile_bytes
 
     def _draw_help(self, out: list) -> None:
         w = min(self.cols - 2, max(len(s) for s in HELP) + 4)
@@ -194,6 +217,21 @@ class ConferenceScreen(ScreenKeys):
 
     def status_text(self, now_us: int) -> str:
         return self.status.text(self.call, now_us)
+
+    def _report_tile_sizes(self, lay: L.Layout, tiles_for) -> None:
+        """Tell the call the picture pixels each peer's tile shows of that peer's picture (by its
+        aspect, once one arrived), so it subscribes to the smallest layer that fills it; only when
+        that changed."""
+        sizes = {}
+        for t, part in zip(lay.tiles, tiles_for):
+            pic = part[2]
+            if part[0] != "self":
+                wh = None if pic is None else (pic.shape[1], pic.shape[0])
+                sizes[part[0]] = shown_picture_size(t.picture.cols, t.picture.rows, self.mode,
+                                                    self.colors, self.symbols, wh)
+        if sizes != self._tile_sizes:
+            self._tile_sizes = sizes
+            self.call.set_tile_sizes(sizes)
 
     def draw(self, now_us: int) -> bytes:
         out: list[str] = []
@@ -216,12 +254,10 @@ class ConferenceScreen(ScreenKeys):
             for r in self.renderers.values():
                 r.reset()
             self.avatars.reset()
-            self.call.set_tile_sizes({part[0]: picture_size(t.picture.cols, t.picture.rows, self.mode,
-                                                            self.colors, self.symbols)
-                                      for t, part in zip(lay.tiles, tiles_for) if part[0] != "self"})
             live = {p[0] for p in tiles_for} | {"self"}
             for k in [k for k in self.renderers if k not in live]:
                 del self.renderers[k]
+        self._report_tile_sizes(lay, tiles_for)
         if self.help:
             self._draw_help(out)
         else:
