@@ -99,8 +99,8 @@ class ClusterDemand:
 
     def _take_demand(self, room, node: str, want: dict) -> None:
         """Another relay's demand (already parsed): kept per node; senders told if it changed."""
-        if room.want_of.get(node) == want:
-            return
+        if room.want_of.get(node) == want or not any(r.node == node for r in room.remote.values()):
+            return      # unchanged, or from a relay with no one in the room (its join comes first)
         room.want_of[node] = want
         if room.layered:
             self._update_senders(room)

@@ -158,7 +158,7 @@ class ClusterRooms(ClusterDemand):
             listed = {p[0] for p in peers}
             for r in [r for r in room.remote.values() if r.node == node and r.pid not in listed]:
                 self._drop_remote(room, r, "left")
-            if want is not None and any(r.node == node for r in room.remote.values()):
+            if want is not None:
                 self._take_demand(room, node, want)
 
     def _settle_last_place(self, room: Room, now_ms: float) -> None:
