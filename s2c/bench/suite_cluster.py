@@ -10,6 +10,8 @@ clock):
 - ``cluster.latency_24_on_3_ms``: one room of 24 participants, 8 on each of 3 relays, every
   delivery, beside the baseline ``cluster.latency_8_on_1_ms`` (one relay carrying 8, no NATS);
   ``relay_cpu_per_participant`` (CPU fraction of one core) is reported on both.
+- ``cluster.latency_24_on_1_ms``: the same 24 participants on one relay, no NATS (what the load
+  itself costs on this machine, beside the 24-on-3 figure).
 - ``cluster.latency_24_on_3_natspy_ms``: the same 24-on-3 load with ``--cluster-media nats-py``
   (media between relays through nats-py, as before the direct media path), same run.
 - ``cluster.forwarded_per_s``: 1 KB frames delivered per second, 4 participants on two relays
@@ -286,6 +288,15 @@ def run(quick: bool = False, **_kw) -> dict[str, Metric]:
         base = [ms for _s, _r, ms in samples]
         out["cluster.latency_8_on_1_ms"] = summarize(base, "ms", participants=8, relays=1, frames_sent=sent,
                                                      relay_cpu_per_participant=round(cpu / 8, 4))
+        # the same 24 on one relay (no NATS): what the load itself costs, without any bus
+        proc, port = _start_server("--stall-timeout-s", "60")
+        try:
+            samples, _r, sent, cpu = _run(_latency([port], 24, lat_s, [proc.pid]))
+        finally:
+            _stop(proc)
+        out["cluster.latency_24_on_1_ms"] = summarize([ms for _s, _r, ms in samples], "ms", participants=24,
+                                                      relays=1, frames_sent=sent,
+                                                      relay_cpu_per_participant=round(cpu / 24, 4))
         procs = _relays(nats, 3, "big")
         try:
             bench_cpu0, t_b0 = time.process_time(), time.monotonic()
