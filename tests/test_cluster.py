@@ -243,3 +243,34 @@ def test_cluster_flag_without_a_bus_is_a_clear_error():
                         "--cluster", f"nats://127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 2
     assert "cannot reach the cluster bus" in p.stderr
+
+
+def test_a_small_tile_on_another_relay_gets_the_senders_small_layer(relays, tmp_path):
+    """Layers across relays: the sender (on r0) has no receiver of its own relay; a viewer with a
+    small tile on r1 gets 80-pixel pictures (the SMALL layer, which the sender encodes only
+    because r1 asked for it on the bus), a big-tile viewer on r2 keeps 160x90."""
+    sender = headless(relays, 0, "ada", tmp_path, "lay", video="test:1")
+    small = headless(relays, 1, "small", tmp_path, "lay", video=None, extra=("--tile-px", "80x50"))
+    big = headless(relays, 2, "big", tmp_path, "lay", video=None, extra=("--tile-px", "160x96"))
+
+    def pic(c):
+        try:
+            return (c.peer_by_name("ada") or {}).get("picture_size")
+        except AssertionError:
+            return None
+    try:
+        assert poll(lambda: pic(small) == [80, 45] and pic(big) == [160, 90], 20, 0.2), \
+            (pic(small), pic(big), why(small), why(big))
+        s0, b0 = small.peer_by_name("ada"), big.peer_by_name("ada")
+        assert poll(lambda: small.peer_by_name("ada")["video_frames"] - s0["video_frames"] > 10, 10, 0.2)
+        s1, b1 = small.peer_by_name("ada"), big.peer_by_name("ada")
+        assert s1["picture_size"] == [80, 45] and b1["picture_size"] == [160, 90]
+        per_small = (s1["video_bytes"] - s0["video_bytes"]) / max(1, s1["video_frames"] - s0["video_frames"])
+        per_big = (b1["video_bytes"] - b0["video_bytes"]) / max(1, b1["video_frames"] - b0["video_frames"])
+        assert per_small < 0.6 * per_big, (per_small, per_big)
+        assert s1["bad_payloads"] == 0 and b1["bad_payloads"] == 0
+        sent = sender.stats()["sent"]["video_layers_sent"]
+        assert int(sent.get("1", 0)) > 10 and int(sent.get("0", 0)) > 10, sent   # both layers watched
+    finally:
+        for c in (sender, small, big):
+            c.stop()

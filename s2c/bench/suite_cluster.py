@@ -10,6 +10,8 @@ clock):
 - ``cluster.latency_24_on_3_ms``: one room of 24 participants, 8 on each of 3 relays, every
   delivery, beside the baseline ``cluster.latency_8_on_1_ms`` (one relay carrying 8, no NATS);
   ``relay_cpu_per_participant`` (CPU fraction of one core) is reported on both.
+- ``cluster.latency_24_on_1_ms``: the same 24 participants on one relay, no NATS (what the load
+  itself costs on this machine, beside the 24-on-3 figure).
 - ``cluster.latency_24_on_3_natspy_ms``: the same 24-on-3 load with ``--cluster-media nats-py``
   (media between relays through nats-py, as before the direct media path), same run.
 - ``cluster.forwarded_per_s``: 1 KB frames delivered per second, 4 participants on two relays
@@ -286,17 +288,33 @@ def run(quick: bool = False, **_kw) -> dict[str, Metric]:
         base = [ms for _s, _r, ms in samples]
         out["cluster.latency_8_on_1_ms"] = summarize(base, "ms", participants=8, relays=1, frames_sent=sent,
                                                      relay_cpu_per_participant=round(cpu / 8, 4))
+        # the same 24 on one relay (no NATS): what the load itself costs, without any bus
+        proc, port = _start_server("--stall-timeout-s", "60")
+        try:
+            samples, _r, sent, cpu = _run(_latency([port], 24, lat_s, [proc.pid]))
+        finally:
+            _stop(proc)
+        out["cluster.latency_24_on_1_ms"] = summarize([ms for _s, _r, ms in samples], "ms", participants=24,
+                                                      relays=1, frames_sent=sent,
+                                                      relay_cpu_per_participant=round(cpu / 24, 4))
         procs = _relays(nats, 3, "big")
         try:
-            samples, _r, sent, cpu = _run(_latency([p for _, p in procs], 8, lat_s, [x.pid for x, _ in procs]))
+            bench_cpu0, t_b0 = time.process_time(), time.monotonic()
+            samples, relay_of, sent, cpu = _run(_latency([p for _, p in procs], 8, lat_s, [x.pid for x, _ in procs]))
+            bench_cpu = (time.process_time() - bench_cpu0) / (time.monotonic() - t_b0)
         finally:
             for proc, _ in procs:
                 _stop(proc)
         big = [ms for _s, _r, ms in samples]
+        # where the tail is: deliveries that never crossed the bus beside those that did
+        split = {k: [round(v, 3) for v in _pcts(xs)] for k, xs in (
+            ("same_relay_p50_p99_ms", [ms for snd, r, ms in samples if relay_of.get(snd) == r]),
+            ("cross_relay_p50_p99_ms", [ms for snd, r, ms in samples if relay_of.get(snd, r) != r])) if xs}
         m = summarize(big, "ms", "cluster.latency_8_on_1_ms", participants=24, relays=3, frames_sent=sent,
                       frames_received=len(big), relay_cpu_per_participant=round(cpu / 24, 4),
                       target="p99 <= 8-on-1 p99 + 5 ms")
         m.extra["p99_above_baseline_ms"] = round(m.p99 - out["cluster.latency_8_on_1_ms"].p99, 3)
+        m.extra.update(split, bench_process_cpu_fraction=round(bench_cpu, 2))
         out["cluster.latency_24_on_3_ms"] = m
         # the same load with the media between relays through nats-py (what the relays did before)
         procs = _relays(nats, 3, "old", "--cluster-media", "nats-py")

@@ -17,8 +17,8 @@ The rules (docs/protocol.md "Video layers"):
   for a keyframe of the target (REFRESH with that stream, rate-limited as every REFRESH) and
   keeps forwarding cur until a keyframe of the target arrives: the switch happens there, so the
   receiver always has a decodable picture (the old layer until the new one decodes);
-- each layered sender is told (LAYERS) the union of cur and target over its receivers (NORMAL
-  too while the room has participants on other relays, who select on their own relay), so it
+- each layered sender is told (LAYERS) the union of cur and target over its receivers (and, in
+  a cluster, what the other relays' receivers want of it: s2c.relay.cluster_layers), so it
   encodes only layers someone watches, and ``thin`` while any of its receivers lost frames in
   the last ``THIN_HOLD_MS``: only then does it send non-reference pictures (every 2nd is
   FLAG_DISCARDABLE), which cost ~13% more bytes than a chain of references;
@@ -32,6 +32,8 @@ The rules (docs/protocol.md "Video layers"):
 """
 
 from __future__ import annotations
+
+from itertools import chain
 
 from .. import wire as P
 from ..errors import ProtocolError
@@ -114,7 +116,7 @@ class LayerSelection:
         room = r.room
         if room is None:
             return
-        for s in room.members.values():
+        for s in chain(room.members.values(), room.remote.values()):   # remote: REFRESH crosses the bus
             if s is r:
                 continue
             t = r.layers.target(s.pid, _layered(s))
@@ -124,18 +126,23 @@ class LayerSelection:
 
     def _update_senders(self, room) -> None:
         """Tell every layered sender of ``room`` the layers someone watches, if that changed."""
+        alone = len(room.members) + len(room.remote) < 2
         for s in room.members.values():
             if not _layered(s):
                 continue
-            need = {NORMAL} if room.remote or len(room.members) < 2 else set()
+            need = {NORMAL} if alone else set()
+            # cluster: what other relays' receivers want of s (s2c.relay.cluster_layers)
+            thin = self._remote_need(room, s.pid, need) if room.remote else False
             for r in room.members.values():
                 if r is not s:
                     need.add(r.layers.cur.get(s.pid, NORMAL))
                     need.add(r.layers.target(s.pid, True))
-            thin = any(r.layers.thinning for r in room.members.values() if r is not s)
+            thin = thin or any(r.layers.thinning for r in room.members.values() if r is not s)
             if (frozenset(need), thin) != s.layers_sent:
                 s.layers_sent = (frozenset(need), thin)
                 self._send_ctrl(s, P.LAYERS, P.encode_layers(need, thin))
+        if room.remote:
+            self._publish_demand(room)     # what this relay's receivers want of remote senders
 
     def _layers_joined(self, c) -> None:
         room = c.room
@@ -214,7 +221,8 @@ class LayerSelection:
 
     def _step(self, r, rl: ReceiverLayers, now_ms: float) -> bool:
         top = max((RANK[s] for s in rl.cur.values()), default=RANK[NORMAL])
-        top = max([top] + [RANK[rl.want.get(pid, NORMAL)] for pid in r.room.members if pid != r.pid])
+        top = max([top] + [RANK[rl.want.get(pid, NORMAL)] for pid in chain(r.room.members, r.room.remote)
+                           if pid != r.pid])
         if rl.offered >= MIN_OFFERED and rl.loss > DOWN_LOSS_SHARE * rl.offered:
             rl.quiet_since_ms = now_ms
             new = max(0, min(rl.cap_rank, top) - 1)

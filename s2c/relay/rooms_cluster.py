@@ -14,6 +14,7 @@ import os
 
 from .. import wire as P
 from ..errors import LocalError, ProtocolError
+from .cluster_layers import ClusterDemand, parse_want
 from .state import (_HDR, _unpack_hdr, _HB, _SND, _SND_END, _LEN, _LEN_END, _FLG, RelayConfig, RoomStats, _NO_ROOM, Room, _Remote, _Lingering, _Conn, _dump, _LINGER_REASONS, _CTRL_QUEUE_TYPES)  # noqa: F401
 
 
@@ -30,7 +31,18 @@ def _parse_remote(x, node):
     return (pid, P.sanitize_name(name), P.check_caps(caps), epoch, node)
 
 
-class ClusterRooms:
+def _race_losers(room: Room, limit: int, now_ms: float) -> list:
+    """This relay's participants that lost a race for the last place(s) of ``room``."""
+    excess = len(room.members) + len(room.remote) + len(room.lingering) - limit
+    if excess <= 0:
+        return []
+    since = now_ms - JOIN_RACE_MS
+    recent = [m.pid for m in room.members.values() if m.joined_ms >= since]
+    recent += [r.pid for r in room.remote.values() if r.joined_ms >= since]
+    return [room.members[pid] for pid in sorted(recent)[-excess:] if pid in room.members]
+
+
+class ClusterRooms(ClusterDemand):
     """The cluster half of the relay core (see the module docstring)."""
 
     # ---- cluster: remote participants (driven by s2c.relay.cluster; idle on a single relay) --------
@@ -59,6 +71,8 @@ class ClusterRooms:
         else:
             peers = [[m.pid, m.name, m.caps, m.epoch] for m in conns]
         msg = {"op": op, "node": self.config.cluster_node, "peers": peers}
+        if op == "hb" and room is not None and room.remote:
+            msg["want"] = self._demand_field(room)   # layers wanted of remote senders (cluster_layers)
         if seen and room is not None:
             msg["seen"] = [[r.pid, r.name, r.caps, r.epoch, r.node] for r in room.remote.values()]
         return _dump(msg)
@@ -121,13 +135,17 @@ class ClusterRooms:
                 if r is not None and r.node == node and r.epoch <= epoch:
                     self._drop_remote(room, r, P.sanitize_name(str(msg.get("reason", "left")), 40) or "left")
                 return
-            if op not in ("hb", "join"):
+            want = parse_want(msg["want"]) if op in ("hb", "want") and "want" in msg else None
+            if op == "want" and want is None or op not in ("hb", "join", "want"):
                 raise ValueError(f"unknown op {op!r:.20}")
-            peers = [_parse_remote(x, node) for x in msg["peers"]]
+            peers = [_parse_remote(x, node) for x in msg.get("peers", ())]
             seen = [_parse_remote(x[:4], x[4]) for x in msg.get("seen", ())
                     if isinstance(x, list) and len(x) == 5 and isinstance(x[4], str)]
         except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError, RecursionError, ProtocolError):
             self.totals["bad_remote"] += 1
+            return
+        if op == "want":
+            self._take_demand(room, node, want)
             return
         for p in peers:
             self._upsert_remote(room, p, now_ms)
@@ -140,6 +158,8 @@ class ClusterRooms:
             listed = {p[0] for p in peers}
             for r in [r for r in room.remote.values() if r.node == node and r.pid not in listed]:
                 self._drop_remote(room, r, "left")
+            if want is not None:
+                self._take_demand(room, node, want)
 
     def _settle_last_place(self, room: Room, now_ms: float) -> None:
         """Two relays admitted joins for the last place(s) at once (each before hearing of the
@@ -147,18 +167,10 @@ class ClusterRooms:
         joined within ``JOIN_RACE_MS`` by id and the highest ids lose; a relay closes its own
         losers with ROOM_FULL, so all relays settle on the same survivors without a round trip."""
         limit = self.config.max_participants
-        excess = len(room.members) + len(room.remote) + len(room.lingering) - limit
-        if excess <= 0:
-            return
-        since = now_ms - JOIN_RACE_MS
-        recent = [m.pid for m in room.members.values() if m.joined_ms >= since]
-        recent += [r.pid for r in room.remote.values() if r.joined_ms >= since]
-        for pid in sorted(recent)[-excess:]:
-            m = room.members.get(pid)
-            if m is not None:
-                room.stats.race_lost += 1
-                self._fatal(m, P.E_ROOM_FULL, f"session {room.name!r} is full ({limit} participants): "
-                                              "another relay admitted a join for the last place at the same time")
+        for m in _race_losers(room, limit, now_ms):
+            room.stats.race_lost += 1
+            self._fatal(m, P.E_ROOM_FULL, f"session {room.name!r} is full ({limit} participants): "
+                                          "another relay admitted a join for the last place at the same time")
 
     def _upsert_remote(self, room: Room, p, now_ms: float) -> None:
         pid, name, caps, epoch, node = p
@@ -187,6 +199,10 @@ class ClusterRooms:
                     self._send_ctrl(x, P.PEER_JOINED, announce)
         room.remote[pid] = _Remote(pid, name, caps, node, epoch, now_ms)
         room.publish = True
+        if isinstance(caps, dict) and caps.get(P.LAYERS_CAP):
+            room.layered = True        # its layers are selected per receiver here too
+        if room.layered:
+            self._update_senders(room)  # a new relay counts as NORMAL until its demand arrives
         self._drop_room_if_empty(room)
 
     def _unlinger(self, room: Room, pid: int) -> None:
@@ -197,6 +213,8 @@ class ClusterRooms:
     def _drop_remote(self, room: Room, r: _Remote, reason: str) -> None:
         del room.remote[r.pid]
         room.publish = bool(room.remote)
+        self._forget_demand(room, r.node)
+        self._layers_left(room, r.pid)
         msg = P.encode_peer_left(r.pid, r.name, reason)
         for m in room.members.values():
             self._send_ctrl(m, P.PEER_LEFT, msg)

@@ -72,7 +72,8 @@ _NO_ROOM = RoomStats()   # drops of a receiver not in a room (yet) are counted h
 
 
 class Room:
-    __slots__ = ("name", "members", "stats", "remote", "lingering", "synced", "parked", "publish", "layered")
+    __slots__ = ("name", "members", "stats", "remote", "lingering", "synced", "parked", "publish", "layered",
+                 "want_of", "want_sent")
 
     def __init__(self, name: str):
         self.name = name
@@ -85,6 +86,8 @@ class Room:
         self.parked: list[tuple[_Conn, P.Join]] = []  # joins waiting for the sync
         self.publish = False                  # True while remote participants exist: media -> outbox
         self.layered = False                  # a member sends layers: VIDEO is selected per receiver
+        self.want_of: dict[str, dict] = {}    # cluster: node -> {sender pid: (streams, thin)} its receivers want
+        self.want_sent: dict = {}             # cluster: the demand for remote senders last published
 
 
 class _Remote:
