@@ -22,6 +22,7 @@ def writes(h):
 def test_two_talkers_audio_shares_one_write_within_the_hold():
     h = Harness(audio_hold_ms=8.0)
     a, b, c = h.join(name="a"), h.join(name="b"), h.join(name="c")
+    d = h.join(name="d")
     h.pump()
     h.feed(a, frame(P.AUDIO, b"a1"))
     assert writes(h) == {}                      # held: nothing for b or c yet
@@ -31,7 +32,7 @@ def test_two_talkers_audio_shares_one_write_within_the_hold():
     assert writes(h) == {}                      # c's write still held (due at 8 ms), a's now too
     h.now_ms += 3.0
     got = writes(h)
-    assert got[c] == [P.AUDIO, P.AUDIO]         # a's and b's frames in one write
+    assert got[c] == [P.AUDIO, P.AUDIO] == got[d]   # a's and b's frames in one write
     assert got[b] == [P.AUDIO] and a not in got  # a's hold (from b's frame) is due at 13 ms
     h.now_ms += 5.0
     assert writes(h) == {a: [P.AUDIO]}
@@ -41,18 +42,19 @@ def test_two_talkers_audio_shares_one_write_within_the_hold():
 def test_a_picture_takes_held_audio_with_it_at_once():
     h = Harness(audio_hold_ms=8.0)
     a, b, c = h.join(name="a"), h.join(name="b"), h.join(name="c")
+    d = h.join(name="d")
     h.pump()
     h.feed(a, frame(P.AUDIO, b"a1"))
     h.feed(b, frame(P.STATE, b"{}"))           # anything not audio goes now, held audio with it
     got = writes(h)
-    assert got[c] == [P.AUDIO, P.STATE] and got[a] == [P.STATE]
+    assert got[c] == [P.AUDIO, P.STATE] == got[d] and got[a] == [P.STATE]
     assert b not in got                         # b's copy of a's audio is still held
     h.now_ms += 8.0
     assert writes(h) == {b: [P.AUDIO]}
 
 
-def test_two_party_call_and_hold_zero_do_not_hold():
-    for cfg, names in (({"audio_hold_ms": 8.0}, ("a", "b")), ({"audio_hold_ms": 0.0}, ("a", "b", "c"))):
+def test_three_party_call_and_hold_zero_do_not_hold():
+    for cfg, names in (({"audio_hold_ms": 8.0}, ("a", "b", "c")), ({"audio_hold_ms": 0.0}, ("a", "b", "c", "d"))):
         h = Harness(**cfg)
         ids = [h.join(name=n) for n in names]
         h.pump()
@@ -64,12 +66,13 @@ def test_two_party_call_and_hold_zero_do_not_hold():
 def test_a_departed_receiver_is_not_held():
     h = Harness(audio_hold_ms=8.0)
     a, b, c = h.join(name="a"), h.join(name="b"), h.join(name="c")
+    d = h.join(name="d")
     h.pump()
     h.feed(a, frame(P.AUDIO, b"a1"))
     h.relay.connection_lost(c, h.now_ms)
     h.now_ms += 8.0
     got = writes(h)
-    assert c not in got and got[b][-1] == P.AUDIO
+    assert c not in got and got[b][-1] == P.AUDIO == got[d][-1]
 
 
 def test_hold_bookkeeping():

@@ -68,7 +68,7 @@ class Forwarding:
         st.bytes_in += nbytes
         cap = self.config.ready_cap_bytes
         dirty = self._dirty
-        # a lone audio frame in a room of 3+ waits a few ms for company (s2c.relay.coalesce)
+        # a lone audio frame in a room of 4+ waits a few ms for company (s2c.relay.coalesce)
         hold = self._hold if (nframes == 1 and mv[start + 1] == P.AUDIO and self._hold.hold_ms > 0
                               and len(room.members) >= HOLD_MIN_MEMBERS) else None
         k = 0
