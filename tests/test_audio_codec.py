@@ -80,8 +80,17 @@ def test_opus_round_trip_keeps_tone_peak_and_voice_bitrate():
     y = np.concatenate([dec.decode(p) for p in payloads])
     assert abs(peaks_hz(y[SAMPLE_RATE_HZ // 2:])[0] - 440) <= 3
     kbps = sum(len(p) for p in payloads) * 8 / 2.0 / 1000
-    assert 10 < kbps <= 30   # constrained VBR: a steady tone stays near the 24 kbit/s target
+    assert 10 < kbps <= 20   # constrained VBR: a steady tone stays near the 16 kbit/s default
     assert abs(rms_dbfs(y[SAMPLE_RATE_HZ:]) - rms_dbfs(x[SAMPLE_RATE_HZ:])) < 2.0
+
+
+def test_default_bitrate_is_still_wideband():
+    """16 kbit/s voice keeps the wideband band (up to ~8 kHz, not telephone's 3.4 kHz)."""
+    enc, dec = AudioEncoder("opus"), AudioDecoder()
+    x = tone(6000, 1.0)
+    y = np.concatenate([dec.decode(enc.encode(f)) for f in frames(x)])
+    assert abs(peaks_hz(y[SAMPLE_RATE_HZ // 2:])[0] - 6000) <= 5
+    assert abs(rms_dbfs(y[SAMPLE_RATE_HZ // 2:]) - rms_dbfs(x[SAMPLE_RATE_HZ // 2:])) < 3.0
 
 
 def test_pcm_round_trip_is_exact():

@@ -12,6 +12,7 @@ def frame(t, payload=b"", **kw):
 
 class Harness:
     def __init__(self, **cfg):
+        cfg.setdefault("audio_hold_ms", 0.0)   # the hold has its own tests (test_relay_coalesce.py)
         self.relay = Relay(RelayConfig(**cfg))
         self.now_ms = 0.0
         self.out: dict[int, P.FrameParser] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from .engine import AudioEngine
+from .opus import DEFAULT_BITRATE_BPS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--audio-in", metavar="FILE.wav|tone:HZ|none", help="send a file (looped) or a tone instead of the mic")
     g.add_argument("--audio-out", metavar="FILE.wav|none", help="write what you would hear to a WAV file instead of the speaker")
     g.add_argument("--audio-codec", choices=("opus", "pcm"), default="opus", help="codec to send (default opus)")
-    g.add_argument("--audio-kbps", type=int, default=24, metavar="N", help="Opus bitrate in kbit/s (default 24)")
+    g.add_argument("--audio-kbps", type=int, default=DEFAULT_BITRATE_BPS // 1000, metavar="N",
+                   help=f"Opus bitrate in kbit/s (default {DEFAULT_BITRATE_BPS // 1000}: wideband voice)")
     g.add_argument("--no-echo-cancel", action="store_true",
                    help="no echo cancellation (default: on when both mic and speaker are devices)")
     g.add_argument("--no-noise-suppress", action="store_true",

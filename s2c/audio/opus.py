@@ -32,7 +32,10 @@ CODEC_NAMES = {v: k for k, v in CODEC_IDS.items()}
 FLAG_SILENCE = 0x1
 _KNOWN_FLAGS = FLAG_SILENCE
 MAX_OPUS_PACKET_BYTES = 1275  # RFC 6716 limit for one frame
-DEFAULT_BITRATE_BPS = 24_000
+# wideband voice: Opus (SILK WB) at 16 kbit/s is ~40 B per 20 ms frame (the bench's tone; 61 B at
+# 24 kbit/s, speech-like noise 36 vs 55 B) — on a slow link or into a 4-party receiver the audio
+# frames are a large share of the wire (issue 12); --audio-kbps raises it for music
+DEFAULT_BITRATE_BPS = 16_000
 _FADE_FRAMES = 3  # repeat-and-fade PLC reaches silence after this many lost frames
 
 

@@ -328,7 +328,8 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
         result["tcp_congestion_control"] = _tcp_congestion_control(topo)
         srv_out = os.path.join(tmp, "relay.out")
         srv = run.popen(topo.exec_argv(topo.relay_ns, [_exe("s2c-server"), "-p", str(RELAY_PORT),
-                                                       "--stats-interval", "1", "--log-format", "json"]),
+                                                       "--stats-interval", "1", "--log-format", "json",
+                                                       *os.environ.get("S2C_NET_RELAY_ARGS", "").split()]),
                         stdout_path=srv_out, stderr_path=os.path.join(tmp, "relay.log"))
         _wait_for_line(srv_out, r"listening on", srv, 10)
         clients = {}
@@ -339,6 +340,7 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
                     "--audio-in", f"tone:{300 + 110 * k}", "--audio-out", "none", "--stats-json", stats[k]]
             if TRANSPORT != "tcp":
                 argv += ["--transport", TRANSPORT]
+            argv += os.environ.get("S2C_NET_CLIENT_ARGS", "").split()   # A/B runs: e.g. --audio-kbps 24
             argv += list(sc.args.get(k, ())) + (["--no-layers"] if LAYERS == "off" else [])
             clients[k] = run.popen(topo.exec_argv(topo.client_ns[k], argv), env=env,
                                    stdout_path=os.path.join(tmp, f"p{k}.out"),

@@ -47,6 +47,7 @@ from .. import wire as P
 from ..errors import LocalError, ProtocolError
 from ..wire.queues import MediaQueue
 from .pacing import BACKLOGGED_BYTES, DeliveryRate, RefreshLimiter
+from .coalesce import AudioHold
 from .forwarding import Forwarding
 from .layers import LayerSelection
 from .rooms import RoomControl
@@ -73,6 +74,7 @@ class Relay(Forwarding, RoomControl, ClusterRooms, LayerSelection):
         self._cluster_down_ms = 0.0
         self._pids: dict[int, int] = {}  # resumed participant id -> connection id (see _alloc_id)
         self._dirty: set[int] = set()
+        self._hold = AudioHold(cfg.audio_hold_ms)   # lone audio frames waiting for company
         self._closing: list[tuple[int, bool]] = []
         self._shutting_down = False
         self._join_win_start_ms = -1e18
@@ -136,6 +138,7 @@ class Relay(Forwarding, RoomControl, ClusterRooms, LayerSelection):
         elif c.parked is not None:
             self._close(c, "disconnected")
         self._dirty.discard(cid)
+        self._hold.release((cid,))
         if c.pid not in self._pids:   # gone for good (not lingering): its held requests too
             self._refresh.forget(c.pid)
         c.ready.clear()
@@ -212,6 +215,7 @@ class Relay(Forwarding, RoomControl, ClusterRooms, LayerSelection):
             return []
         out = list(d)
         d.clear()
+        self._hold.release(out)
         return out
 
     def pop_closing(self) -> list[tuple[int, bool]]:

@@ -8,6 +8,7 @@ Must not: do I/O, read the clock, or look inside forwarded payloads (header fiel
 from __future__ import annotations
 
 from .. import wire as P
+from .coalesce import HOLD_MIN_MEMBERS
 from .state import (_HDR, _unpack_hdr, _HB, _SND, _SND_END, _LEN, _LEN_END, _FLG, RelayConfig, RoomStats, _NO_ROOM, Room, _Remote, _Lingering, _Conn, _dump, _LINGER_REASONS, _CTRL_QUEUE_TYPES)  # noqa: F401
 
 
@@ -38,6 +39,18 @@ class Forwarding:
                 c.inbuf = held
         return True
 
+    def release_held(self, now_ms: float) -> None:
+        """Held audio whose time is up becomes output (``pop_dirty``); the adapter calls this
+        at ``next_hold_ms()`` (s2c.relay.coalesce)."""
+        self._now_ms = now_ms
+        for cid in self._hold.pop_due(now_ms):
+            if cid in self.conns:
+                self._dirty.add(cid)
+
+    def next_hold_ms(self) -> float | None:
+        """When the earliest held output is due (None: nothing held)."""
+        return self._hold.next_due_ms()
+
     def _rate_limited(self, c: _Conn, now_ms: float) -> None:
         if c.room is not None:
             c.room.stats.rate_limited += 1
@@ -55,6 +68,9 @@ class Forwarding:
         st.bytes_in += nbytes
         cap = self.config.ready_cap_bytes
         dirty = self._dirty
+        # a lone audio frame in a room of 4+ waits a few ms for company (s2c.relay.coalesce)
+        hold = self._hold if (nframes == 1 and mv[start + 1] == P.AUDIO and self._hold.hold_ms > 0
+                              and len(room.members) >= HOLD_MIN_MEMBERS) else None
         k = 0
         for r in room.members.values():
             if r is c:
@@ -63,7 +79,10 @@ class Forwarding:
             if r.writable and not r.q.nbytes and r.ready_bytes < cap and not r.q.broken:
                 r.ready.append(mv[start:end])
                 r.ready_bytes += nbytes
-                dirty.add(r.id)
+                if hold is not None and r.id not in dirty:
+                    hold.hold(r.id, self._now_ms)
+                else:
+                    dirty.add(r.id)
             else:
                 p = start
                 while p < end:

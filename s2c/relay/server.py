@@ -119,6 +119,7 @@ class RelayServer:
         self.flush_pending = False
         self.log = log or _Log("text")
         self._tick_handle = None
+        self._hold_at_ms: float | None = None   # a flush is scheduled then for held audio
         self._logged_errors: set[int] = set()
         self.cluster = None  # s2c.relay.cluster.ClusterLink when --cluster is given
 
@@ -154,6 +155,7 @@ class RelayServer:
         transports = self.transports
         if self.cluster is not None:
             self.cluster.drain()
+        relay.release_held(now_ms())
         for _ in range(64):  # bounded passes; more work re-schedules itself
             for cid in relay.pop_dirty():
                 t = transports.get(cid)
@@ -176,8 +178,23 @@ class RelayServer:
                         t.write(data)
                     t.close()
             if not relay.has_output():
-                return
-        self.kick()
+                break
+        else:
+            self.kick()
+        self._schedule_held()
+
+    def _schedule_held(self) -> None:
+        """Held audio (s2c.relay.coalesce) gets a flush at its due time."""
+        due = self.relay.next_hold_ms()
+        if due is None or (self._hold_at_ms is not None and self._hold_at_ms <= due):
+            return
+        self._hold_at_ms = due
+        self.loop.call_later(max(0.0, due - now_ms()) / 1000.0, self._held_due, due)
+
+    def _held_due(self, due: float) -> None:
+        if self._hold_at_ms == due:
+            self._hold_at_ms = None
+        self.flush()
 
     def _tick(self) -> None:
         now = now_ms()
@@ -246,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="disconnect a client that has not read for this long")
     ap.add_argument("--silence-timeout-s", type=float, default=d.silence_timeout_ms / 1000,
                     help="a client that sent nothing for this long is gone")
+    ap.add_argument("--audio-hold-ms", type=float, default=d.audio_hold_ms, metavar="MS",
+                    help="a lone audio frame waits up to this for others to share its write (0 = off)")
     ap.add_argument("--no-quic", action="store_true",
                     help="serve TCP only (default: QUIC on UDP at the same port number too; s2c.relay.quic)")
     ap.add_argument("--cluster", metavar="nats://HOST:PORT", default=None,
@@ -269,7 +288,8 @@ def config_from_args(args) -> RelayConfig:
                        max_joins_per_s=args.max_joins_per_s,
                        stall_timeout_ms=args.stall_timeout_s * 1000,
                        silence_timeout_ms=args.silence_timeout_s * 1000,
-                       join_timeout_ms=max(args.silence_timeout_s, 1.0) * 1000)
+                       join_timeout_ms=max(args.silence_timeout_s, 1.0) * 1000,
+                       audio_hold_ms=min(max(args.audio_hold_ms, 0.0), 20.0))
 
 
 async def serve(args) -> int:
