@@ -64,6 +64,16 @@ class _Quic(QuicConnectionProtocol):
         self.handshake: asyncio.Future = asyncio.get_running_loop().create_future()
         self.handshake.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved
 
+    def datagram_received(self, data, addr) -> None:
+        # as aioquic's, but one transmit per loop turn for the packets that arrived in it
+        self._quic.receive_datagram(data, addr, now=self._loop.time())
+        self._process_events()
+        o = self.owner
+        if o.ended or o.q_conn is None:
+            self.transmit()
+        else:
+            o._transmit_soon()
+
     def quic_event_received(self, ev) -> None:
         h = self.handshake
         if not h.done():

@@ -95,6 +95,13 @@ class _RelayQuic(QuicConnectionProtocol):
         self._tx_soon = False
 
     # ---- events in ----------------------------------------------------------------------------
+    def datagram_received(self, data, addr) -> None:
+        # as aioquic's, but one transmit per loop turn for the packets that arrived in it (aioquic
+        # transmits after each one: a packet build attempt and a timer re-armed per packet)
+        self._quic.receive_datagram(data, addr, now=self._loop.time())
+        self._process_events()
+        self._transmit_soon()
+
     def quic_event_received(self, ev) -> None:
         srv = self.srv
         try:
