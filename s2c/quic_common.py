@@ -14,7 +14,7 @@ then the sender's own backlog pacing (s2c.call.sender) and the relay's per-recei
 video. Must not: hold connection state or touch s2c frames.
 
 aioquic internals used (no public API for them; pyproject pins aioquic to 1.7.x): the connection's
-``_loss`` (``_rtt_min``, ``_rtt_smoothed``, ``_rtt_initialized``, ``_cc``, ``_pacer``), its
+``_ack_delay``, ``_spaces[ONE_RTT].ack_at``, ``_loss`` (``_rtt_min``, ``_rtt_smoothed``, ``_rtt_initialized``, ``_cc``, ``_pacer``), its
 ``_datagrams_pending`` deque (audio first; what is unsent), ``_streams[id].sender._pending`` (stream
 bytes unsent) and ``_max_datagram_size``. Public: ``send_datagram_frame``, ``send_stream_data``,
 ``register_congestion_control`` and the congestion-controller callbacks.
@@ -22,8 +22,13 @@ bytes unsent) and ``_max_datagram_size``. Public: ``send_datagram_frame``, ``sen
 
 from __future__ import annotations
 
+import os
+
 from aioquic.quic.congestion.base import register_congestion_control
 from aioquic.quic.congestion.reno import RenoCongestionControl
+from aioquic.tls import Epoch
+
+ONE_RTT = Epoch.ONE_RTT
 
 from .wire.datagrams import FRAG, MAX_DATAGRAM_BYTES
 from .wire.fec import flush_wait_us, group_size
@@ -96,9 +101,28 @@ class _NoPacer:
         pass
 
 
+#: aioquic acknowledges every ack-eliciting packet within 1 ms (K_GRANULARITY): nearly every media
+#: datagram then costs a second, ACK-only packet each way (built, encrypted, sent, emulated,
+#: received, decrypted and processed in Python at both ends, and a timer re-armed per packet).
+#: Waiting up to ACK_DELAY_S lets one ACK cover a picture's fragments and ride on our own next
+#: media datagram (``ack_with_data``); it stays under the 25 ms max_ack_delay aioquic announces,
+#: so the peer's RTT estimate subtracts it. ``S2C_QUIC_ACK_DELAY_MS`` overrides it (A/B).
+ACK_DELAY_S = float(os.environ.get("S2C_QUIC_ACK_DELAY_MS", "10")) / 1000
+
+
 def tune(quic) -> None:
-    """Per-connection settings aioquic has no configuration for (see _NoPacer)."""
+    """Per-connection settings aioquic has no configuration for (see _NoPacer, ACK_DELAY_S)."""
     quic._loss._pacer = _NoPacer()
+    quic._ack_delay = ACK_DELAY_S
+
+
+def ack_with_data(quic) -> None:
+    """Before a transmit that carries media: a pending ACK goes in the same packet now rather
+    than alone when its delay runs out."""
+    if quic._datagrams_pending:
+        space = quic._spaces.get(ONE_RTT)
+        if space is not None and space.ack_at is not None:
+            space.ack_at = 0.0
 
 
 def repair_timing(quic) -> tuple[int, int]:

@@ -12,7 +12,7 @@ pytest.importorskip("aioquic")
 from aioquic.quic.configuration import QuicConfiguration  # noqa: E402
 from aioquic.quic.connection import QuicConnection  # noqa: E402
 
-from s2c.quic_common import (ALPN, CONGESTION_CONTROL, backlog_bytes, in_flight_bytes, min_rtt_ms,  # noqa: E402
+from s2c.quic_common import (ACK_DELAY_S, ALPN, CONGESTION_CONTROL, ack_with_data, backlog_bytes, in_flight_bytes, min_rtt_ms,  # noqa: E402
                              send_media_datagram, tune, tune_redundancy, unsent_bytes)
 from s2c.relay.quic import self_signed  # noqa: E402
 from s2c.wire.datagrams import FRAG, MAX_DATAGRAM_BYTES, DatagramSender  # noqa: E402
@@ -98,3 +98,20 @@ def test_losses_are_counted_and_raise_the_parity_rate():
     assert tx.redundancy and 2 <= tx.fec.k < k_clean and meter.loss > 0.05
     tune_redundancy(c, tx, meter, True, int(t * 1e6))      # a rate-limited receiver: none at all
     assert not tx.redundancy and tx.fec.k == 0
+
+
+def test_acks_wait_then_ride_on_our_next_media_datagram():
+    """A received datagram's ACK is not sent alone at once (that doubled the packets per
+    datagram); when we send media before its delay runs out, it goes in the same packet."""
+    c, s, t = _connected()
+    assert s._ack_delay == ACK_DELAY_S > 0.002
+    for _ in range(4):                       # a picture's fragments, client -> relay
+        c.send_datagram_frame(bytes([FRAG]) + bytes(900))
+    assert _shuttle(c, s, t) >= 1
+    assert list(s.datagrams_to_send(now=t + 0.001)) == []   # no ACK-only packet within 1 ms
+    flight = in_flight_bytes(c)
+    assert flight > 3600
+    s.send_datagram_frame(bytes([FRAG]) + bytes(900))        # relay -> client media
+    ack_with_data(s)
+    assert _shuttle(s, c, t + 0.002) == 1                    # one packet: the media with the ACK in it
+    assert in_flight_bytes(c) == 0                           # ... which acknowledged the 4 datagrams

@@ -22,11 +22,12 @@ from aioquic.quic.connection import QuicConnection
 
 from .. import wire as P
 from ..clock import now_s, now_us
-from ..quic_common import (ALPN, CONGESTION_CONTROL, backlog_bytes, min_rtt_ms, repair_timing,
+from ..quic_common import (ALPN, ack_with_data, CONGESTION_CONTROL, backlog_bytes, min_rtt_ms, repair_timing,
                            send_media_datagram, tune, tune_redundancy, unsent_bytes)
 from ..errors import JoinRefused, ProtocolError
 from ..wire.datagrams import NACK, DatagramReceiver, DatagramSender
 from ..wire.fec import LossMeter
+from .. import quic_trace as QT
 
 POLL_S = 0.01
 _MEDIA = (P.VIDEO, P.AUDIO)
@@ -62,6 +63,16 @@ class _Quic(QuicConnectionProtocol):
         # our own: aioquic's wait_connected() misses a handshake completed before it is awaited
         self.handshake: asyncio.Future = asyncio.get_running_loop().create_future()
         self.handshake.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved
+
+    def datagram_received(self, data, addr) -> None:
+        # as aioquic's, but one transmit per loop turn for the packets that arrived in it
+        self._quic.receive_datagram(data, addr, now=self._loop.time())
+        self._process_events()
+        o = self.owner
+        if o.ended or o.q_conn is None:
+            self.transmit()
+        else:
+            o._transmit_soon()
 
     def quic_event_received(self, ev) -> None:
         h = self.handshake
@@ -135,6 +146,7 @@ class QuicRelayProtocol:
             self.end(abort=True)
 
     def _frame_bytes_in(self, b: bytes) -> None:
+        QT.ev("c_in", b)
         _v, t, fl, s, snd, d, q, ts, n = P.HEADER.unpack_from(b)
         self.owner.frame_received(self, P.Frame(t, b[P.HEADER_BYTES:], fl, s, snd, d, q, ts))
 
@@ -182,6 +194,8 @@ class QuicRelayProtocol:
         if ftype in _MEDIA:
             self.handed_bytes += len(data)
             quic = self.q_conn._quic
+            QT.ev("c_enq", data, pend=len(quic._datagrams_pending), fl=quic._loss.bytes_in_flight,
+                  cw=quic._loss._cc.congestion_window)
             for d in self.tx.pack(data, now_us()):
                 send_media_datagram(quic, d, ftype == P.AUDIO)
             self._transmit_soon()
@@ -190,6 +204,7 @@ class QuicRelayProtocol:
 
     def _flush(self) -> None:
         if not self.ended and self.q_conn is not None:
+            ack_with_data(self.q_conn._quic)
             self.q_conn.transmit()
 
     def _transmit_soon(self) -> None:
@@ -200,7 +215,11 @@ class QuicRelayProtocol:
     def _do_transmit(self) -> None:
         self._tx_soon = False
         if not self.ended and self.q_conn is not None and self.q_conn._transport is not None:
+            ack_with_data(self.q_conn._quic)
             self.q_conn.transmit()
+            if QT.on():
+                q = self.q_conn._quic
+                QT.ev("c_tx", b"\x01" * 24, pend=len(q._datagrams_pending), fl=q._loss.bytes_in_flight)
 
     def set_lowat(self, nbytes: int) -> None:
         """The pacer's unsent-byte limit is a TCP socket setting; QUIC has no kernel send buffer

@@ -26,10 +26,11 @@ from aioquic.quic.configuration import QuicConfiguration
 
 from .. import wire as P
 from ..clock import now_ms, now_us
-from ..quic_common import (ALPN, CONGESTION_CONTROL, backlog_bytes, min_rtt_ms, repair_timing,
+from ..quic_common import (ALPN, ack_with_data, CONGESTION_CONTROL, backlog_bytes, min_rtt_ms, repair_timing,
                            send_media_datagram, tune, tune_redundancy, unsent_bytes)
 from ..wire.datagrams import NACK, DatagramReceiver, DatagramSender, split_media
 from ..wire.fec import LossMeter
+from .. import quic_trace as QT
 
 HIGH_WATER_BYTES = 16 * 1024   # unsent in aioquic before the first rate sample (then the core's lowat)
 POLL_S = 0.01
@@ -94,6 +95,13 @@ class _RelayQuic(QuicConnectionProtocol):
         self._tx_soon = False
 
     # ---- events in ----------------------------------------------------------------------------
+    def datagram_received(self, data, addr) -> None:
+        # as aioquic's, but one transmit per loop turn for the packets that arrived in it (aioquic
+        # transmits after each one: a packet build attempt and a timer re-armed per packet)
+        self._quic.receive_datagram(data, addr, now=self._loop.time())
+        self._process_events()
+        self._transmit_soon()
+
     def quic_event_received(self, ev) -> None:
         srv = self.srv
         try:
@@ -139,6 +147,7 @@ class _RelayQuic(QuicConnectionProtocol):
             return
         relay = self.srv.relay
         for f in self.rx.receive(data, t):
+            QT.ev("r_in", f, cid=self.cid)
             relay.receive_frame(self.cid, f, now_ms())
 
     def _gone(self) -> None:
@@ -161,11 +170,15 @@ class _RelayQuic(QuicConnectionProtocol):
         t = now_us()
         for f in media:
             audio = f[1] == P.AUDIO
+            QT.ev("r_out", f, cid=self.cid, pend=len(quic._datagrams_pending), fl=quic._loss.bytes_in_flight,
+                  cw=quic._loss._cc.congestion_window)
             for d in self.tx.pack(f, t):
                 send_media_datagram(quic, d, audio)
         # send at once (as a TCP write reaches the kernel at once): what the congestion window
         # holds back is then what counts against our limits, not the burst just handed over
         self.transmit()
+        if QT.on():
+            QT.ev("r_tx", b"\x01" * 24, cid=self.cid, pend=len(quic._datagrams_pending))
 
     def _transmit_soon(self) -> None:
         if not self._tx_soon:
@@ -176,6 +189,7 @@ class _RelayQuic(QuicConnectionProtocol):
         self._tx_soon = False
         if self._transport is None:
             return
+        ack_with_data(self._quic)
         super().transmit()
         self._check_writable()
 

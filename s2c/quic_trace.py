@@ -1,0 +1,39 @@
+"""[quic trace] Opt-in timestamps of media frames through the QUIC adapters (``S2C_QUIC_TRACE=dir``).
+
+Owns: one JSON-lines file per process (``dir/quic-<pid>.jsonl``) with an event name, the s2c
+header's capture time and stream of a media frame, and ``s2c.clock.now_us()`` (CLOCK_MONOTONIC,
+so files of different processes compare), for finding where a frame's time goes between the
+sender's send_media and the receiver's decode. Must not: change what the adapters do; off (one
+``None`` check) unless the variable is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from .clock import now_us
+from .wire.frames import HEADER
+
+_DIR = os.environ.get("S2C_QUIC_TRACE")
+_fh = None
+
+
+def on() -> bool:
+    return _DIR is not None
+
+
+def ev(name: str, frame: bytes, **extra) -> None:
+    """Record ``name`` for the serialized s2c frame ``frame`` (its header's type, stream, ts)."""
+    global _fh
+    if _DIR is None or len(frame) < HEADER.size:
+        return
+    if _fh is None:
+        _fh = open(os.path.join(_DIR, f"quic-{os.getpid()}.jsonl"), "a", buffering=1)
+    _v, t, _f, s, snd, _d, _q, ts, _n = HEADER.unpack_from(frame)
+    _fh.write(json.dumps(dict(ev=name, t=t, s=s, snd=snd, ts=ts, now=now_us(), **extra)) + "\n")
+
+
+def flush() -> None:
+    if _fh is not None:
+        _fh.flush()
