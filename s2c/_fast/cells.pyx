@@ -378,6 +378,26 @@ cdef inline void _cswap(int* a, int i, int j) noexcept nogil:
     a[j] = y if x < y else x
 
 
+cdef inline void _sort_keys(int* lum, int n) noexcept nogil:
+    """Sort n keys ascending in place: branch-free networks for 4 and 6, insertion otherwise."""
+    cdef int k, j, m
+    if n == 6:
+        _cswap(lum, 1, 2); _cswap(lum, 0, 2); _cswap(lum, 0, 1); _cswap(lum, 4, 5)
+        _cswap(lum, 3, 5); _cswap(lum, 3, 4); _cswap(lum, 0, 3); _cswap(lum, 1, 4)
+        _cswap(lum, 2, 5); _cswap(lum, 2, 4); _cswap(lum, 1, 3); _cswap(lum, 2, 3)
+    elif n == 4:
+        _cswap(lum, 0, 1); _cswap(lum, 2, 3); _cswap(lum, 0, 2); _cswap(lum, 1, 3)
+        _cswap(lum, 1, 2)
+    else:
+        for k in range(1, n):
+            m = lum[k]
+            j = k - 1
+            while j >= 0 and lum[j] > m:
+                lum[j + 1] = lum[j]
+                j -= 1
+            lum[j + 1] = m
+
+
 def mosaic_fit(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns, int flat_tol,
                unsigned char[:, ::1] tp, unsigned char[:, :, ::1] tfg, unsigned char[:, :, ::1] tbg):
     """Per cell: the two-colour pattern and colours that best fit its sx x sy pixels."""
@@ -434,21 +454,7 @@ def mosaic_fit(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns
                     # sort by (luma, index): keys luma * 8 + index, branch-free networks for 4 and 6
                     for k in range(n):
                         lum[k] = (77 * pr[k] + 150 * pg[k] + 29 * pb[k]) * 8 + k
-                    if n == 6:
-                        _cswap(lum, 1, 2); _cswap(lum, 0, 2); _cswap(lum, 0, 1); _cswap(lum, 4, 5)
-                        _cswap(lum, 3, 5); _cswap(lum, 3, 4); _cswap(lum, 0, 3); _cswap(lum, 1, 4)
-                        _cswap(lum, 2, 5); _cswap(lum, 2, 4); _cswap(lum, 1, 3); _cswap(lum, 2, 3)
-                    elif n == 4:
-                        _cswap(lum, 0, 1); _cswap(lum, 2, 3); _cswap(lum, 0, 2); _cswap(lum, 1, 3)
-                        _cswap(lum, 1, 2)
-                    else:
-                        for k in range(1, n):
-                            tmp = lum[k]
-                            m = k - 1
-                            while m >= 0 and lum[m] > tmp:
-                                lum[m + 1] = lum[m]
-                                m -= 1
-                            lum[m + 1] = tmp
+                    _sort_keys(lum, n)
                     for k in range(n):
                         order[k] = lum[k] & 7
                     s10 = 0; s11 = 0; s12 = 0; pat = 0
@@ -801,21 +807,7 @@ def mosaic_err(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns
                     elif n > 1:
                         for k in range(n):
                             lum[k] = <int>py[k] * 8 + k
-                        if n == 6:
-                            _cswap(lum, 1, 2); _cswap(lum, 0, 2); _cswap(lum, 0, 1); _cswap(lum, 4, 5)
-                            _cswap(lum, 3, 5); _cswap(lum, 3, 4); _cswap(lum, 0, 3); _cswap(lum, 1, 4)
-                            _cswap(lum, 2, 5); _cswap(lum, 2, 4); _cswap(lum, 1, 3); _cswap(lum, 2, 3)
-                        elif n == 4:
-                            _cswap(lum, 0, 1); _cswap(lum, 2, 3); _cswap(lum, 0, 2); _cswap(lum, 1, 3)
-                            _cswap(lum, 1, 2)
-                        else:
-                            for k in range(1, n):
-                                m = lum[k]
-                                j = k - 1
-                                while j >= 0 and lum[j] > m:
-                                    lum[j + 1] = lum[j]
-                                    j -= 1
-                                lum[j + 1] = m
+                        _sort_keys(lum, n)
                         a0 = 0; a1 = 0; a2 = 0; ay = 0; pat = 0
                         for m in range(n - 1, 0, -1):
                             k = lum[m] & 7
