@@ -33,7 +33,7 @@ ONE_RTT = Epoch.ONE_RTT
 from .wire.datagrams import FRAG, MAX_DATAGRAM_BYTES
 from .wire.fec import flush_wait_us, group_size
 
-ALPN = "s2c/1"
+ALPN = "s2c/2"   # the datagram format's version: 2 = parity over fragment groups (s2c.wire.fec)
 CONGESTION_CONTROL = "s2c-media"
 MEDIA_FLOOR_PACKETS = 16
 MEDIA_FLOOR_BPS = 2_000_000     # a 3-party call is ~1.2 Mbit/s into a client with parity and redundancy

@@ -183,3 +183,27 @@ def test_garbage_datagrams_to_the_relay_are_contained():
     with relay_server() as srv:
         asyncio.run(main(srv.port))
         assert srv.proc.poll() is None
+
+
+def test_a_client_of_another_datagram_format_is_refused_at_the_handshake():
+    """A QUIC client offering round 1's ALPN (another datagram format) meets a clear refusal at
+    the handshake (no_application_protocol), never a connection whose datagrams it misreads."""
+    import asyncio
+    import ssl
+
+    from aioquic.asyncio import connect
+    from aioquic.quic.configuration import QuicConfiguration
+
+    from s2c.quic_common import ALPN
+
+    assert ALPN != "s2c/1"
+
+    async def dial(port: int, alpn: str):
+        cfg = QuicConfiguration(is_client=True, alpn_protocols=[alpn], verify_mode=ssl.CERT_NONE)
+        async with connect("127.0.0.1", port, configuration=cfg, wait_connected=True):
+            return True
+
+    with relay_server() as srv:
+        assert asyncio.run(asyncio.wait_for(dial(srv.port, ALPN), 10))
+        with pytest.raises(ConnectionError):     # aioquic: the handshake was closed by the relay
+            asyncio.run(asyncio.wait_for(dial(srv.port, "s2c/1"), 10))

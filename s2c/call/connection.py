@@ -275,8 +275,8 @@ class RelayConnection:
     # ---- internals --------------------------------------------------------------------------
 
     def _unreachable(self, what: str) -> RelayUnreachable:
-        return RelayUnreachable(f"cannot reach relay {self.host}:{self.port}: {what} — "
-                                f"start one with: s2c-server -p {self.port}")
+        hint = "" if "datagram format" in what else f" — start one with: s2c-server -p {self.port}"
+        return RelayUnreachable(f"cannot reach relay {self.host}:{self.port}: {what}{hint}")
 
     async def _open(self, connect_timeout_s: float | None = None) -> Welcome:
         loop = self.loop

@@ -1,6 +1,6 @@
 """The QUIC connection to the relay (aioquic): the datagram twin of s2c.call.transport.
 
-Owns: one QUIC connection (UDP, ALPN ``s2c/1``, the relay's certificate not verified: s2c's
+Owns: one QUIC connection (UDP, ALPN ``s2c/2``, the relay's certificate not verified: s2c's
 security is end to end, docs/security.md), the one reliable stream that carries the same framed
 bytes as TCP (JOIN, control, KEY, CHAT, STATE, REFRESH), VIDEO/AUDIO as DATAGRAM frames through
 s2c.wire.datagrams (fragments, NACK repair, audio redundancy), and the same surface
@@ -80,7 +80,11 @@ class _Quic(QuicConnectionProtocol):
             if isinstance(ev, events.HandshakeCompleted):
                 h.set_result(None)
             elif isinstance(ev, events.ConnectionTerminated):
-                h.set_exception(ConnectionResetError(ev.reason_phrase or "QUIC handshake refused"))
+                why = ev.reason_phrase or "QUIC handshake refused"
+                if "ALPN" in why:    # the relay speaks another datagram format (docs/protocol.md)
+                    why = (f"its QUIC speaks another version of s2c's datagram format (we offer ALPN "
+                           f"{ALPN}: {why}); use --transport tcp or auto, or the same s2c version")
+                h.set_exception(ConnectionResetError(why))
         self.owner.event(ev)
 
     def error_received(self, exc) -> None:   # ICMP port unreachable: nobody serves UDP there
