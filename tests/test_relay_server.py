@@ -76,12 +76,23 @@ def test_kill_9_of_a_client_process_is_announced_within_2_s(server):
     code = ("import sys, time; sys.path.insert(0, 'tests'); from _relay_fixtures import RawClient;"
             f"c = RawClient({server.port}); c.join('k9', 'victim'); print('joined', flush=True); time.sleep(60)")
     victim = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+
+    def next_of(ftype, timeout_s):
+        """The watcher PINGs while it waits (the fixture's silence timeout is 1.5 s, and a
+        loaded machine can take longer than that to start the victim's interpreter)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            watcher.send(P.Frame(P.PING))
+            f = watcher.read_frame(min(0.3, max(0.0, deadline - time.monotonic())))
+            if f is not None and f.type == ftype:
+                return f
+        raise AssertionError(f"no {P.TYPE_NAMES[ftype]} within {timeout_s} s (eof={watcher.eof})")
     try:
+        vid = P.parse_peer_joined(next_of(P.PEER_JOINED, 30).payload).id
         assert victim.stdout.readline().strip() == "joined"
-        vid = P.parse_peer_joined(watcher.read_until(P.PEER_JOINED).payload).id
         t0 = time.monotonic()
         victim.kill()
-        left = P.parse_peer_left(watcher.read_until(P.PEER_LEFT, timeout_s=2.0).payload)
+        left = P.parse_peer_left(next_of(P.PEER_LEFT, 2.0).payload)
         assert left.id == vid and time.monotonic() - t0 < 2.0
     finally:
         victim.kill()
