@@ -264,7 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--silence-timeout-s", type=float, default=d.silence_timeout_ms / 1000,
                     help="a client that sent nothing for this long is gone")
     ap.add_argument("--audio-hold-ms", type=float, default=d.audio_hold_ms, metavar="MS",
-                    help="a lone audio frame waits up to this for others to share its write (0 = off)")
+                    help="a lone audio frame may wait up to this (e.g. 8) for others to share its write: "
+                         "fewer TCP/IP headers into 4-party receivers at that much more audio delay "
+                         "(default 0 = off; docs/network.md)")
     ap.add_argument("--no-quic", action="store_true",
                     help="serve TCP only (default: QUIC on UDP at the same port number too; s2c.relay.quic)")
     ap.add_argument("--cluster", metavar="nats://HOST:PORT", default=None,

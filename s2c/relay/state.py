@@ -39,7 +39,7 @@ class RelayConfig:
     max_control_frames: int = 256         # per receiver (relay control + chat/key/state/refresh)
     max_queued_bytes: int = 2 * 1024 * 1024  # per receiver, all queues together
     ready_cap_bytes: int = 256 * 1024     # per receiver per flush before bytes go via queues
-    audio_hold_ms: float = 8.0            # a lone audio frame waits this long for company (rooms of 4+; 0 = off; s2c.relay.coalesce)
+    audio_hold_ms: float = 0.0            # a lone audio frame may wait this long for company (rooms of 4+; 0 = off, the default: s2c.relay.coalesce)
     # participant ids this relay hands out (a cluster node gets its own slice; see docs/cluster.md)
     id_lo: int = 1
     id_hi: int = 0xFFFF
