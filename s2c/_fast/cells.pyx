@@ -85,6 +85,22 @@ for _v in range(256):
         DIG[4 * _v + _k] = _s[_k] if _k < len(_s) else 0
 
 
+cdef inline Py_ssize_t _put_move(char* buf, Py_ssize_t n, Py_ssize_t r, Py_ssize_t c,
+                                 Py_ssize_t cur_r, Py_ssize_t cur_c, int row0, int col0) noexcept nogil:
+    """The cursor from (cur_r, cur_c) to (r, c) of the tile: CSI n C along a row, else CSI row;col H."""
+    buf[n] = 27; buf[n + 1] = 91; n += 2  # ESC [
+    if cur_r == r and c > cur_c:
+        if c - cur_c != 1:
+            n = _put_int(buf, n, <int>(c - cur_c))
+        buf[n] = 67; n += 1  # C
+    else:
+        n = _put_int(buf, n, <int>(row0 + r + 1))
+        buf[n] = 59
+        n = _put_int(buf, n + 1, <int>(col0 + c + 1))
+        buf[n] = 72; n += 1  # H
+    return n
+
+
 cdef inline Py_ssize_t _put_byte(char* buf, Py_ssize_t n, int v) noexcept nogil:
     memcpy(buf + n, &DIG[4 * v], 4)    # the buffer has slack: the extra byte is overwritten
     return n + DLEN[v]
@@ -279,16 +295,7 @@ def diff_cells(const unsigned char[:, :] tg, const unsigned char[:, :, :] tfg,
                         _dither(mode, b0, b1, b2, 2 * <int>r + 1, <int>c, dither, dq)
                         b0 = dq[0]; b1 = dq[1]; b2 = dq[2]
                     if cur_r != r or cur_c != c:
-                        buf[n] = 27; buf[n + 1] = 91; n += 2  # ESC [
-                        if cur_r == r and c > cur_c:
-                            if c - cur_c != 1:
-                                n = _put_int(buf, n, c - cur_c)
-                            buf[n] = 67; n += 1  # C
-                        else:
-                            n = _put_int(buf, n, row0 + r + 1)
-                            buf[n] = 59
-                            n = _put_int(buf, n + 1, col0 + c + 1)
-                            buf[n] = 72; n += 1  # H
+                        n = _put_move(buf, n, r, c, cur_r, cur_c, row0, col0)
                     # choose glyph and the colours to select: u = fg, v = bg
                     want_fg = emit_fg
                     want_bg = emit_bg
@@ -574,16 +581,7 @@ def diff_mosaic(const unsigned char[:, :] tp, const unsigned char[:, :, :] tfg,
                         if d <= threshold:
                             continue
                     if cur_r != r or cur_c != c:
-                        buf[n] = 27; buf[n + 1] = 91; n += 2  # ESC [
-                        if cur_r == r and c > cur_c:
-                            if c - cur_c != 1:
-                                n = _put_int(buf, n, c - cur_c)
-                            buf[n] = 67; n += 1  # C
-                        else:
-                            n = _put_int(buf, n, row0 + r + 1)
-                            buf[n] = 59
-                            n = _put_int(buf, n + 1, col0 + c + 1)
-                            buf[n] = 72; n += 1  # H
+                        n = _put_move(buf, n, r, c, cur_r, cur_c, row0, col0)
                     if dith:
                         _dither(mode, f0, f1, f2, 2 * <int>r, <int>c, dither, dq)
                         u0 = dq[0]; u1 = dq[1]; u2 = dq[2]
@@ -868,16 +866,7 @@ def mosaic_err(const unsigned char[:, :, ::1] px, int sx, int sy, bytes patterns
                         else:
                             g = 0; want_u = False; want_v = True
                     if cur_r != r or cur_c != c:
-                        buf[nb] = 27; buf[nb + 1] = 91; nb += 2  # ESC [
-                        if cur_r == r and c > cur_c:
-                            if c - cur_c != 1:
-                                nb = _put_int(buf, nb, c - cur_c)
-                            buf[nb] = 67; nb += 1  # C
-                        else:
-                            nb = _put_int(buf, nb, row0 + r + 1)
-                            buf[nb] = 59
-                            nb = _put_int(buf, nb + 1, col0 + c + 1)
-                            buf[nb] = 72; nb += 1  # H
+                        nb = _put_move(buf, nb, r, c, cur_r, cur_c, row0, col0)
                     nparam = 0
                     if want_u and not (have_cf and u0 == cf[0] and u1 == cf[1] and u2 == cf[2]):
                         buf[nb] = 27; buf[nb + 1] = 91; nb += 2
