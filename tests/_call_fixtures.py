@@ -52,12 +52,17 @@ class HeadlessClient:
             time.sleep(0.02)
         return None
 
-    def stats(self) -> dict:
-        for _ in range(50):
+    def stats(self, timeout_s: float = 20.0) -> dict:
+        """The client's latest stats file. It first appears once the client is up (its interpreter
+        can take many seconds to start on a loaded machine), so wait for it while the client runs."""
+        deadline = time.monotonic() + timeout_s
+        while True:
             try:
                 with open(self.stats_path) as fh:
                     return json.load(fh)
             except (OSError, ValueError):
+                if time.monotonic() > deadline or (self.proc.poll() is not None and not os.path.exists(self.stats_path)):
+                    break
                 time.sleep(0.1)
         raise AssertionError(f"{self.name}: no stats file; stderr: {self.stderr_text()}")
 
