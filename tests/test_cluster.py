@@ -132,6 +132,13 @@ def test_kill_9_of_a_relay_moves_its_clients_and_the_others_keep_going(bus, tmp_
                 (before, why(c))
             base = c.peer_by_name("k0")["video_frames"]
             assert poll(lambda: c.peer_by_name("k0")["video_frames"] > base + 5, 8, 0.3), why(c)
+            # the mover resynced its keys end to end: its re-sent wrap came as an exact repeat
+            assert poll(lambda: c.stats()["crypto"]["key_repeats"] >= 1, 5, 0.2), c.stats()["crypto"]
+        # and it still opens the others' media after the rekey that the ghost's departure made
+        seen = {o: clients[0].peer_by_name(o)["video_frames"] for o in ("k1", "k2")}
+        assert poll(lambda: all(clients[0].peer_by_name(o)["video_frames"] > seen[o] + 10 for o in seen), 8, 0.3), \
+            why(clients[0])
+        assert "!" not in clients[0].stats()["crypto"]["state"], clients[0].stats()["crypto"]
     finally:
         for c in clients:
             c.stop()

@@ -400,3 +400,67 @@ def test_random_joins_and_leaves_keep_everyone_keyed(events):
             if dst not in present and src in relay.kms:
                 with pytest.raises(CryptoError):
                     other.unprotect(src, meta(src), frame)
+
+
+def test_a_rekey_lost_while_a_participant_moved_is_recovered_by_its_resync():
+    """Cluster failover / a quick resume: while C had no relay, a leave made A and B rekey, and their
+    wraps for C were lost. After C's resync (a repeated announcement) they re-send their current
+    keys; C decrypts them again, and nobody sees an error or a security alert."""
+    moving = {"C": False}
+    relay = Relay(tamper=lambda src, dest, p: None if moving["C"] and 3 in (src, dest) else p)
+    a, b, c = relay.join(1), relay.join(2), relay.join(3)
+    relay.join(4)
+    moving["C"] = True
+    relay.leave(4)                        # everyone rekeys; nothing reaches C, nothing leaves it
+    with pytest.raises(CryptoError, match="no key"):
+        c.unprotect(1, meta(1), a.protect(meta(1), b"after the rekey"))
+    moving["C"] = False
+    c.resync()
+    relay.pump()
+    for src, km in ((1, a), (2, b)):
+        assert c.unprotect(src, meta(src), km.protect(meta(src), b"hi C")) == b"hi C"
+    assert a.unprotect(3, meta(3), c.protect(meta(3), b"hi A")) == b"hi A"
+    assert relay.errors == []
+    assert not (a.pop_alerts() or b.pop_alerts() or c.pop_alerts())
+
+
+def test_a_resync_without_a_lost_rekey_is_quiet():
+    """Resync when nothing was lost: both sides re-send keys they already hold; each is an exact
+    repeat, accepted quietly, and the keys stay as they were."""
+    relay = Relay()
+    a, b = relay.join(1), relay.join(2)
+    epochs = (a.epoch, b.epoch)
+    b.resync()
+    relay.pump()
+    assert relay.errors == [] and not (a.pop_alerts() or b.pop_alerts())
+    assert a.stats.key_repeats == 1 and b.stats.key_repeats == 1
+    assert (a.epoch, b.epoch) == epochs
+    assert a.unprotect(2, meta(2), b.protect(meta(2), b"same key")) == b"same key"
+
+
+def test_replayed_announcements_cost_a_bounded_number_of_rewraps():
+    """A hostile relay replaying C's announcement to A makes A re-send its key to C at most
+    REWRAPS_PER_EPOCH times per epoch; C takes the repeats quietly; a changed key is still refused."""
+    from s2c.crypto.keys import REWRAPS_PER_EPOCH
+    recorded = []
+
+    def record(src, dest, p):
+        if src == 3 and p[1] == 1 and p[2] & 0x04:      # C's resync announcements
+            recorded.append(p)
+        return p
+    relay = Relay(tamper=record)
+    a, b, c = relay.join(1), relay.join(2), relay.join(3)
+    c.resync()
+    relay.pump()
+    assert c.stats.key_repeats == 2 and len(recorded) == 2   # A and B re-sent theirs once each
+    a.outgoing()
+    sent_to_c = []
+    for _ in range(10):
+        relay.deliver(3, 1, recorded[0])
+        sent_to_c += [p for d, p in a.outgoing() if d == 3]
+    assert len(sent_to_c) == REWRAPS_PER_EPOCH - 1      # one of the epoch's re-sends went above
+    for p in sent_to_c:
+        c.receive_key_message(1, p)
+    assert c.stats.key_repeats == 2 + REWRAPS_PER_EPOCH - 1 and not c.pop_alerts()
+    assert c.unprotect(1, meta(1), a.protect(meta(1), b"still fine")) == b"still fine"
+    assert relay.errors == []

@@ -230,14 +230,21 @@ class CallSession:
 
     def _resumed(self) -> None:
         """Back as the same participant (cluster failover or a quick reconnect): keys, peers and
-        pictures stay; a keyframe helps receivers that missed frames; held frames are replayed.
+        pictures stay; key messages are resynced; a keyframe helps receivers that missed frames;
+        held frames are replayed.
         Roster changes during the gap follow as ordinary PeerJoined/PeerLeft events."""
         self.state, self.state_detail = CallState.CONNECTED, ""
         self._lost_since_us = None
         self.keyframe_wanted = True
+        self.resync_keys()   # KEY messages of the gap may be lost: ask again, and re-send ours
         early, self._early = self._early, None
         for f in early or ():
             self.receive(f, 0)
+
+    def resync_keys(self) -> None:
+        """Ask every member for its current key and re-send ours (KeyManager.resync)."""
+        self.km.resync()
+        self._flush_keys()
 
     def _peer_joined(self, peer) -> None:
         if peer.id in self.peers:
@@ -413,6 +420,7 @@ class CallSession:
             "departed": {str(p.id): p.figures() for p in self.departed.values()},
             "crypto": {"safety_code": self.km.safety_code(), "state": self.km.state_text(),
                        "rejected": self.km.stats.rejected, "alert": self.km.alert_text(),
+                       "key_repeats": self.km.stats.key_repeats,
                        "alerts": [{"kind": a.kind, "id": a.peer_id, "name": a.name, "text": a.text}
                                   for a in self.security_alerts[-32:]],
                        "rejected_by_peer": {str(k): v for k, v in self.km.rejected_by_peer.items()},

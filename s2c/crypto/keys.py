@@ -55,6 +55,8 @@ ANNOUNCE = 1
 WRAP = 2
 FLAG_SECRET = 0x01
 FLAG_IDENTITY = 0x02
+FLAG_RESYNC = 0x04   # a repeated announcement after a gap: "re-send me your current key" (older
+                     # clients ignore the bit: for them it stays a repeated announcement)
 PUBLIC_KEY_BYTES = 32
 SENDER_KEY_BYTES = 32
 FINGERPRINT_BYTES = 8
@@ -64,6 +66,7 @@ IDENTITY_BLOCK_BYTES = 32 + 64
 WRAP_HEADER_BYTES = 2 + 4 + 1 + FINGERPRINT_BYTES
 WRAP_BYTES = WRAP_HEADER_BYTES + 32 + SENDER_KEY_BYTES + 16
 BROADCAST = 0
+REWRAPS_PER_EPOCH = 3  # our key re-sent to one member on its repeated announcements, per epoch
 MAX_PARTICIPANT = 0xFFFF
 
 PSK_ID = b"s2c session secret v1"
@@ -100,6 +103,8 @@ class _Peer:
     public_key_obj: object = None
     secret_flag: bool | None = None
     latest_epoch: int = -1
+    latest_key: bytes = b""             # the sender key of latest_epoch (an exact repeat is quiet)
+    rewraps: int = 0                    # our current key re-sent to it on request, this epoch
     contexts: "OrderedDict[int, sframe.ReceiverContext]" = field(default_factory=OrderedDict)
     pending_wrap: bytes | None = None  # a wrap that arrived before the announcement
     error: str | None = None
@@ -287,6 +292,8 @@ class KeyManager(KeyStatus):
         shown = self.display_name(sender_id)
         if peer.public_key is not None:
             if peer.public_key == public_key:
+                if flags & FLAG_RESYNC:
+                    self._rewrap_on_request(sender_id, peer)  # it asks for our key again
                 return  # repeated announcement
             # another key while the roster shows the same participant: refused, the old key stays
             self._alert("key_changed", sender_id,
@@ -382,8 +389,6 @@ class KeyManager(KeyStatus):
         epoch = int.from_bytes(payload[2:6], "big")
         suite_id = payload[6]
         fp = payload[7:WRAP_HEADER_BYTES]
-        enc = payload[WRAP_HEADER_BYTES:WRAP_HEADER_BYTES + 32]
-        sealed = payload[WRAP_HEADER_BYTES + 32:]
         if fp != fingerprint(self.public_key):
             peer.error = (f"participant {sender_id} sent its key wrapped for a public key that is not ours "
                           f"(a stale message, or the relay substituted our key)")
@@ -394,18 +399,15 @@ class KeyManager(KeyStatus):
             raise CryptoError(peer.error)
         if suite_id not in sframe.SUITES:
             raise CryptoError(f"participant {sender_id} uses unknown cipher suite {suite_id}")
+        if epoch == peer.latest_epoch and self._is_repeat(sender_id, peer, payload):
+            return
         if epoch <= peer.latest_epoch:
             raise CryptoError(
                 f"key wrap from participant {sender_id} for epoch {epoch} is not newer than epoch "
                 f"{peer.latest_epoch} (replayed or stale)"
             )
-        aad = self._wrap_aad(payload[:WRAP_HEADER_BYTES], sender_id, self.my_id,
-                             self._names.get(sender_id, ""), self.my_name)
-        try:
-            ctx = HPKE.new(receiver_key=self._sk, aead_id=HPKE.AEAD.AES128_GCM, enc=enc,
-                           sender_key=peer.public_key_obj, psk=self._psk_arg(), info=self._info)
-            base_key = ctx.unseal(sealed, aad)
-        except ValueError:  # includes HPKE.DeserializeError
+        base_key = self._open_wrap(sender_id, peer, payload)
+        if base_key is None:
             peer.error = (
                 f"the key from participant {sender_id} cannot be opened: "
                 + ("they use a different secret, or the relay altered the key exchange"
@@ -414,7 +416,7 @@ class KeyManager(KeyStatus):
                 + " (keys or names)"
             )
             self._alert("wrap_failed", sender_id, f"{self.display_name(sender_id)}: {peer.error}")
-            raise CryptoError(peer.error) from None
+            raise CryptoError(peer.error)
         if len(base_key) != SENDER_KEY_BYTES:
             raise CryptoError(f"participant {sender_id} sent a sender key of {len(base_key)} bytes")
         kid = kid_for(sender_id, epoch)
@@ -422,8 +424,52 @@ class KeyManager(KeyStatus):
         peer.contexts.move_to_end(kid)
         while len(peer.contexts) > self.keep_epochs:  # older epochs only for frames in flight
             peer.contexts.popitem(last=False)
-        peer.latest_epoch = epoch
+        peer.latest_epoch, peer.latest_key = epoch, base_key
         peer.error = None
+
+    def _open_wrap(self, sender_id: int, peer: _Peer, payload: bytes) -> bytes | None:
+        """The sender key sealed in ``payload`` (a wrap for us), or None if it does not open."""
+        enc = payload[WRAP_HEADER_BYTES:WRAP_HEADER_BYTES + 32]
+        aad = self._wrap_aad(payload[:WRAP_HEADER_BYTES], sender_id, self.my_id,
+                             self._names.get(sender_id, ""), self.my_name)
+        try:
+            ctx = HPKE.new(receiver_key=self._sk, aead_id=HPKE.AEAD.AES128_GCM, enc=enc,
+                           sender_key=peer.public_key_obj, psk=self._psk_arg(), info=self._info)
+            return ctx.unseal(payload[WRAP_HEADER_BYTES + 32:], aad)
+        except ValueError:  # includes HPKE.DeserializeError
+            return None
+
+    def _is_repeat(self, sender_id: int, peer: _Peer, payload: bytes) -> bool:
+        """A wrap of the epoch we already hold: an exact repeat of its key (the peer re-sent it after
+        our resync) is accepted quietly; anything else falls through to the stale-wrap refusal."""
+        if self._open_wrap(sender_id, peer, payload) != peer.latest_key or not peer.latest_key:
+            return False
+        self.stats.key_repeats += 1
+        return True
+
+    # --- resync after a gap -------------------------------------------------------------
+
+    def resync(self) -> None:
+        """After a gap in our link (a resume on another relay, a quick reconnect as the same
+        participant) KEY messages sent to us, or by us, may be lost: a member's rekey in the gap
+        would leave its media undecryptable here. So announce ourselves again (a member that
+        hears a repeated announcement with FLAG_RESYNC re-sends its current key to us, see _rewrap_on_request)
+        and re-send our current key to every member that holds it (an exact repeat is quiet)."""
+        self._need_reset()
+        self._out.append((BROADCAST, self._announcement(resync=True)))
+        for pid in sorted(self._key_holders & self._members):
+            peer = self._peers.get(pid)
+            if peer is not None and peer.public_key is not None:
+                self._out.append((pid, self._wrap(pid, peer)))
+
+    def _rewrap_on_request(self, pid: int, peer: _Peer) -> None:
+        """A member announced the key we already know, with FLAG_RESYNC: it resynced, so re-send our current key —
+        at most REWRAPS_PER_EPOCH times per epoch, so replayed announcements cannot make us spend
+        HPKE seals without bound."""
+        if pid not in self._members or pid not in self._key_holders or peer.rewraps >= REWRAPS_PER_EPOCH:
+            return
+        peer.rewraps += 1
+        self._out.append((pid, self._wrap(pid, peer)))
 
     # --- sending side -------------------------------------------------------------------
 
@@ -434,8 +480,9 @@ class KeyManager(KeyStatus):
     def _psk_arg(self):
         return (PSK_ID, self._psk) if self._psk is not None else None
 
-    def _announcement(self) -> bytes:
-        flags = (FLAG_SECRET if self.has_secret else 0) | (FLAG_IDENTITY if self.identity is not None else 0)
+    def _announcement(self, resync: bool = False) -> bytes:
+        flags = ((FLAG_SECRET if self.has_secret else 0) | (FLAG_IDENTITY if self.identity is not None else 0)
+                 | (FLAG_RESYNC if resync else 0))
         name = self.my_name.encode("utf-8")[:MAX_NAME_BYTES].decode("utf-8", "ignore")
         out = (bytes((VERSION, ANNOUNCE, flags)) + self.my_id.to_bytes(2, "big") + self.public_key
                + _lp(name))
@@ -456,6 +503,8 @@ class KeyManager(KeyStatus):
                                         kern=self._kern)
         self._key_holders = set()
         self._key_used = False
+        for peer in self._peers.values():
+            peer.rewraps = 0
         if self._epoch:
             self.stats.rekeys += 1
 

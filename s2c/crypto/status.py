@@ -46,6 +46,7 @@ class CryptoStats:
     key_messages: int = 0
     key_errors: int = 0
     rekeys: int = 0
+    key_repeats: int = 0      # exact repeats of a key we hold (a peer's resync), accepted quietly
 
     @property
     def rejected(self) -> int:
