@@ -28,7 +28,8 @@ from .session import CallSession
 from .trace import StageTrace
 
 SAY_WAIT_S = 10.0                      # --say waits for everyone's keys at most this long
-RESYNC_AGAIN_S = 1.0                   # a resumed call resyncs its keys again after this
+RESYNC_AGAIN_S = 1.0  # a resumed call resyncs keys again after this: in a cluster the new relay's
+#                       first frames can outrun its roster on the other relays (and be dropped)
 
 
 class Call(CallReadout):
@@ -164,9 +165,7 @@ class Call(CallReadout):
         self._after_core()
         if isinstance(ev, (Reconnected, Resumed)):
             self.subscription.relay_ok = False   # until this relay's LAYERS says it knows layers
-        if isinstance(ev, Resumed):
-            # the session resynced keys at once; again a second later, because in a cluster the
-            # new relay's first frames can outrun its roster on the other relays (and be dropped)
+        if isinstance(ev, Resumed):   # the session resynced keys at once; again a second later
             self._loop.call_later(RESYNC_AGAIN_S, self._resync_keys)
         if isinstance(ev, (PeerJoined, Reconnected, Resumed)):
             self._send_state()   # newcomers (or everyone, after our rejoin) need our flags
