@@ -148,7 +148,9 @@ def test_volume_per_name_through_a_real_relay_survives_the_talker_rejoining(tmp_
     ratio_db = 20 * np.log10(a440[with_440] / a880[with_440])
     # both tones pass the same mixer (limiter gain alike), so the ratio is the volume: -6 dB
     # (per window it wanders by a few dB: joins/leaves inside a window, concealed frames)
-    assert abs(np.median(ratio_db) + 6.02) < 1.0, ratio_db
+    # (the tolerance is 1.5 dB: a loaded machine conceals more frames; a volume not applied
+    # would be 6 dB off, a muted one far more)
+    assert abs(np.median(ratio_db) + 6.02) < 1.5, ratio_db
     assert np.all(ratio_db < -1.5), ratio_db  # never at full volume
     # present, then absent (t440 left), then present again (t440 rejoined): still at 50%, found
     # in quarter-second windows

@@ -31,13 +31,16 @@ def _peer(c: HeadlessClient, name: str):
 def test_small_tile_gets_the_small_layer_through_a_real_relay(tmp_path):
     with relay_server() as srv:
         port = srv.port
-        sender = HeadlessClient(port, "ada", tmp_path, video="test:1", duration=18)
-        small = HeadlessClient(port, "small", tmp_path, video=None, duration=18, extra=("--tile-px", "80x50"))
-        big = HeadlessClient(port, "big", tmp_path, video=None, duration=18, extra=("--tile-px", "160x96"))
+        sender = HeadlessClient(port, "ada", tmp_path, video="test:1", duration=40)
+        small = HeadlessClient(port, "small", tmp_path, video=None, duration=40, extra=("--tile-px", "80x50"))
+        big = HeadlessClient(port, "big", tmp_path, video=None, duration=40, extra=("--tile-px", "160x96"))
         try:
-            _wait(lambda: (_peer(small, "ada") or {}).get("picture_size", [0])[0] == 80, 12, "small layer at 'small'")
+            _wait(lambda: ((_peer(small, "ada") or {}).get("picture_size") or [0])[0] == 80, 25,
+                  "small layer at 'small'")
             s0, b0 = _peer(small, "ada"), _peer(big, "ada")
-            time.sleep(5)
+            # a window of at least 60 pictures at each viewer (~3 s at 20 fps)
+            _wait(lambda: _peer(small, "ada")["video_frames"] >= s0["video_frames"] + 60
+                  and _peer(big, "ada")["video_frames"] >= b0["video_frames"] + 60, 20, "60 more pictures")
             s1, b1 = _peer(small, "ada"), _peer(big, "ada")
         finally:
             for c in (sender, small, big):
