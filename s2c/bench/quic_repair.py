@@ -5,7 +5,8 @@ Owns: ``simulate``: a relay-to-client hop as the relay's adapter drives it — 2
 through s2c.wire.datagrams' DatagramSender, random loss and delay (± jitter) each way, the
 receiver's DatagramReceiver polled every 10 ms and its NACKs carried back over the same path —
 and the figures: how long after it was sent each video frame was delivered whole (p50 / p99 /
-max, in ms), video frames given up, audio frames missing. Why a simulation beside the ``net``
+max, in ms; ``video_late``: more than one way + jitter + 5 ms, i.e. it waited for a repair),
+video frames given up, audio frames missing. Why a simulation beside the ``net``
 suite: on the shared 2-core machine the suite's tails are mostly CPU (load 8-15); this isolates
 what the datagram format's parity and NACK timing cost a picture, same seed, same losses.
 Must not: open sockets or read the clock (virtual microseconds only).
@@ -96,6 +97,7 @@ def simulate(seconds: float = 60.0, loss: float = 0.01, one_way_us: int = 25_000
     frames_sent = 2 * int(seconds * 20)
     return {"loss": loss, "one_way_ms": one_way_us / 1000, "end_batch": end_batch,
             "video_delivered": len(delays), "video_lost": frames_sent - len(delays),
+            "video_late": sum(1 for x in delays if x > one_way_us + jitter_us + 5_000),   # waited for a repair
             "video_p50_ms": pick(0.5), "video_p99_ms": pick(0.99), "video_max_ms": pick(1.0),
             "audio_missing_pct": round(100 * (1 - len(audio_got) / (2 * int(seconds * 50))), 2),
             "parity": tx.stats["parity"], "fragments": tx.stats["fragments"], "nacks": rx.stats["nacks_sent"],
@@ -107,7 +109,7 @@ def main(argv=None) -> None:
         for eb in (False, True):
             r = [simulate(loss=loss, one_way_us=ow, seed=s, end_batch=eb) for s in (1, 2, 3)]
             print(f"loss {loss:.0%} one way {ow // 1000} ms end_batch={eb}: "
-                  + " | ".join(f"p50 {x['video_p50_ms']} p99 {x['video_p99_ms']} max {x['video_max_ms']} "
+                  + " | ".join(f"late {x['video_late']} p50 {x['video_p50_ms']} p99 {x['video_p99_ms']} max {x['video_max_ms']} "
                                f"lost {x['video_lost']} audio miss {x['audio_missing_pct']}% "
                                f"parity/frag {x['parity']}/{x['fragments']}" for x in r), file=sys.stdout)
 
