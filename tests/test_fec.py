@@ -162,3 +162,16 @@ def test_the_repair_simulation_end_of_batch_parity_cuts_the_one_hop_tail():
     assert new["video_lost"] == 0 and new["audio_missing_pct"] < 0.5
     assert old["video_late"] >= 20 and new["video_late"] * 4 <= old["video_late"]   # rebuilt on arrival
     assert new["video_p99_ms"] <= 25 + 5 + 1 < old["video_p99_ms"]   # one way + jitter: no waiting
+
+
+def test_the_loss_meter_keeps_parity_on_a_path_that_keeps_losing_one_percent():
+    rnd = random.Random(7)
+    m, sent, lost, low = LossMeter(), 0, 0, 0
+    m.update(0, 0)
+    for _ in range(300):                 # windows of 200 packets, each lost with p = 1%
+        sent += 200
+        lost += sum(rnd.random() < 0.01 for _ in range(200))
+        x = m.update(sent, lost)
+        assert flush_wait_us(x, 0.05) is not None      # partial groups keep their parity
+        low += group_size(x) > 4
+    assert low < 300 * 0.15                            # mostly k = 4 (one parity per 4 fragments)

@@ -141,6 +141,9 @@ class FecGroup:
         return d
 
 
+DECAY = 0.8     # per window of LossMeter.window packets without more loss than measured
+
+
 class LossMeter:
     """The hop's packet loss from cumulative (sent, lost) packet counts (the congestion
     controller's): a loss fraction over windows of at least ``window`` packets, smoothed."""
@@ -160,6 +163,8 @@ class LossMeter:
         if ds >= self.window:
             self.base = (sent, lost)
             f = min(1.0, max(0.0, dl / ds))
-            # up at once (a lossy path needs parity now), down by halves (loss comes in bursts)
-            self.loss = f if f > self.loss else max(f, 0.5 * self.loss)
+            # up at once (a lossy path needs parity now), down slowly: at 1% loss a window of
+            # 200 packets holds 0 or 1 loss a third of the time, and halving on each such window
+            # took the parity rate down (k 8, then no partial groups) on a path that still lost 1%
+            self.loss = f if f > self.loss else max(f, DECAY * self.loss + (1 - DECAY) * f)
         return self.loss
