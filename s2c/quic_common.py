@@ -35,10 +35,9 @@ from .wire.fec import flush_wait_us, group_size
 
 ALPN = "s2c/2"   # the datagram format's version: 2 = parity over fragment groups (s2c.wire.fec)
 CONGESTION_CONTROL = "s2c-media"
-MEDIA_FLOOR_PACKETS = 32        # 16 (19 KB) blocked ~2% of the relay's transmits at 50 ms RTT, 1% loss
-MEDIA_FLOOR_BPS = 4_000_000     # a 3-party call is ~1.2 Mbit/s into a client with parity and redundancy,
-                                # in bursts (a keyframe is 6-7 packets) and lost packets count in flight
-                                # until declared lost
+MEDIA_FLOOR_PACKETS = 16        # (19 KB; it held back ~2% of the relay's transmits at 50 ms RTT + 1%
+MEDIA_FLOOR_BPS = 2_000_000     # loss, but 32 / 4 Mbit/s showed no gain there and a worse down300k tail)
+                                # a 3-party call is ~1.2 Mbit/s into a client with parity and redundancy
 QUEUE_SIGNAL_S = 0.1            # RTT this far above the minimum (or the minimum again): a queue, floor off
 
 
