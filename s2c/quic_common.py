@@ -35,8 +35,9 @@ from .wire.fec import flush_wait_us, group_size
 
 ALPN = "s2c/2"   # the datagram format's version: 2 = parity over fragment groups (s2c.wire.fec)
 CONGESTION_CONTROL = "s2c-media"
-MEDIA_FLOOR_PACKETS = 16
-MEDIA_FLOOR_BPS = 2_000_000     # a 3-party call is ~1.2 Mbit/s into a client with parity and redundancy
+MEDIA_FLOOR_PACKETS = 16        # (19 KB; it held back ~2% of the relay's transmits at 50 ms RTT + 1%
+MEDIA_FLOOR_BPS = 2_000_000     # loss, but 32 / 4 Mbit/s showed no gain there and a worse down300k tail)
+                                # a 3-party call is ~1.2 Mbit/s into a client with parity and redundancy
 QUEUE_SIGNAL_S = 0.1            # RTT this far above the minimum (or the minimum again): a queue, floor off
 
 
@@ -105,9 +106,11 @@ class _NoPacer:
 #: datagram then costs a second, ACK-only packet each way (built, encrypted, sent, emulated,
 #: received, decrypted and processed in Python at both ends, and a timer re-armed per packet).
 #: Waiting up to ACK_DELAY_S lets one ACK cover a picture's fragments and ride on our own next
-#: media datagram (``ack_with_data``); it stays under the 25 ms max_ack_delay aioquic announces,
+#: media datagram (``ack_with_data``): 20 ms is one audio frame, so an ACK nearly always rides on
+#: our own audio (10 ms sent ~10-20% more packets in a loopback 3-party call, and every packet
+#: costs ~0.3 ms of Python in aioquic); it stays under the 25 ms max_ack_delay aioquic announces,
 #: so the peer's RTT estimate subtracts it. ``S2C_QUIC_ACK_DELAY_MS`` overrides it (A/B).
-ACK_DELAY_S = float(os.environ.get("S2C_QUIC_ACK_DELAY_MS", "10")) / 1000
+ACK_DELAY_S = float(os.environ.get("S2C_QUIC_ACK_DELAY_MS", "20")) / 1000
 
 
 def tune(quic) -> None:

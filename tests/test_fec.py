@@ -137,3 +137,41 @@ def test_property_with_fec_loss_and_reorder_never_wrong_frames_in_order(sizes, k
     out = [x for d in ds for x in rx.receive(d, 10)] + rx.poll(10**6)[0]
     assert all(f in frames for f in out)
     assert [frames.index(f) for f in out] == sorted(frames.index(f) for f in out)
+
+
+def test_on_a_lossy_path_a_batch_ends_with_its_parity_and_a_loss_is_rebuilt_on_arrival():
+    tx, rx = DatagramSender(fec_k=4), DatagramReceiver(MAXF)
+    tx.fec.wait_us = flush_wait_us(0.01, 0.05)         # lossy: partial groups are flushed
+    f = video(0, 1500)
+    ds = tx.pack(f, 0)
+    assert [d[0] == FEC for d in ds] == [False, False]  # 2 of 4: the group is not full
+    ds += tx.end_batch()                                # the end of this loop turn's frames
+    assert [d[0] == FEC for d in ds] == [False, False, True] and tx.end_batch() == []
+    assert rx.receive(ds[1], 1000) == [] and rx.receive(ds[2], 1000) == [f]   # fragment 0 lost
+    assert rx.stats["fec_recovered"] == 1 and rx.poll(1_000_000)[1] is None
+    clean = DatagramSender(fec_k=8)
+    clean.fec.wait_us = None                            # a clean path: full groups only
+    clean.pack(f, 0)
+    assert clean.end_batch() == []
+
+
+def test_the_repair_simulation_end_of_batch_parity_cuts_the_one_hop_tail():
+    from s2c.bench.quic_repair import simulate
+    old = simulate(seconds=20, loss=0.03, seed=4, end_batch=False)
+    new = simulate(seconds=20, loss=0.03, seed=4, end_batch=True)   # the same losses
+    assert new["video_lost"] == 0 and new["audio_missing_pct"] < 0.5
+    assert old["video_late"] >= 20 and new["video_late"] * 4 <= old["video_late"]   # rebuilt on arrival
+    assert new["video_p99_ms"] <= 25 + 5 + 1 < old["video_p99_ms"]   # one way + jitter: no waiting
+
+
+def test_the_loss_meter_keeps_parity_on_a_path_that_keeps_losing_one_percent():
+    rnd = random.Random(7)
+    m, sent, lost, low = LossMeter(), 0, 0, 0
+    m.update(0, 0)
+    for _ in range(300):                 # windows of 200 packets, each lost with p = 1%
+        sent += 200
+        lost += sum(rnd.random() < 0.01 for _ in range(200))
+        x = m.update(sent, lost)
+        assert flush_wait_us(x, 0.05) is not None      # partial groups keep their parity
+        low += group_size(x) > 4
+    assert low < 300 * 0.15                            # mostly k = 4 (one parity per 4 fragments)

@@ -212,3 +212,53 @@ def test_a_client_of_another_datagram_format_is_refused_at_the_handshake():
         assert asyncio.run(asyncio.wait_for(dial(srv.port, ALPN), 10))
         with pytest.raises(ConnectionError):     # aioquic: the handshake was closed by the relay
             asyncio.run(asyncio.wait_for(dial(srv.port, "s2c/1"), 10))
+
+
+def test_on_a_lossy_hop_the_parity_follows_its_picture_at_once():
+    """Real relay, two QUIC clients on 127.0.0.1. A hop counts as lossy until it has measured
+    otherwise (s2c.wire.fec.LossMeter), so the relay's hop to the viewer sends parity: the FEC
+    datagram over a 2-fragment picture must arrive right behind its fragments (the batch's end),
+    not a partial-group wait (≥ 10 ms, the poll) later."""
+    import asyncio
+
+    from s2c import wire as P
+    from s2c.call.connection import RelayConnection
+    from s2c.clock import now_us
+    from s2c.wire.datagrams import FRAG
+    from s2c.wire.fec import FEC
+
+    async def main(port):
+        got = []
+        a = RelayConnection(transport="quic", reconnect=False)
+        b = RelayConnection(transport="quic", reconnect=False, on_frame=got.append)
+        await a.connect("127.0.0.1", port, "room", "ana")
+        await b.connect("127.0.0.1", port, "room", "ben")
+        rx = b._proto.rx
+        seen: list[tuple[int, int]] = []
+        inner = rx.receive
+
+        def receive(d, t):
+            seen.append((d[0], now_us()))
+            return inner(d, t)
+
+        rx.receive = receive
+        waits = []
+        loop = asyncio.get_running_loop()
+        for i in range(12):
+            del seen[:]
+            a.send_media(P.VIDEO, bytes((i + k) & 0xFF for k in range(1500)))
+            deadline = loop.time() + 3
+            while sum(1 for k, _t in seen if k == FEC) == 0 or sum(1 for k, _t in seen if k == FRAG) < 2:
+                assert loop.time() < deadline, f"picture {i}: no parity behind it ({seen})"
+                await asyncio.sleep(0.002)
+            last_frag = max(t for k, t in seen if k == FRAG)
+            waits.append(min(t for k, t in seen if k == FEC) - last_frag)
+            await asyncio.sleep(0.06)
+        waits.sort()
+        assert waits[len(waits) // 2] < 5_000, waits       # median: microseconds, not a 10 ms wait
+        assert sum(1 for f in got if f.type == P.VIDEO) == 12
+        await a.close()
+        await b.close()
+
+    with relay_server() as srv:
+        asyncio.run(main(srv.port))

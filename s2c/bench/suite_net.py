@@ -214,6 +214,8 @@ def _read_jsonl(path: str) -> list[dict]:
 
 
 def _exe(name: str) -> str:
+    if os.environ.get("S2C_NET_BIN"):   # A/B: another installed copy's s2c / s2c-server (with its PYTHONPATH)
+        return os.path.join(os.environ["S2C_NET_BIN"], name)
     here = os.path.join(os.path.dirname(sys.executable), name)
     return here if os.path.exists(here) else (shutil.which(name) or name)
 
@@ -356,6 +358,8 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
         time.sleep(SETTLE_S)
         c0 = emu.command(cmd="stats", reset_lateness=True)
         w_from = _now_us()
+        procs = {"relay": srv, **{names[k]: p for k, p in clients.items()}}
+        cpu0 = _cpu_s(procs)
         vb0 = _video_in_bytes(stats)
         if sc.outage:
             k, start_s, length_s = sc.outage
@@ -369,6 +373,7 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
             if dead or srv.poll() is not None:
                 raise RuntimeError(f"process exited during the window: clients {dead}, relay {srv.poll()}")
         w_to = _now_us()
+        cpu1 = _cpu_s(procs)
         c1 = emu.stats()
         vb1 = _video_in_bytes(stats)
     finally:
@@ -377,6 +382,8 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
             emu.close()
         topo.delete()
     result["window_us"] = (w_from, w_to)
+    result["cpu_pct"] = {nm: None if cpu1[nm] is None or cpu0[nm] is None else
+                         round(100 * (cpu1[nm] - cpu0[nm]) / ((w_to - w_from) / 1e6), 1) for nm in cpu0}
     result["wire"] = _wire(c0, c1, names)
     dt_s = (w_to - w_from) / 1e6    # (the stats files are rewritten about once a second)
     result["video_in_kbps"] = {names[k]: (vb1[k] - vb0.get(k, 0)) * 8 / 1000 / dt_s for k in vb1}
@@ -399,6 +406,20 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
     if not os.environ.get("S2C_NET_KEEP"):   # keep the run's files (traces, stats, logs) to look at
         shutil.rmtree(tmp, ignore_errors=True)
     return result
+
+
+def _cpu_s(procs: dict) -> dict:
+    """CPU seconds (user + system) each process has used so far, from /proc (None if gone)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for nm, p in procs.items():
+        try:
+            with open(f"/proc/{p.pid}/stat") as fh:
+                f = fh.read().rsplit(")", 1)[1].split()
+            out[nm] = (int(f[11]) + int(f[12])) / tick
+        except (OSError, IndexError, ValueError):
+            out[nm] = None
+    return out
 
 
 def _reconnects(path: str):
@@ -501,6 +522,8 @@ def format_pairs(result: dict) -> str:
     if late.get("packets"):
         lines.append(f"  emulator's own lateness over {late['packets']} packets: p50 {late['p50_us']} us, "
                      f"p99 {late['p99_us']} us, max {late['max_us']} us")
+    if result.get("cpu_pct"):
+        lines.append("  CPU % of a core in the window: " + ", ".join(f"{k} {v}" for k, v in result["cpu_pct"].items()))
     for nm, wr in result["wire"].items():
         lines.append(f"  wire {nm}: up {wr['up_kbps']:.0f} kbit/s (dropped {wr['up_dropped']}), "
                      f"down {wr['down_kbps']:.0f} kbit/s (dropped {wr['down_dropped']})")

@@ -219,6 +219,8 @@ class QuicRelayProtocol:
     def _do_transmit(self) -> None:
         self._tx_soon = False
         if not self.ended and self.q_conn is not None and self.q_conn._transport is not None:
+            for d in self.tx.end_batch():   # this turn's frames' parity, right behind them
+                send_media_datagram(self.q_conn._quic, d, False)
             ack_with_data(self.q_conn._quic)
             self.q_conn.transmit()
             if QT.on():

@@ -174,6 +174,8 @@ class _RelayQuic(QuicConnectionProtocol):
                   cw=quic._loss._cc.congestion_window)
             for d in self.tx.pack(f, t):
                 send_media_datagram(quic, d, audio)
+        for d in self.tx.end_batch():   # the parity of this batch's fragments, right behind them
+            send_media_datagram(quic, d, False)
         # send at once (as a TCP write reaches the kernel at once): what the congestion window
         # holds back is then what counts against our limits, not the burst just handed over
         self.transmit()

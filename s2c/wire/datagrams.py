@@ -81,6 +81,15 @@ class DatagramSender:
         self.stats["parity"] += 1
         return [d]
 
+    def end_batch(self) -> list[bytes]:
+        """The parity of the fragments packed since the last full group, on a lossy path: the
+        adapter calls it after handing over the frames of one loop turn (s2c.wire.fec)."""
+        d = self.fec.end_batch()
+        if d is None:
+            return []
+        self.stats["parity"] += 1
+        return [d]
+
     def pack(self, frame: bytes, now_us: int) -> list[bytes]:
         """Datagrams for one serialized VIDEO or AUDIO frame (anything else: [] and counted)."""
         frame = bytes(frame)

@@ -18,7 +18,8 @@ from .frames import AUDIO, HEADER, HEADER_BYTES, VERSION, VIDEO
 
 RECENT_CHUNKS_BYTES = 1024 * 1024   # chunks kept for FEC rebuilds (delivered ones too)
 FEC_HOLD_US = 300_000               # a FEC datagram missing two chunks waits this long for one
-FEC_SETTLE_US = 45_000              # with FEC on the hop, a missing fragment's NACK waits this long
+FEC_SETTLE_US = 20_000              # with FEC on the hop, a missing fragment's NACK waits this long
+                                    # (the parity comes right behind its batch: jitter, not a group wait)
 FEC_ACTIVE_US = 1_000_000           # ... while a FEC datagram came within this
 
 
