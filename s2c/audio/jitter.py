@@ -27,6 +27,13 @@ How it adapts:
   uses 200 ms: s2c.audio.engine); the target is at least the allowance,
   which decays slowly (``stall_decay_ms_per_s``, 20 ms per second), so after a late burst the buffer rides out
   the next stall instead of throwing the burst away, and returns to low delay on a calm path.
+- Catch-up (``catchup=True``, what the call uses): instead of the slow one-frame drop above,
+  while the spare frames have stayed at least ``target + 2 frames`` for the last
+  ``CATCHUP_LOOK`` pops, every other ``pop`` hands out the next *two* frames as ``Compress``;
+  the engine squeezes them into one frame period (s2c.audio.catchup, period-matched, so no
+  speech is skipped), and a burst after a stall is played 1.5x fast until the buffer is back
+  at its target instead of being thrown away. A stall then also keeps the talker playing
+  (concealing, position held) for up to the stall allowance before it counts as a pause.
 - Overfull (a burst after a network stall): buffered span above ``capacity_ms`` (or the
   target plus four frames, if more) is cut back to the target at once; the dropped frames are
   counted.
@@ -59,6 +66,20 @@ class _Lost:
 LOST = _Lost()
 """Returned by ``pop`` when a frame is due but missing: play concealment."""
 
+CATCHUP_LOOK = 5   # pops the spare must have stayed above target + 2 frames before a Compress
+
+
+class Compress:
+    """Returned by ``pop`` while catching up: play both payloads in one frame period."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, first, second):
+        self.items = (first, second)
+
+    def __repr__(self):
+        return f"Compress{self.items!r}"
+
 _SILENCE = object()  # stored in place of a silence marker's payload
 _MISSING = object()
 
@@ -74,6 +95,7 @@ class JitterStats:
     duplicate: int = 0
     dropped_overflow: int = 0  # cut when the buffered span exceeded capacity
     dropped_excess: int = 0  # dropped to shrink excess delay (e.g. sender clock fast)
+    compressed: int = 0  # Compress pairs handed out (catch-up: two frames in one period)
     inserted: int = 0  # concealment frames inserted to grow the delay
     talkspurts: int = 0
     resyncs: int = 0
@@ -91,6 +113,7 @@ class JitterBuffer:
         resync_frames: int = 500,
         stall_target_max_ms: int = 0,
         stall_decay_ms_per_s: float = 20.0,
+        catchup: bool = False,
     ):
         if not (0 < frame_ms and 0 < min_target_ms <= max_target_ms):
             raise ValueError(f"bad jitter buffer bounds {min_target_ms}..{max_target_ms} ms")
@@ -105,6 +128,8 @@ class JitterBuffer:
         self._stall_decay_per_pop = stall_decay_ms_per_s * frame_ms / 1000.0
         self._allow_ms = 0.0   # the stall allowance (see the module docstring)
         self._stalls: deque = deque(maxlen=16)   # [now_ms, lateness_ms] per recent stall event
+        self.catchup = catchup
+        self._catchup_skip = False
         self.stats = JitterStats()
         self._frames: dict[int, object] = {}
         self._state = IDLE
@@ -267,7 +292,11 @@ class JitterBuffer:
         target = self.target_ms
         spare_ms = max(0, self._max - self._next) * self.frame_ms
         self._spares.append(spare_ms)
-        if len(self._spares) == self.window_frames:
+        if self.catchup:
+            pair = self._catchup_pair(target)
+            if pair is not None:
+                return pair
+        elif len(self._spares) == self.window_frames:
             if min(self._spares) >= target + self.frame_ms:
                 item = self._frames.get(self._next, _MISSING)
                 if item is not _MISSING and item is not _SILENCE:
@@ -294,7 +323,7 @@ class JitterBuffer:
                 st.lost += 1
                 return LOST
             # nothing queued: late, lost at the tail, or the talker paused
-            if self._stall >= self.max_stall_frames:
+            if self._stall >= self._stall_limit():
                 self._reset()
                 return None
             self._stall += 1
@@ -309,3 +338,30 @@ class JitterBuffer:
             return None
         st.played += 1
         return item
+
+    # -- catch-up (see the module docstring) ------------------------------------------
+    def _stall_limit(self) -> int:
+        if not self.catchup:
+            return self.max_stall_frames
+        return max(self.max_stall_frames, int(self._allow_ms) // self.frame_ms + 1)
+
+    def _catchup_pair(self, target: int):
+        """A ``Compress`` of the next two frames if the buffer has stayed well above its target."""
+        if self._catchup_skip:
+            self._catchup_skip = False
+            return None
+        look = list(self._spares)[-CATCHUP_LOOK:]
+        if len(look) < CATCHUP_LOOK or min(look) < target + 2 * self.frame_ms:
+            return None
+        a = self._frames.get(self._next, _MISSING)
+        b = self._frames.get(self._next + 1, _MISSING)
+        if a is _MISSING or b is _MISSING or a is _SILENCE or b is _SILENCE:
+            return None
+        del self._frames[self._next], self._frames[self._next + 1]
+        self._next += 2
+        self._stall = 0
+        self._catchup_skip = True
+        self.stats.played += 2
+        self.stats.compressed += 1
+        return Compress(a, b)
+
