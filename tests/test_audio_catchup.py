@@ -133,3 +133,22 @@ def test_play_item_decodes_both_frames_of_a_pair():
     assert played == [(1, 20_000), (2, 40_000)] and bad == 0 and cu.compressed == 1
     pcm, played, bad = play_item(dec, cu, (b"\xff\x00", 3, 0), LOST, Compress)
     assert bad == 1 and pcm.shape == (FRAME_SAMPLES,)
+
+
+def test_stalls_longer_than_the_allowance_cap_still_cost_no_frame():
+    """150 ms base delay, stalls of 150-280 ms (a 150 ms RTT path's recoveries): the talker
+    goes idle in a stall longer than the allowance and restarts on the burst at once."""
+    n = 30_000 // 20
+    rng = np.random.default_rng(5)
+    stalls, t = [], 500.0
+    while t < 30_000:
+        length = float(rng.uniform(150, 280))
+        stalls.append((t, length))
+        t += length + float(rng.uniform(300, 900))
+    old = JitterBuffer(stall_target_max_ms=200)
+    new = JitterBuffer(stall_target_max_ms=200, capacity_ms=500, catchup=True)
+    d_old = play(old, arrivals(n, stalls, base_ms=150, jitter_ms=3), n + 60)
+    d_new = play(new, arrivals(n, stalls, base_ms=150, jitter_ms=3), n + 60)
+    assert len(d_new) == n and new.stats.dropped_overflow == 0, new.snapshot()
+    assert len(d_old) < 0.97 * n
+    assert np.percentile(list(d_new.values()), 99) <= np.percentile(list(d_old.values()), 99) + 20

@@ -33,7 +33,9 @@ How it adapts:
   the engine squeezes them into one frame period (s2c.audio.catchup, period-matched, so no
   speech is skipped), and a burst after a stall is played 1.5x fast until the buffer is back
   at its target instead of being thrown away. A stall then also keeps the talker playing
-  (concealing, position held) for up to the stall allowance before it counts as a pause.
+  (concealing, position held) for up to the stall allowance before it counts as a pause, and
+  a talkspurt whose first frames come as a burst starts as soon as it holds the target (not
+  ``target_ms`` after its first frame, which would add the target on top of the stall).
 - Overfull (a burst after a network stall): buffered span above ``capacity_ms`` (or the
   target plus four frames, if more) is cut back to the target at once; the dropped frames are
   counted.
@@ -283,8 +285,9 @@ class JitterBuffer:
             return None
         st = self.stats
         if self._state == BUFFERING:
-            if now_ms - self._start_ms < self.target_ms:
-                return None
+            spare_ms = (self._max - self._next) * self.frame_ms if self.catchup else -1
+            if now_ms - self._start_ms < self.target_ms and spare_ms < self.target_ms:
+                return None     # (a burst that already holds the target starts at once)
             self._state = PLAYING
             self._spares.clear()
             self._late_pending = 0
