@@ -27,12 +27,13 @@ How it adapts:
   uses 200 ms: s2c.audio.engine); the target is at least the allowance,
   which decays slowly (``stall_decay_ms_per_s``, 20 ms per second), so after a late burst the buffer rides out
   the next stall instead of throwing the burst away, and returns to low delay on a calm path.
-- Catch-up (``catchup=True``, what the call uses): instead of the slow one-frame drop above,
-  while the spare frames have stayed at least ``target + 2 frames`` for the last
-  ``CATCHUP_LOOK`` pops, every other ``pop`` hands out the next *two* frames as ``Compress``;
-  the engine squeezes them into one frame period (s2c.audio.catchup, period-matched, so no
-  speech is skipped), and a burst after a stall is played 1.5x fast until the buffer is back
-  at its target instead of being thrown away. A stall then also keeps the talker playing
+- Catch-up (``catchup=True``, what the call uses): instead of dropping a frame, ``pop`` hands
+  out the next *two* frames as ``Compress``; the engine squeezes them into one frame period
+  (s2c.audio.catchup, period-matched, so no speech is skipped). It does so on every pop while
+  the spare frames have stayed ``target + 4 frames`` or more for the last ``CATCHUP_LOOK``
+  pops (2x speed), on every other pop at ``target + 2 frames`` (1.5x), and once per window
+  where the slow shrink above would drop a frame; so a burst after a stall is played fast
+  until the buffer is back at its target instead of being thrown away. A stall then also keeps the talker playing
   (concealing, position held) for up to the stall allowance before it counts as a pause, and
   a talkspurt whose first frames come as a burst starts as soon as it holds the target (not
   ``target_ms`` after its first frame, which would add the target on top of the stall).
@@ -68,7 +69,7 @@ class _Lost:
 LOST = _Lost()
 """Returned by ``pop`` when a frame is due but missing: play concealment."""
 
-CATCHUP_LOOK = 5   # pops the spare must have stayed above target + 2 frames before a Compress
+CATCHUP_LOOK = 3   # pops the spare must have stayed that far above the target before a Compress
 
 
 class Compress:
@@ -349,12 +350,18 @@ class JitterBuffer:
         return max(self.max_stall_frames, int(self._allow_ms) // self.frame_ms + 1)
 
     def _catchup_pair(self, target: int):
-        """A ``Compress`` of the next two frames if the buffer has stayed well above its target."""
-        if self._catchup_skip:
-            self._catchup_skip = False
-            return None
+        """A ``Compress`` of the next two frames if the buffer has stayed above its target: at
+        once and every pop 4+ frames over, every other pop 2+ frames over, and (like the slow
+        shrink) once a window 1+ frame over for the whole window."""
+        f = self.frame_ms
         look = list(self._spares)[-CATCHUP_LOOK:]
-        if len(look) < CATCHUP_LOOK or min(look) < target + 2 * self.frame_ms:
+        low = min(look) if len(look) == CATCHUP_LOOK else -1
+        skip, self._catchup_skip = self._catchup_skip, False
+        if low >= target + 4 * f:
+            pass
+        elif low >= target + 2 * f and not skip:
+            self._catchup_skip = True
+        elif not (len(self._spares) == self.window_frames and min(self._spares) >= target + f):
             return None
         a = self._frames.get(self._next, _MISSING)
         b = self._frames.get(self._next + 1, _MISSING)
@@ -363,8 +370,8 @@ class JitterBuffer:
         del self._frames[self._next], self._frames[self._next + 1]
         self._next += 2
         self._stall = 0
-        self._catchup_skip = True
+        if low < target + 2 * f:
+            self._spares.clear()     # the slow rule: one per window
         self.stats.played += 2
         self.stats.compressed += 1
         return Compress(a, b)
-
