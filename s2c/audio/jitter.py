@@ -296,24 +296,9 @@ class JitterBuffer:
         target = self.target_ms
         spare_ms = max(0, self._max - self._next) * self.frame_ms
         self._spares.append(spare_ms)
-        if self.catchup:
-            pair = self._catchup_pair(target)
-            if pair is not None:
-                return pair
-        elif len(self._spares) == self.window_frames:
-            if min(self._spares) >= target + self.frame_ms:
-                item = self._frames.get(self._next, _MISSING)
-                if item is not _MISSING and item is not _SILENCE:
-                    del self._frames[self._next]
-                    self._next += 1
-                    st.dropped_excess += 1
-                    self._spares.clear()
-            elif self._late_pending and max(self._spares) < target:
-                self._late_pending = 0
-                self._spares.clear()
-                st.inserted += 1
-                st.lost += 1
-                return LOST
+        adjusted = self._adjust(target)
+        if adjusted is not None:
+            return adjusted   # a Compress pair, or LOST inserted to grow the delay
 
         while True:
             item = self._frames.pop(self._next, _MISSING)
@@ -327,7 +312,7 @@ class JitterBuffer:
                 st.lost += 1
                 return LOST
             # nothing queued: late, lost at the tail, or the talker paused
-            if self._stall >= self._stall_limit():
+            if self._stall >= _stall_limit(self):
                 self._reset()
                 return None
             self._stall += 1
@@ -343,35 +328,62 @@ class JitterBuffer:
         st.played += 1
         return item
 
-    # -- catch-up (see the module docstring) ------------------------------------------
-    def _stall_limit(self) -> int:
-        if not self.catchup:
-            return self.max_stall_frames
-        return max(self.max_stall_frames, int(self._allow_ms) // self.frame_ms + 1)
+    def _adjust(self, target: int):
+        """Shrink (catch-up pair, or drop one frame) or grow (LOST) the delay; None: neither."""
+        st = self.stats
+        if self.catchup:
+            pair = _catchup_pair(self, target)
+            if pair is not None:
+                return pair
+        if len(self._spares) != self.window_frames:
+            return None
+        if min(self._spares) >= target + self.frame_ms:
+            item = self._frames.get(self._next, _MISSING)
+            if not self.catchup and item is not _MISSING and item is not _SILENCE:
+                del self._frames[self._next]
+                self._next += 1
+                st.dropped_excess += 1
+                self._spares.clear()
+        elif self._late_pending and max(self._spares) < target:
+            self._late_pending = 0
+            self._spares.clear()
+            st.inserted += 1
+            st.lost += 1
+            return LOST
+        return None
 
-    def _catchup_pair(self, target: int):
-        """A ``Compress`` of the next two frames if the buffer has stayed above its target: at
-        once and every pop 4+ frames over, every other pop 2+ frames over, and (like the slow
-        shrink) once a window 1+ frame over for the whole window."""
-        f = self.frame_ms
-        look = list(self._spares)[-CATCHUP_LOOK:]
-        low = min(look) if len(look) == CATCHUP_LOOK else -1
-        skip, self._catchup_skip = self._catchup_skip, False
-        if low >= target + 4 * f:
-            pass
-        elif low >= target + 2 * f and not skip:
-            self._catchup_skip = True
-        elif not (len(self._spares) == self.window_frames and min(self._spares) >= target + f):
-            return None
-        a = self._frames.get(self._next, _MISSING)
-        b = self._frames.get(self._next + 1, _MISSING)
-        if a is _MISSING or b is _MISSING or a is _SILENCE or b is _SILENCE:
-            return None
-        del self._frames[self._next], self._frames[self._next + 1]
-        self._next += 2
-        self._stall = 0
-        if low < target + 2 * f:
-            self._spares.clear()     # the slow rule: one per window
-        self.stats.played += 2
-        self.stats.compressed += 1
-        return Compress(a, b)
+
+# -- catch-up (see the module docstring) ----------------------------------------------
+def _stall_limit(self: JitterBuffer) -> int:
+    """Empty pops before an active talker counts as paused (with catch-up: the allowance)."""
+    if not self.catchup:
+        return self.max_stall_frames
+    return max(self.max_stall_frames, int(self._allow_ms) // self.frame_ms + 1)
+
+
+def _catchup_pair(self: JitterBuffer, target: int):
+    """A ``Compress`` of the next two frames if the buffer has stayed above its target: at
+    once and every pop 4+ frames over, every other pop 2+ frames over, and (like the slow
+    shrink) once a window 1+ frame over for the whole window."""
+    f = self.frame_ms
+    look = list(self._spares)[-CATCHUP_LOOK:]
+    low = min(look) if len(look) == CATCHUP_LOOK else -1
+    skip, self._catchup_skip = self._catchup_skip, False
+    if low >= target + 4 * f:
+        pass
+    elif low >= target + 2 * f and not skip:
+        self._catchup_skip = True
+    elif not (len(self._spares) == self.window_frames and min(self._spares) >= target + f):
+        return None
+    a = self._frames.get(self._next, _MISSING)
+    b = self._frames.get(self._next + 1, _MISSING)
+    if a is _MISSING or b is _MISSING or a is _SILENCE or b is _SILENCE:
+        return None
+    del self._frames[self._next], self._frames[self._next + 1]
+    self._next += 2
+    self._stall = 0
+    if low < target + 2 * f:
+        self._spares.clear()     # the slow rule: one per window
+    self.stats.played += 2
+    self.stats.compressed += 1
+    return Compress(a, b)

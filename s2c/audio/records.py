@@ -16,7 +16,7 @@ from .jitter import JitterBuffer
 from .opus import AudioDecoder
 
 STALL_TARGET_MAX_MS = 200   # the jitter buffer may grow this far to ride out path stalls (issue 12)
-CAPACITY_MS = 500           # a burst after a stall up to this is caught up by time-compression, not cut
+CAPACITY_MS = 400           # a burst after a stall up to this is caught up by time-compression, not cut
 
 @dataclass(frozen=True)
 class PlayoutRecord:
