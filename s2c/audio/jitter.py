@@ -6,7 +6,8 @@ dropped frames. Must not: read a clock, decode, sleep, or hold more than ``capac
 
 The playout clock calls ``pop(now_ms)`` once per frame (every 20 ms); the network side calls
 ``push(seq, ts_ms, payload, now_ms)``. ``pop`` returns the payload to play, ``LOST`` (conceal
-one frame) or ``None`` (talker not playing: not started yet, or paused).
+one frame), ``None`` (talker not playing: not started yet, or paused) or, with ``catchup=True``,
+a ``Compress`` of two payloads to play in one frame period.
 
 How it adapts:
 
