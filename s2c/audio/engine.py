@@ -1,7 +1,8 @@
 """``AudioEngine``: the one object the client uses for audio.
 
 Owns: wiring capture -> VAD/mute -> encoder -> the client's send callback, and network ->
-per-talker jitter buffer -> decoder/PLC -> mixer -> speaker or file, plus the bounded
+per-talker jitter buffer -> decoder/PLC -> catch-up splicer (s2c.audio.catchup) -> mixer ->
+speaker or file, plus the bounded
 hand-off between device threads and the asyncio loop, the playout tick and its records
 for mouth-to-ear measurement. Opening the halves is s2c.audio.halves', the listener's volume
 controls and figures s2c.audio.controls' (base classes of AudioEngine). Must not: know the wire
@@ -45,7 +46,8 @@ from .controls import ListenerControls
 from .halves import DeviceHalves
 from .records import HalfState, PlayoutRecord, _Handoff, _Talker  # noqa: F401 - PlayoutRecord re-exported
 from .endpoints import FrameClock, WavSink, parse_spec
-from .jitter import LOST
+from .catchup import play_item
+from .jitter import LOST, Compress
 from .mixer import Mixer, VoiceActivityDetector
 from .opus import (CODEC_IDS, DEFAULT_BITRATE_BPS, FLAG_SILENCE, AudioEncoder,
                    AudioPayloadError, opus_available, parse_payload)
@@ -264,22 +266,17 @@ class AudioEngine(DeviceHalves, ListenerControls):
                 item = t.jb.pop(now_ms)
                 if item is None:
                     frames[tid] = None
+                    t.cu.reset()
                     if now_ms - t.last_rx_ms > TALKER_IDLE_EXPIRE_MS:
                         expired.append(tid)
                     continue
                 if item is LOST:
-                    frames[tid] = t.dec.conceal()
                     c["concealed"] += 1
-                    continue
-                payload, seq, ts_us = item
-                try:
-                    pcm = t.dec.decode(payload)
-                except AudioPayloadError:
-                    t.bad += 1
-                    c["bad_payloads"] += 1
-                    pcm = t.dec.conceal()
-                frames[tid] = pcm
-                if pcm is not None:
+                frames[tid], played, bad = play_item(t.dec, t.cu, item, LOST, Compress)
+                if bad:
+                    t.bad += bad
+                    c["bad_payloads"] += bad
+                for seq, ts_us in played:
                     self._records.append(PlayoutRecord(tid, seq, ts_us, now_us))
             for tid in expired:
                 del self._talkers[tid]

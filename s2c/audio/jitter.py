@@ -6,7 +6,8 @@ dropped frames. Must not: read a clock, decode, sleep, or hold more than ``capac
 
 The playout clock calls ``pop(now_ms)`` once per frame (every 20 ms); the network side calls
 ``push(seq, ts_ms, payload, now_ms)``. ``pop`` returns the payload to play, ``LOST`` (conceal
-one frame) or ``None`` (talker not playing: not started yet, or paused).
+one frame), ``None`` (talker not playing: not started yet, or paused) or, with ``catchup=True``,
+a ``Compress`` of two payloads to play in one frame period.
 
 How it adapts:
 
@@ -27,6 +28,16 @@ How it adapts:
   uses 200 ms: s2c.audio.engine); the target is at least the allowance,
   which decays slowly (``stall_decay_ms_per_s``, 20 ms per second), so after a late burst the buffer rides out
   the next stall instead of throwing the burst away, and returns to low delay on a calm path.
+- Catch-up (``catchup=True``, what the call uses): instead of dropping a frame, ``pop`` hands
+  out the next *two* frames as ``Compress``; the engine squeezes them into one frame period
+  (s2c.audio.catchup, period-matched, so no speech is skipped). It does so on every pop while
+  the spare frames have stayed ``target + 4 frames`` or more for the last ``CATCHUP_LOOK``
+  pops (2x speed), on every other pop at ``target + 2 frames`` (1.5x), and once per window
+  where the slow shrink above would drop a frame; so a burst after a stall is played fast
+  until the buffer is back at its target instead of being thrown away. A stall then also keeps the talker playing
+  (concealing, position held) for up to the stall allowance before it counts as a pause, and
+  a talkspurt whose first frames come as a burst starts as soon as it holds the target (not
+  ``target_ms`` after its first frame, which would add the target on top of the stall).
 - Overfull (a burst after a network stall): buffered span above ``capacity_ms`` (or the
   target plus four frames, if more) is cut back to the target at once; the dropped frames are
   counted.
@@ -59,6 +70,20 @@ class _Lost:
 LOST = _Lost()
 """Returned by ``pop`` when a frame is due but missing: play concealment."""
 
+CATCHUP_LOOK = 3   # pops the spare must have stayed that far above the target before a Compress
+
+
+class Compress:
+    """Returned by ``pop`` while catching up: play both payloads in one frame period."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, first, second):
+        self.items = (first, second)
+
+    def __repr__(self):
+        return f"Compress{self.items!r}"
+
 _SILENCE = object()  # stored in place of a silence marker's payload
 _MISSING = object()
 
@@ -74,6 +99,7 @@ class JitterStats:
     duplicate: int = 0
     dropped_overflow: int = 0  # cut when the buffered span exceeded capacity
     dropped_excess: int = 0  # dropped to shrink excess delay (e.g. sender clock fast)
+    compressed: int = 0  # Compress pairs handed out (catch-up: two frames in one period)
     inserted: int = 0  # concealment frames inserted to grow the delay
     talkspurts: int = 0
     resyncs: int = 0
@@ -91,6 +117,7 @@ class JitterBuffer:
         resync_frames: int = 500,
         stall_target_max_ms: int = 0,
         stall_decay_ms_per_s: float = 20.0,
+        catchup: bool = False,
     ):
         if not (0 < frame_ms and 0 < min_target_ms <= max_target_ms):
             raise ValueError(f"bad jitter buffer bounds {min_target_ms}..{max_target_ms} ms")
@@ -105,6 +132,8 @@ class JitterBuffer:
         self._stall_decay_per_pop = stall_decay_ms_per_s * frame_ms / 1000.0
         self._allow_ms = 0.0   # the stall allowance (see the module docstring)
         self._stalls: deque = deque(maxlen=16)   # [now_ms, lateness_ms] per recent stall event
+        self.catchup = catchup
+        self._catchup_skip = False
         self.stats = JitterStats()
         self._frames: dict[int, object] = {}
         self._state = IDLE
@@ -258,8 +287,9 @@ class JitterBuffer:
             return None
         st = self.stats
         if self._state == BUFFERING:
-            if now_ms - self._start_ms < self.target_ms:
-                return None
+            spare_ms = (self._max - self._next) * self.frame_ms if self.catchup else -1
+            if now_ms - self._start_ms < self.target_ms and spare_ms < self.target_ms:
+                return None     # (a burst that already holds the target starts at once)
             self._state = PLAYING
             self._spares.clear()
             self._late_pending = 0
@@ -267,20 +297,9 @@ class JitterBuffer:
         target = self.target_ms
         spare_ms = max(0, self._max - self._next) * self.frame_ms
         self._spares.append(spare_ms)
-        if len(self._spares) == self.window_frames:
-            if min(self._spares) >= target + self.frame_ms:
-                item = self._frames.get(self._next, _MISSING)
-                if item is not _MISSING and item is not _SILENCE:
-                    del self._frames[self._next]
-                    self._next += 1
-                    st.dropped_excess += 1
-                    self._spares.clear()
-            elif self._late_pending and max(self._spares) < target:
-                self._late_pending = 0
-                self._spares.clear()
-                st.inserted += 1
-                st.lost += 1
-                return LOST
+        adjusted = self._adjust(target)
+        if adjusted is not None:
+            return adjusted   # a Compress pair, or LOST inserted to grow the delay
 
         while True:
             item = self._frames.pop(self._next, _MISSING)
@@ -294,7 +313,7 @@ class JitterBuffer:
                 st.lost += 1
                 return LOST
             # nothing queued: late, lost at the tail, or the talker paused
-            if self._stall >= self.max_stall_frames:
+            if self._stall >= _stall_limit(self):
                 self._reset()
                 return None
             self._stall += 1
@@ -309,3 +328,63 @@ class JitterBuffer:
             return None
         st.played += 1
         return item
+
+    def _adjust(self, target: int):
+        """Shrink (catch-up pair, or drop one frame) or grow (LOST) the delay; None: neither."""
+        st = self.stats
+        if self.catchup:
+            pair = _catchup_pair(self, target)
+            if pair is not None:
+                return pair
+        if len(self._spares) != self.window_frames:
+            return None
+        if min(self._spares) >= target + self.frame_ms:
+            item = self._frames.get(self._next, _MISSING)
+            if not self.catchup and item is not _MISSING and item is not _SILENCE:
+                del self._frames[self._next]
+                self._next += 1
+                st.dropped_excess += 1
+                self._spares.clear()
+        elif self._late_pending and max(self._spares) < target:
+            self._late_pending = 0
+            self._spares.clear()
+            st.inserted += 1
+            st.lost += 1
+            return LOST
+        return None
+
+
+# -- catch-up (see the module docstring) ----------------------------------------------
+def _stall_limit(self: JitterBuffer) -> int:
+    """Empty pops before an active talker counts as paused (with catch-up: the allowance)."""
+    if not self.catchup:
+        return self.max_stall_frames
+    return max(self.max_stall_frames, int(self._allow_ms) // self.frame_ms + 1)
+
+
+def _catchup_pair(self: JitterBuffer, target: int):
+    """A ``Compress`` of the next two frames if the buffer has stayed above its target: at
+    once and every pop 4+ frames over, every other pop 2+ frames over, and (like the slow
+    shrink) once a window 1+ frame over for the whole window."""
+    f = self.frame_ms
+    look = list(self._spares)[-CATCHUP_LOOK:]
+    low = min(look) if len(look) == CATCHUP_LOOK else -1
+    skip, self._catchup_skip = self._catchup_skip, False
+    if low >= target + 4 * f:
+        pass
+    elif low >= target + 2 * f and not skip:
+        self._catchup_skip = True
+    elif not (len(self._spares) == self.window_frames and min(self._spares) >= target + f):
+        return None
+    a = self._frames.get(self._next, _MISSING)
+    b = self._frames.get(self._next + 1, _MISSING)
+    if a is _MISSING or b is _MISSING or a is _SILENCE or b is _SILENCE:
+        return None
+    del self._frames[self._next], self._frames[self._next + 1]
+    self._next += 2
+    self._stall = 0
+    if low < target + 2 * f:
+        self._spares.clear()     # the slow rule: one per window
+    self.stats.played += 2
+    self.stats.compressed += 1
+    return Compress(a, b)

@@ -11,10 +11,12 @@ from collections import deque
 from dataclasses import dataclass
 
 from . import FRAME_MS
+from .catchup import CatchUp
 from .jitter import JitterBuffer
 from .opus import AudioDecoder
 
 STALL_TARGET_MAX_MS = 200   # the jitter buffer may grow this far to ride out path stalls (issue 12)
+CAPACITY_MS = 400           # a burst after a stall up to this is caught up by time-compression, not cut
 
 @dataclass(frozen=True)
 class PlayoutRecord:
@@ -92,10 +94,12 @@ class _Handoff:
 
 
 class _Talker:
-    __slots__ = ("jb", "dec", "last_rx_ms", "bad")
+    __slots__ = ("jb", "dec", "cu", "last_rx_ms", "bad")
 
     def __init__(self, now_ms: float):
-        self.jb = JitterBuffer(frame_ms=FRAME_MS, stall_target_max_ms=STALL_TARGET_MAX_MS)
+        self.jb = JitterBuffer(frame_ms=FRAME_MS, stall_target_max_ms=STALL_TARGET_MAX_MS,
+                               capacity_ms=CAPACITY_MS, catchup=True)
         self.dec = AudioDecoder()
+        self.cu = CatchUp()
         self.last_rx_ms = now_ms
         self.bad = 0

@@ -21,7 +21,9 @@ Per scenario and viewer pair ``pR<-pS`` (R sees S), over a window of ``seconds``
 - ``audio_played_pct``: S's 20 ms tone frames captured in the window that R's mixer played
   (decoded, not concealed), as a share of the window / 20 ms; ``audio_longest_silence_ms``:
   the longest time between two played frames, less the frame itself;
-  ``mouth_to_ear_p50_ms``/``_p99_ms``: capture -> leaving R's mixer;
+  ``mouth_to_ear_p50_ms``/``_p99_ms``: capture -> leaving R's mixer (the call runs ``DRAIN_S``
+  on after the window, so a frame captured just before its end is not counted as unplayed
+  merely because it was still in the jitter buffer);
 - wire kbit/s per client and direction, from the emulator's counters (bytes it delivered).
 
 JSON (``python -m s2c.bench net --json F``): ``net.<scenario>.video_p99_ms``, ``.video_p50_ms``,
@@ -61,6 +63,7 @@ SETTLE_S = 3.0                 # after every client sees pictures of every other
 JOIN_TIMEOUT_S = 30.0
 DEFAULT_SECONDS = 30.0
 QUICK_SECONDS = 8.0
+DRAIN_S = 1.0                  # the call runs on after the window so its last audio frames can play
 TRANSPORT = "tcp"              # the clients' --transport (run(transport=...), --transport, S2C_NET_TRANSPORT)
 _NAME_SUFFIX = re.compile(r" \(\d+\)$")
 
@@ -376,6 +379,7 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
         cpu1 = _cpu_s(procs)
         c1 = emu.stats()
         vb1 = _video_in_bytes(stats)
+        time.sleep(DRAIN_S)   # audio captured just before w_to is still in flight / buffered
     finally:
         run.stop()
         if emu is not None:
