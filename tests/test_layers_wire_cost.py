@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from s2c import wire as P
-from s2c.call.layers import LAYER_ZSTD_LEVEL, SMALL_KEY_MIN_MS, LayerEncoders, half_picture
+from s2c.call.layers import SMALL_KEY_MIN_MS, LayerEncoders, half_picture, zstd_level_for
 from s2c.video.codec import ZSTD_LEVEL, VideoDecoder, VideoEncoder
 from s2c.video.downsample import area_downsample
 from s2c.video.scene import TestScene
@@ -25,7 +25,7 @@ def _pictures(n: int):
 def test_zstd_level_changes_bytes_only_never_the_decoded_picture():
     pics = [half_picture(p.image_rgb) for p in _pictures(30)]
     out = {}
-    for level in (ZSTD_LEVEL, LAYER_ZSTD_LEVEL[P.STREAM_SMALL]):
+    for level in (ZSTD_LEVEL, zstd_level_for(80, 45)):
         enc = VideoEncoder(80, 45, quality=4, zstd_level=level, first_frame_id=7)
         dec = VideoDecoder()
         shown, size = [], 0
@@ -34,9 +34,10 @@ def test_zstd_level_changes_bytes_only_never_the_decoded_picture():
             size += len(payload)
             shown.append(dec.decode(payload, key, False))
         out[level] = (shown, size)
-    (a, size_a), (b, size_b) = out[ZSTD_LEVEL], out[LAYER_ZSTD_LEVEL[P.STREAM_SMALL]]
+    (a, size_a), (b, size_b) = out[ZSTD_LEVEL], out[zstd_level_for(80, 45)]
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert size_b < 0.95 * size_a, (size_a, size_b)      # measured: 11% fewer on this scene
+    assert zstd_level_for(160, 96) == ZSTD_LEVEL          # NORMAL keeps its level (and CPU)
 
 
 def test_small_layer_keyframes_are_far_apart_but_a_refresh_gets_one_at_once():

@@ -2,7 +2,7 @@
 
 Owns: ``LayerEncoders`` (one s2c.video.codec.VideoEncoder per layer the relay says someone
 watches — LAYERS, s2c.wire.layers — the layer pictures made from the captured one, keyframe
-requests per layer) and ``LayerSubscription`` (per peer, the layer a tile of the given picture
+requests per layer, the zstd level by picture size and the small layer's keyframe period) and ``LayerSubscription`` (per peer, the layer a tile of the given picture
 size wants; the SUBSCRIBE payload when that choice changes). Must not: touch the socket or the
 clock (``now_ms`` comes in), or decide what the relay forwards (s2c.relay.layers does).
 
@@ -29,10 +29,18 @@ REFERENCE_EVERY = 2   # every 2nd picture a reference, the others FLAG_DISCARDAB
 # away): python -m s2c.bench.layer_fidelity measured SSIM .989 vs .990 (test scene) and .995 vs
 # .9955 (talking head) at 49% / 35% of the bytes; at quality 3 it was .981 / .990.
 LAYER_QUALITY = {P.STREAM_SMALL: 4, P.STREAM_NORMAL: 3, P.STREAM_LARGE: 3}
-# zstd level per layer: the same decoded picture for fewer bytes, at the encoder's CPU. The small
-# layer's picture is a quarter of NORMAL's, so level 8 costs about what level 3 costs there and
-# saves 11% (test scene) / 17% (talking head) of its bytes (docs/network.md, "4-party wire").
-LAYER_ZSTD_LEVEL = {P.STREAM_SMALL: 8, P.STREAM_NORMAL: ZSTD_LEVEL, P.STREAM_LARGE: ZSTD_LEVEL}
+# zstd level by picture size: the same decoded picture for fewer bytes, at the encoder's CPU. A
+# small picture (the SMALL layer, or NORMAL coded from the half picture while the uplink is
+# congested) is a quarter of 160x96, so level 8 costs about what level 3 costs there and saves
+# 11% (test scene) / 17% (talking head) of its bytes (docs/network.md, "4-party wire").
+SMALL_PICTURE_PX = 80 * 48
+SMALL_ZSTD_LEVEL = 8
+
+
+def zstd_level_for(width: int, height: int) -> int:
+    return SMALL_ZSTD_LEVEL if width * height <= SMALL_PICTURE_PX else ZSTD_LEVEL
+
+
 # the small layer's periodic keyframes at least this far apart: nothing waits for them — a
 # receiver that joins, switches layer or breaks its chain asks for one (REFRESH, through the
 # relay: s2c.relay.layers / s2c.relay.forwarding), so the period is only a safety net; every 2 s
@@ -116,7 +124,7 @@ class LayerEncoders:
             h, w = img.shape[:2]
             enc = self.encoders.get(s)
             if enc is None or (enc.width, enc.height) != (w, h):
-                enc = self.encoders[s] = VideoEncoder(w, h, quality=q, zstd_level=LAYER_ZSTD_LEVEL[s],
+                enc = self.encoders[s] = VideoEncoder(w, h, quality=q, zstd_level=zstd_level_for(w, h),
                                                       reference_every=self.reference_every)
             enc.set_quality(q)
             if keyframe_interval_ms is not None:
