@@ -31,10 +31,11 @@ REFERENCE_EVERY = 2   # every 2nd picture a reference, the others FLAG_DISCARDAB
 LAYER_QUALITY = {P.STREAM_SMALL: 4, P.STREAM_NORMAL: 3, P.STREAM_LARGE: 3}
 # zstd level by picture size: the same decoded picture for fewer bytes, at the encoder's CPU. A
 # small picture (the SMALL layer, or NORMAL coded from the half picture while the uplink is
-# congested) is a quarter of 160x96, so level 8 costs about what level 3 costs there and saves
-# 11% (test scene) / 17% (talking head) of its bytes (docs/network.md, "4-party wire").
+# congested) is a quarter of 160x96; level 6 saves 9% (test scene) / 13% (talking head) of its
+# bytes for +0.05 ms of compression per picture (level 8: 12% / 17% for +0.35 ms, which showed
+# as latency on a loaded machine; docs/network.md, "The 4-party wire").
 SMALL_PICTURE_PX = 80 * 48
-SMALL_ZSTD_LEVEL = 8
+SMALL_ZSTD_LEVEL = 6
 
 
 def zstd_level_for(width: int, height: int) -> int:
