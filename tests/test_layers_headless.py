@@ -35,7 +35,8 @@ def test_small_tile_gets_the_small_layer_through_a_real_relay(tmp_path):
         small = HeadlessClient(port, "small", tmp_path, video=None, duration=18, extra=("--tile-px", "80x50"))
         big = HeadlessClient(port, "big", tmp_path, video=None, duration=18, extra=("--tile-px", "160x96"))
         try:
-            _wait(lambda: (_peer(small, "ada") or {}).get("picture_size", [0])[0] == 80, 12, "small layer at 'small'")
+            _wait(lambda: ((_peer(small, "ada") or {}).get("picture_size") or [0])[0] == 80, 12,   # None until a picture
+                  "small layer at 'small'")
             s0, b0 = _peer(small, "ada"), _peer(big, "ada")
             time.sleep(5)
             s1, b1 = _peer(small, "ada"), _peer(big, "ada")
