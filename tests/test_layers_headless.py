@@ -35,7 +35,7 @@ def test_small_tile_gets_the_small_layer_through_a_real_relay(tmp_path):
         small = HeadlessClient(port, "small", tmp_path, video=None, duration=40, extra=("--tile-px", "80x50"))
         big = HeadlessClient(port, "big", tmp_path, video=None, duration=40, extra=("--tile-px", "160x96"))
         try:
-            _wait(lambda: ((_peer(small, "ada") or {}).get("picture_size") or [0])[0] == 80, 25,
+            _wait(lambda: ((_peer(small, "ada") or {}).get("picture_size") or [0])[0] == 80, 25,   # None until a picture
                   "small layer at 'small'")
             s0, b0 = _peer(small, "ada"), _peer(big, "ada")
             # a window of at least 60 pictures at each viewer (~3 s at 20 fps)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..call.layers import LAYER_QUALITY, half_picture
+from ..call.layers import LAYER_QUALITY, SMALL_KEY_MIN_MS, half_picture, zstd_level_for
 from ..render.renderer import Renderer
 from ..video.codec import VideoDecoder, VideoEncoder
 from ..video.downsample import area_downsample, send_size
@@ -50,7 +50,9 @@ def tile_fidelity(kind: str = "test", tile_cols: int = 80, tile_rows: int = 25, 
             if stream == STREAM_SMALL:
                 pic = half_picture(pic)
             if enc is None:
-                enc = VideoEncoder(pic.shape[1], pic.shape[0], quality=LAYER_QUALITY[stream])
+                enc = VideoEncoder(pic.shape[1], pic.shape[0], quality=LAYER_QUALITY[stream],
+                                   zstd_level=zstd_level_for(pic.shape[1], pic.shape[0]),
+                                   keyframe_interval_s=(SMALL_KEY_MIN_MS if stream == STREAM_SMALL else 2000) / 1000)
                 dec = VideoDecoder()
             payload, key = enc.encode(pic, i * 50)
             shown = dec.decode(payload, key, enc.last_discardable)

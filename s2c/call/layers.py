@@ -2,7 +2,7 @@
 
 Owns: ``LayerEncoders`` (one s2c.video.codec.VideoEncoder per layer the relay says someone
 watches — LAYERS, s2c.wire.layers — the layer pictures made from the captured one, keyframe
-requests per layer) and ``LayerSubscription`` (per peer, the layer a tile of the given picture
+requests per layer, the zstd level by picture size and the small layer's keyframe period) and ``LayerSubscription`` (per peer, the layer a tile of the given picture
 size wants; the SUBSCRIBE payload when that choice changes). Must not: touch the socket or the
 clock (``now_ms`` comes in), or decide what the relay forwards (s2c.relay.layers does).
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import wire as P
-from ..video.codec import VideoEncoder
+from ..video.codec import ZSTD_LEVEL, VideoEncoder
 from ..video.downsample import area_downsample, send_size
 
 REFERENCE_EVERY = 2   # every 2nd picture a reference, the others FLAG_DISCARDABLE (s2c.video.codec)
@@ -29,6 +29,24 @@ REFERENCE_EVERY = 2   # every 2nd picture a reference, the others FLAG_DISCARDAB
 # away): python -m s2c.bench.layer_fidelity measured SSIM .989 vs .990 (test scene) and .995 vs
 # .9955 (talking head) at 49% / 35% of the bytes; at quality 3 it was .981 / .990.
 LAYER_QUALITY = {P.STREAM_SMALL: 4, P.STREAM_NORMAL: 3, P.STREAM_LARGE: 3}
+# zstd level by picture size: the same decoded picture for fewer bytes, at the encoder's CPU. A
+# small picture (the SMALL layer, or NORMAL coded from the half picture while the uplink is
+# congested) is a quarter of 160x96; level 6 saves 9% (test scene) / 13% (talking head) of its
+# bytes for +0.05 ms of compression per picture (level 8: 12% / 17% for +0.35 ms, which showed
+# as latency on a loaded machine; docs/network.md, "The 4-party wire").
+SMALL_PICTURE_PX = 80 * 48
+SMALL_ZSTD_LEVEL = 6
+
+
+def zstd_level_for(width: int, height: int) -> int:
+    return SMALL_ZSTD_LEVEL if width * height <= SMALL_PICTURE_PX else ZSTD_LEVEL
+
+
+# the small layer's periodic keyframes at least this far apart: nothing waits for them — a
+# receiver that joins, switches layer or breaks its chain asks for one (REFRESH, through the
+# relay: s2c.relay.layers / s2c.relay.forwarding), so the period is only a safety net; every 2 s
+# a small keyframe (~2.5 KB, ~4x a delta) was ~9-19% of the layer's bytes
+SMALL_KEY_MIN_MS = 10_000
 
 
 def half_picture(img: np.ndarray) -> np.ndarray:
@@ -107,11 +125,13 @@ class LayerEncoders:
             h, w = img.shape[:2]
             enc = self.encoders.get(s)
             if enc is None or (enc.width, enc.height) != (w, h):
-                enc = self.encoders[s] = VideoEncoder(w, h, quality=q,
+                enc = self.encoders[s] = VideoEncoder(w, h, quality=q, zstd_level=zstd_level_for(w, h),
                                                       reference_every=self.reference_every)
             enc.set_quality(q)
             if keyframe_interval_ms is not None:
                 enc.keyframe_interval_ms = keyframe_interval_ms
+            if s == P.STREAM_SMALL:
+                enc.keyframe_interval_ms = max(enc.keyframe_interval_ms, SMALL_KEY_MIN_MS)
             payload, key = enc.encode(img, now_ms)
             self.sent[s] = self.sent.get(s, 0) + 1
             out.append((s, payload, key, enc.last_discardable))

@@ -151,11 +151,13 @@ class VideoEncoder:
     wait, so many receivers asking at once cost one keyframe). With ``reference_every`` N > 1
     only every Nth picture after a keyframe is a reference; ``last_discardable`` says whether the
     frame just coded is a non-reference one, ``last_picture()`` is what a decoder shows for it.
+    ``zstd_level`` trades the encoder's CPU for bytes only: any level decodes the same picture.
     """
 
     def __init__(self, width: int, height: int, *, quality: int = DEFAULT_QUALITY,
                  keyframe_interval_s: float = 2.0, min_refresh_interval_ms: int = 200,
-                 first_frame_id: int | None = None, reference_every: int = 1):
+                 first_frame_id: int | None = None, reference_every: int = 1,
+                 zstd_level: int = ZSTD_LEVEL):
         if not 1 <= int(reference_every) <= 16:
             raise ConfigError(f"reference_every {reference_every!r} is not within 1..16")
         self.reference_every = int(reference_every)
@@ -179,7 +181,7 @@ class VideoEncoder:
         self._ref_id = 0
         self._last_key_ms: int | None = None
         self._refresh_pending = False
-        self._zc = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True,
+        self._zc = zstandard.ZstdCompressor(level=zstd_level, write_content_size=True,
                                             write_checksum=False)
 
     @staticmethod
