@@ -218,6 +218,7 @@ def test_uplink_pacer_by_time_and_ack_delay():
     assert p.limit_bytes() >= MIN_BACKLOG_BYTES
     assert p.gate_bytes(2.0) == 1500                      # 32 ms at 37.5 KB/s is below one segment
     assert p.gate_bytes(100.0) == 37_500 * 130 // 1000    # min RTT + 30 ms in flight at 37.5 KB/s
+    assert p.gate_bytes(2.0, ack_delay_ms=200.0) == 37_500 * 232 // 1000   # late ACKs are not our queue
     assert UplinkPacer().gate_bytes(2.0) is None          # not measured: no gate
     c = ClockSync()
     for i, (up, down) in enumerate([(10, 10), (12, 9), (150, 10), (11, 300)]):

@@ -69,14 +69,17 @@ class UplinkPacer:
                     ack_delay_ms: float = 0.0) -> bool:
         return backlog_bytes > self.limit_bytes(min_rtt_ms, ack_delay_ms)
 
-    def gate_bytes(self, min_rtt_ms: float | None = None) -> int | None:
+    def gate_bytes(self, min_rtt_ms: float | None = None, ack_delay_ms: float = 0.0) -> int | None:
         """The in-flight gate of a slow uplink (None: none): the transport writes more only while
         the kernel holds (in flight + unsent) less than this, so the link's queue stays short
-        and audio and control wait in our priority queue instead of behind video on the link."""
+        and audio and control wait in our priority queue instead of behind video on the link.
+        Like ``limit_bytes`` it counts the way back's queueing delay (``ack_delay_ms``): ACKs
+        queued on a slow downlink keep bytes unacknowledged that are no longer on our uplink."""
         r = self.bytes_per_s
         if r is None or r > GATE_MAX_RATE:
             return None
-        return max(MIN_GATE_BYTES, int(r * ((min_rtt_ms or 0.0) + GATE_TIME_MS) / 1000.0))
+        t = (min_rtt_ms or 0.0) + max(0.0, ack_delay_ms) + GATE_TIME_MS
+        return max(MIN_GATE_BYTES, int(r * t / 1000.0))
 
     def lowat_bytes(self) -> int:
         r = self.bytes_per_s

@@ -43,7 +43,7 @@ class VideoSender:
         pacer = self.pacer
         pacer.observe(now_us(), self.conn.stats["sent_bytes"], backlog)
         rtt = self.conn.uplink_min_rtt_ms() if hasattr(self.conn, "uplink_min_rtt_ms") else None
-        tune = (pacer.lowat_bytes(), pacer.gate_bytes(rtt))
+        tune = (pacer.lowat_bytes(), pacer.gate_bytes(rtt, self.conn.clock.downlink_queue_ms))
         if tune != self._lowat and hasattr(self.conn, "tune_uplink"):
             self._lowat = tune
             self.conn.tune_uplink(*tune)
