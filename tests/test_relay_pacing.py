@@ -69,12 +69,15 @@ def test_delivery_rate_budget_and_socket_hints():
         r.sample(t, 2000, True)
     assert abs(r.bytes_per_s - 40_000) < 1
     assert r.lowat_bytes() == pacing.MAX_LOWAT_BYTES and r.sndbuf_bytes() is None  # app-limited
+    assert r.gate_bytes() is None
     r.sample(t, 2000, True, queued=True)      # the relay's queue had to hold media: congested
     assert r.budget_bytes(2000) == pacing.MIN_BUDGET_BYTES    # 6 KB of 150 ms, less 2 KB unsent
     assert r.lowat_bytes() == pacing.MIN_LOWAT_BYTES   # 25 ms of 40 KB/s is below the floor
-    assert r.sndbuf_bytes() == 4000                   # 100 ms of 40 KB/s
+    assert r.sndbuf_bytes() == pacing.MIN_SNDBUF_BYTES   # 30 ms of 40 KB/s is below the floor
+    assert r.gate_bytes() == pacing.MIN_GATE_BYTES       # ... and below one segment
     r.min_rtt_ms = 200.0
-    assert r.sndbuf_bytes() == 12_000                 # 40 KB/s for min RTT + 100 ms
+    assert r.sndbuf_bytes() == 9_200                  # 40 KB/s for min RTT + 30 ms
+    assert r.gate_bytes() == 9_200                    # in flight + unsent allowed: the same
     assert r.budget_bytes(2000) == 40_000 * 350 // 1000 - 2000
     r.sample(t + 250, 0, False)        # idle: no sample from an interval that was not backlogged
     r.handed_bytes += 1_000_000
@@ -213,6 +216,10 @@ def test_uplink_pacer_by_time_and_ack_delay():
     assert p.should_skip(5000, 2.0)                         # 133 ms of backlog: skip
     assert not p.should_skip(5000, 2.0, ack_delay_ms=200.0)  # the ACKs are late, not the uplink
     assert p.limit_bytes() >= MIN_BACKLOG_BYTES
+    assert p.gate_bytes(2.0) == 1500                      # 32 ms at 37.5 KB/s is below one segment
+    assert p.gate_bytes(100.0) == 37_500 * 130 // 1000    # min RTT + 30 ms in flight at 37.5 KB/s
+    assert p.gate_bytes(2.0, ack_delay_ms=200.0) == 37_500 * 232 // 1000   # late ACKs are not our queue
+    assert UplinkPacer().gate_bytes(2.0) is None          # not measured: no gate
     c = ClockSync()
     for i, (up, down) in enumerate([(10, 10), (12, 9), (150, 10), (11, 300)]):
         t = i * 1_000_000

@@ -156,6 +156,7 @@ class RelayConnection:
         self.clock = ClockSync()
         self.drops = DropCounts()
         self._lowat = 0   # 0: the transport's default until the sender's pacer measured the uplink
+        self._gate = None  # the pacer's in-flight gate (TCP), None: none
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -222,12 +223,15 @@ class RelayConnection:
         p = self._proto
         return None if p is None else p.min_rtt_ms()   # TCP: tcp_info; QUIC: its own RTT figures
 
-    def tune_uplink(self, lowat_bytes: int) -> None:
-        """The sender's pacer sized the socket's unsent-byte limit (s2c.call.pacing)."""
+    def tune_uplink(self, lowat_bytes: int, gate_bytes: int | None = None) -> None:
+        """The sender's pacer sized the socket's unsent-byte limit and in-flight gate (s2c.call.pacing)."""
         self._lowat = lowat_bytes
+        self._gate = gate_bytes
         p = self._proto
         if p is not None and p.transport is not None:
             p.set_lowat(lowat_bytes)
+            if hasattr(p, "set_gate"):   # TCP only
+                p.set_gate(gate_bytes)
 
     def send_media(self, ftype: int, payload: bytes, *, stream: int = 0, flags: int = 0, dest: int = 0,
                    ts_us: int | None = None) -> bool:
@@ -296,6 +300,8 @@ class RelayConnection:
         self._proto = proto
         if self._lowat:
             proto.set_lowat(self._lowat)
+        if self._gate and hasattr(proto, "set_gate"):
+            proto.set_gate(self._gate)
         try:
             welcome = await asyncio.wait_for(asyncio.shield(proto.welcome), max(0.01, deadline - loop.time()))
         except asyncio.TimeoutError:

@@ -2,7 +2,7 @@
 
 Owns: ``UplinkPacer``, the estimate of the uplink's rate (bytes delivered per unit time while a
 backlog stood: bytes handed to the connection minus what is not yet acknowledged, over ~3 s),
-the picture-skip decision (skip while the backlog, in flight included, exceeds
+the in-flight gate of a slow uplink (``gate_bytes``), the picture-skip decision (skip while the backlog, in flight included, exceeds
 ``BACKLOG_TIME_MS`` at that rate beyond a min RTT and the way back's queueing delay, which
 PINGs measure: ACKs that queue on a slow downlink are not a slow uplink; skipping before encoding lowers the frame rate and
 costs nothing, where dropping an encoded delta would break every receiver's chain), and the
@@ -23,6 +23,9 @@ RATE_SAMPLES = 16
 LOWAT_TIME_MS = 20.0
 MIN_LOWAT_BYTES = 2 * 1024
 MAX_LOWAT_BYTES = 16 * 1024
+GATE_TIME_MS = 30.0             # a slow uplink's kernel socket may hold about min RTT + this
+MIN_GATE_BYTES = 1500
+GATE_MAX_RATE = 500_000         # bytes/s: above this no gate (the kernel's own queue is short)
 
 
 class UplinkPacer:
@@ -65,6 +68,18 @@ class UplinkPacer:
     def should_skip(self, backlog_bytes: int, min_rtt_ms: float | None = None,
                     ack_delay_ms: float = 0.0) -> bool:
         return backlog_bytes > self.limit_bytes(min_rtt_ms, ack_delay_ms)
+
+    def gate_bytes(self, min_rtt_ms: float | None = None, ack_delay_ms: float = 0.0) -> int | None:
+        """The in-flight gate of a slow uplink (None: none): the transport writes more only while
+        the kernel holds (in flight + unsent) less than this, so the link's queue stays short
+        and audio and control wait in our priority queue instead of behind video on the link.
+        Like ``limit_bytes`` it counts the way back's queueing delay (``ack_delay_ms``): ACKs
+        queued on a slow downlink keep bytes unacknowledged that are no longer on our uplink."""
+        r = self.bytes_per_s
+        if r is None or r > GATE_MAX_RATE:
+            return None
+        t = (min_rtt_ms or 0.0) + max(0.0, ack_delay_ms) + GATE_TIME_MS
+        return max(MIN_GATE_BYTES, int(r * t / 1000.0))
 
     def lowat_bytes(self) -> int:
         r = self.bytes_per_s

@@ -32,7 +32,7 @@ class VideoSender:
         self.skipped_us = 0          # when a picture was last skipped for a backed-up uplink
         self.pacer = UplinkPacer()
         self.rate = VideoRate()      # delay-based rate control: quality and frame rate
-        self._lowat = 0
+        self._lowat = (0, None)   # (TCP_NOTSENT_LOWAT, in-flight gate) last given to the connection
 
     def request_keyframe(self, streams=None) -> None:
         self.layers.request_keyframe(streams)
@@ -42,11 +42,11 @@ class VideoSender:
         backlog = self.conn.uplink_backlog_bytes()
         pacer = self.pacer
         pacer.observe(now_us(), self.conn.stats["sent_bytes"], backlog)
-        lowat = pacer.lowat_bytes()
-        if lowat != self._lowat and hasattr(self.conn, "tune_uplink"):
-            self._lowat = lowat
-            self.conn.tune_uplink(lowat)
         rtt = self.conn.uplink_min_rtt_ms() if hasattr(self.conn, "uplink_min_rtt_ms") else None
+        tune = (pacer.lowat_bytes(), pacer.gate_bytes(rtt, self.conn.clock.downlink_queue_ms))
+        if tune != self._lowat and hasattr(self.conn, "tune_uplink"):
+            self._lowat = tune
+            self.conn.tune_uplink(*tune)
         handed = self.conn.stats["sent_bytes"]
         level = self.rate.decide(now_us(), handed - backlog,
                                  handed - self.sent_bytes - P.HEADER_BYTES * self.sent,

@@ -5,7 +5,8 @@ sized by the sender's pacer so that audio and control wait in our own priority q
 behind video in the kernel), parsing what arrives into frames and handing them to the
 RelayConnection, coalescing writes (one write per loop iteration), the send queue under
 backpressure (s2c.wire.queues.MediaQueue: control, then audio, then video; a picture chain is
-never broken by replacing a queued delta) and the backlog figure (queues, transport buffer and
+never broken by replacing a queued delta), the in-flight gate of a slow uplink (write more only
+while the kernel holds less than the pacer's gate, polled every GATE_POLL_S) and the backlog figure (queues, transport buffer and
 the kernel's unacknowledged bytes, s2c.tcpsock) with the kernel's min RTT. Must not: interpret
 frames, reconnect or keep call state.
 """
@@ -22,6 +23,7 @@ from ..tcpsock import min_rtt_ms, set_notsent_lowat, unacked_bytes
 from ..wire.queues import MediaQueue
 
 LOWAT_BYTES = 16 * 1024   # unsent bytes the kernel may hold before the pacer measured the uplink
+GATE_POLL_S = 0.004       # a gated socket (s2c.call.pacing.UplinkPacer.gate_bytes) is looked at this often
 
 
 def reason_of(exc: BaseException) -> str:
@@ -49,6 +51,9 @@ class RelayProtocol(asyncio.Protocol):
         self.error: P.ErrorInfo | None = None
         self.sock_fd: int | None = None
         self.sock = None
+        self.gate: int | None = None   # in-flight gate of a slow uplink (s2c.call.pacing), bytes
+        self.gated = False
+        self._gate_handle = None
 
     # asyncio callbacks
     def connection_made(self, transport) -> None:
@@ -73,6 +78,31 @@ class RelayProtocol(asyncio.Protocol):
         set_notsent_lowat(self.sock, nbytes)
         if self.transport is not None:
             self.transport.set_write_buffer_limits(high=nbytes, low=nbytes // 4)
+
+    def set_gate(self, nbytes: int | None) -> None:
+        """Write more only while the kernel holds (in flight + unsent) less than ``nbytes``
+        (None: no gate): the rest waits in our queue, audio and control first."""
+        self.gate = nbytes
+        if nbytes is None and self.gated:
+            self.gated = False
+            self._drain()
+
+    def _check_gate(self) -> None:
+        if self.gate is not None and not self.gated and unacked_bytes(self.sock_fd) >= self.gate:
+            self.gated = True
+            if self._gate_handle is None:
+                self._gate_handle = self.owner.loop.call_later(GATE_POLL_S, self._gate_poll)
+
+    def _gate_poll(self) -> None:
+        self._gate_handle = None
+        if not self.gated or self.transport is None or self.transport.is_closing():
+            self.gated = False
+            return
+        if self.gate is None or unacked_bytes(self.sock_fd) < self.gate:
+            self.gated = False
+            self._drain()
+        else:
+            self._gate_handle = self.owner.loop.call_later(GATE_POLL_S, self._gate_poll)
 
     def data_received(self, data: bytes) -> None:
         self.last_rx_s = now_s()
@@ -114,7 +144,7 @@ class RelayProtocol(asyncio.Protocol):
 
     # sending
     def enqueue(self, ftype: int, stream: int, data: bytes) -> None:
-        if self.writable and not self.q and len(self.pending) < self.owner.max_send_frames:
+        if self.writable and not self.gated and not self.q and len(self.pending) < self.owner.max_send_frames:
             self.pending.append(data)
             if not self.flush_scheduled:
                 self.flush_scheduled = True
@@ -129,6 +159,7 @@ class RelayProtocol(asyncio.Protocol):
         self.flush_scheduled = False
         if self.pending and self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"".join(self.pending))
+            self._check_gate()
         self.pending.clear()
         self._drain()
 
@@ -136,10 +167,11 @@ class RelayProtocol(asyncio.Protocol):
         t = self.transport
         if t is None or t.is_closing():
             return
-        while self.writable and self.q:
+        while self.writable and not self.gated and self.q:
             parts: list[bytes] = []
-            self.q.drain(1 << 62, parts)
+            self.q.drain(1 << 62 if self.gate is None else self.gate, parts)
             t.write(b"".join(parts))
+            self._check_gate()
 
     def min_rtt_ms(self) -> float | None:
         return min_rtt_ms(self.sock)

@@ -257,6 +257,11 @@ class Relay(Forwarding, RoomControl, ClusterRooms, LayerSelection):
         backlog can sit entirely in the socket)."""
         return [cid for cid, c in self.conns.items() if c.q.nbytes or not c.writable or c.pace.prev]
 
+    def gate_bytes(self, cid: int) -> int | None:
+        """In-flight gate for ``cid``'s socket (s2c.relay.pacing.DeliveryRate.gate_bytes)."""
+        c = self.conns.get(cid)
+        return None if c is None else c.pace.gate_bytes()
+
     def report_unsent(self, cid: int, unsent_bytes: int, now_ms: float,
                       min_rtt_ms: float | None = None) -> tuple[int, int | None]:
         """The adapter's figure of bytes handed out but not yet delivered (its transport buffer

@@ -6,7 +6,8 @@ relay's socket per unit time while the connection was backlogged, over the last 
 backlogged time; a max filter over 250 ms samples overestimated it ~2x: the congestion
 window opens in bursts), the
 time budget it gives the receiver's queue (~150 ms of media, less what already waits in the
-socket), the TCP_NOTSENT_LOWAT / write-buffer size the adapter should use for it, and
+socket), the TCP_NOTSENT_LOWAT / write-buffer size and the in-flight gate (``gate_bytes``) the adapter
+should use for it, and
 ``RefreshLimiter`` (at most one keyframe request per sender per interval; requests over the
 limit are held and sent when the interval has passed, never lost).
 Must not: touch sockets, read the clock (``now_ms`` comes in), or look at payloads.
@@ -31,9 +32,11 @@ LOWAT_TIME_MS = 25.0           # unsent bytes in the kernel, and the transport's
 MIN_LOWAT_BYTES = 1024
 MAX_LOWAT_BYTES = 16 * 1024    # also the value before any measurement
 BACKLOGGED_BYTES = 2 * 1024    # unsent in the socket above this: the path, not we, sets the pace
-SNDBUF_TIME_MS = 100.0         # a slow receiver's socket holds (in flight + unsent) about min RTT + this
+SNDBUF_TIME_MS = 30.0          # a slow receiver's socket holds (in flight + unsent) about min RTT + this
 MIN_SNDBUF_BYTES = 2 * 1024   # the kernel doubles it and keeps its own minimum (~4.6 KB)
 SNDBUF_MAX_RATE = 500_000      # bytes/s: above this the kernel's own autotuning is left alone
+GATE_TIME_MS = 30.0            # a slow receiver's kernel may hold about min RTT + this (in flight + unsent)
+MIN_GATE_BYTES = 1500          # ... but at least one full segment
 RATE_SAMPLES = 8               # the rate is the mean over this many samples (~2 s at 4 ticks/s)
 REFRESH_INTERVAL_MS = 1000.0   # keyframe requests forwarded to one sender at most this often
 
@@ -90,6 +93,19 @@ class DeliveryRate:
             return None   # not measured, fast, or app-limited (the relay's queue stayed empty)
         rtt = self.min_rtt_ms or 0.0
         return max(MIN_SNDBUF_BYTES, int(r * (rtt + SNDBUF_TIME_MS) / 1000.0))
+
+    def gate_bytes(self) -> int | None:
+        """The in-flight gate of a slow receiver (None: no gate, as for ``sndbuf_bytes``): the
+        relay hands this receiver's socket more bytes only while the kernel holds (in flight +
+        unsent, SIOCOUTQ) less than this, so the path's bottleneck queue stays ~GATE_TIME_MS
+        and audio and control wait in the relay's priority queue, not behind video on the link.
+        Above a min RTT of bytes in flight the path still runs at its full rate, so the delivery
+        rate measured under the gate can grow."""
+        r = self.bytes_per_s
+        if r is None or r > SNDBUF_MAX_RATE or not any(self.queued):
+            return None
+        rtt = self.min_rtt_ms or 0.0
+        return max(MIN_GATE_BYTES, int(r * (rtt + GATE_TIME_MS) / 1000.0))
 
     def lowat_bytes(self) -> int:
         """TCP_NOTSENT_LOWAT (and the transport's high-water mark) for this receiver."""

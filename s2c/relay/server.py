@@ -1,7 +1,8 @@
 """``s2c-server``: the relay process, a thin uvloop/asyncio adapter around ``s2c.relay.core``.
 
 Owns: sockets (asyncio.Protocol per connection, TCP_NODELAY, TCP_NOTSENT_LOWAT and write-buffer
-limits and, for slow receivers, SO_SNDBUF sized from the core's delivery-rate estimate;
+limits and, for slow receivers, SO_SNDBUF and the in-flight gate (s2c.relay.gate) sized from the
+core's delivery-rate estimate;
 unacknowledged-byte figures (SIOCOUTQ) and min RTT (TCP_INFO) for backlogged receivers;
 pause/resume), the clock, coalesced writes (one write per connection per loop iteration),
 signals, logging, stats lines and the command line. Must not: make room/queue decisions
@@ -24,6 +25,7 @@ from ..clock import now_ms, now_s
 from ..errors import ConfigError
 from ..tcpsock import min_rtt_ms, set_notsent_lowat as _set_lowat, unacked_bytes
 from .core import Relay, RelayConfig
+from .gate import InflightGate
 from .stats import _Log, _stats_loop_factory
 
 HIGH_WATER_BYTES = 16 * 1024   # the transport's buffer; the core's queue holds the rest (in time)
@@ -39,7 +41,7 @@ def unsent_bytes(transport, fd: int | None) -> int:
 
 
 class _ConnProtocol(asyncio.Protocol):
-    __slots__ = ("srv", "cid", "transport", "sock", "fd", "lowat", "sndbuf")
+    __slots__ = ("srv", "cid", "transport", "sock", "fd", "lowat", "sndbuf", "gate", "paused")
 
     def __init__(self, srv: "RelayServer"):
         self.srv = srv
@@ -49,6 +51,8 @@ class _ConnProtocol(asyncio.Protocol):
         self.fd = None
         self.lowat = NOTSENT_LOWAT_BYTES
         self.sndbuf = None
+        self.gate = None      # in-flight gate bytes of a slow receiver (s2c.relay.gate)
+        self.paused = False   # the transport's own pause_writing
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -90,11 +94,14 @@ class _ConnProtocol(asyncio.Protocol):
         return True  # keep the write side open so an ERROR can still go out
 
     def pause_writing(self) -> None:
+        self.paused = True
         self.srv.relay.set_writable(self.cid, False, now_ms())
 
     def resume_writing(self) -> None:
-        self.srv.relay.set_writable(self.cid, True, now_ms())
-        self.srv.kick()
+        self.paused = False
+        if not self.srv.gate.holds(self.cid):
+            self.srv.relay.set_writable(self.cid, True, now_ms())
+            self.srv.kick()
 
     def connection_lost(self, exc) -> None:
         srv = self.srv
@@ -122,6 +129,7 @@ class RelayServer:
         self._hold_at_ms: float | None = None   # a flush is scheduled then for held audio
         self._logged_errors: set[int] = set()
         self.cluster = None  # s2c.relay.cluster.ClusterLink when --cluster is given
+        self.gate = InflightGate(self)
 
     async def start(self, host: str, port: int) -> int:
         self.loop = asyncio.get_running_loop()
@@ -165,6 +173,7 @@ class RelayServer:
                 data = relay.data_to_send(cid)
                 if data:
                     t.write(data)
+                    self.gate.after_write(cid, self.protocols.get(cid))
             closing = relay.pop_closing()
             for cid, abort in closing:
                 t = transports.get(cid)
@@ -216,6 +225,7 @@ class RelayServer:
             if not unsent and cid not in backlogged:
                 continue
             lowat, sndbuf = relay.report_unsent(cid, unsent, now, min_rtt_ms(proto.sock))
+            proto.gate = relay.gate_bytes(cid)
             if sndbuf is not None and (proto.sndbuf is None or abs(sndbuf - proto.sndbuf) > proto.sndbuf // 4):
                 proto.sndbuf = sndbuf
                 try:
@@ -237,6 +247,7 @@ class RelayServer:
             await asyncio.sleep(0.02)
         for t in list(self.transports.values()):
             t.abort()
+        self.gate.close()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
 
