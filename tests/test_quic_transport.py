@@ -5,7 +5,6 @@ serves UDP, and ``--transport quic`` failing clearly there."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -18,6 +17,17 @@ from _call_fixtures import HeadlessClient  # noqa: E402
 from _relay_fixtures import relay_server  # noqa: E402
 
 AUDIO = ("--audio-in", "tone:440", "--audio-out", "none")
+
+
+async def _quic_pair(port: int, name_a: str, name_b: str):
+    """Two raw QUIC connections in one room; ``got`` collects the frames the second receives."""
+    from s2c.call.connection import RelayConnection
+    got: list = []
+    a = RelayConnection(transport="quic", reconnect=False)
+    b = RelayConnection(transport="quic", reconnect=False, on_frame=got.append)
+    await a.connect("127.0.0.1", port, "room", name_a)
+    await b.connect("127.0.0.1", port, "room", name_b)
+    return a, b, got
 
 
 def _wait_stats(c: HeadlessClient, peer: str, pred, timeout_s: float) -> dict:
@@ -160,14 +170,9 @@ def test_garbage_datagrams_to_the_relay_are_contained():
     import os
 
     from s2c import wire as P
-    from s2c.call.connection import RelayConnection
 
     async def main(port):
-        got = []
-        a = RelayConnection(transport="quic", reconnect=False)
-        b = RelayConnection(transport="quic", reconnect=False, on_frame=got.append)
-        await a.connect("127.0.0.1", port, "room", "mallory")
-        await b.connect("127.0.0.1", port, "room", "bob")
+        a, b, got = await _quic_pair(port, "mallory", "bob")
         quic = a._proto.q_conn._quic
         bad = [b"", b"\x00", os.urandom(700), b"\xd1" + os.urandom(40), b"\xd1\x03\x07\x00" + bytes(8) + b"x",
                P.serialize(P.Frame(P.JOIN, b"{}")), P.serialize(P.Frame(P.AUDIO, b"abc"))[:-1],
@@ -222,17 +227,12 @@ def test_on_a_lossy_hop_the_parity_follows_its_picture_at_once():
     import asyncio
 
     from s2c import wire as P
-    from s2c.call.connection import RelayConnection
     from s2c.clock import now_us
     from s2c.wire.datagrams import FRAG
     from s2c.wire.fec import FEC
 
     async def main(port):
-        got = []
-        a = RelayConnection(transport="quic", reconnect=False)
-        b = RelayConnection(transport="quic", reconnect=False, on_frame=got.append)
-        await a.connect("127.0.0.1", port, "room", "ana")
-        await b.connect("127.0.0.1", port, "room", "ben")
+        a, b, got = await _quic_pair(port, "ana", "ben")
         rx = b._proto.rx
         seen: list[tuple[int, int]] = []
         inner = rx.receive
