@@ -151,3 +151,30 @@ def test_remote_senders_frames_go_through_the_same_per_receiver_selection():
         return [(f.stream, f.seq) for f in x.read() if f.type == P.VIDEO]
     assert vids(b) == [(N, 1), (N, 2)]
     assert vids(c) == [(N, 1), (S, 2)]    # switched at the small layer's keyframe, on relay 1
+
+
+def test_a_chain_broken_on_the_layer_being_left_is_not_repaired():
+    h, a, b, c = layered_room()
+    _slow_link(h, a, c, 2500)                   # c's path: 10 KB/s, the 8 KB budget floor
+    h.pump()
+    h.feed(c, frame(P.SUBSCRIBE, P.encode_subscribe({a: S, b: N})))
+    got = h.pump()
+    assert [(f.stream, f.sender) for f in ctrl(got, a, P.REFRESH)] == [(S, c)]
+    h.advance(1100)                             # past the REFRESH interval of the join and subscribe
+    h.pump()
+    h.relay.set_writable(c, False, h.now_ms)
+    h.feed(a, frame(P.VIDEO, b"K" * 1000, stream=N, seq=0, flags=KEY))
+    h.feed(b, frame(P.VIDEO, b"K" * 1000, stream=N, seq=0, flags=KEY))
+    for i in range(1, 8):                       # both chains over c's budget: both break
+        h.feed(a, frame(P.VIDEO, b"a" * 1500, stream=N, seq=i))
+        h.feed(b, frame(P.VIDEO, b"b" * 1500, stream=N, seq=i))
+    h.relay.set_writable(c, True, h.now_ms)
+    got = h.pump()
+    q = h.relay.conns[c].q
+    assert (a << 8 | N) in q.broken and (b << 8 | N) in q.broken
+    # b's NORMAL is c's target: repaired; a's NORMAL is being left for SMALL: no keyframe of it
+    assert [(f.stream, f.sender) for f in ctrl(got, b, P.REFRESH)] == [(N, c)]
+    assert [(f.stream, f.sender) for f in ctrl(got, a, P.REFRESH)] == []
+    h.feed(a, frame(P.VIDEO, b"k" * 300, stream=S, seq=8, flags=KEY))
+    got = h.pump()
+    assert video(got, c)[-1] == (a, S, 8) and h.relay.conns[c].layers.cur[a] == S

@@ -12,8 +12,8 @@ KEY = P.FLAG_KEYFRAME
 
 
 def test_media_queue_budget_breaks_a_chain_until_the_next_keyframe():
-    q, st = MediaQueue(budget_bytes=5000), DropCounts()
-    assert q.push(P.VIDEO, 7, b"K" * 3000, st, keyframe=True) == ()
+    q, st = MediaQueue(budget_bytes=2500), DropCounts()
+    assert q.push(P.VIDEO, 7, b"K" * 3000, st, keyframe=True) == ()   # (a keyframe is not counted)
     assert q.push(P.VIDEO, 7, b"d" * 1500, st) == ()
     assert q.push(P.VIDEO, 7, b"e" * 1500, st) == (7,)   # over budget: the newest delta goes
     assert st.video_dropped == 1 and 7 in q.broken
@@ -33,12 +33,14 @@ def test_media_queue_budget_breaks_a_chain_until_the_next_keyframe():
 def test_media_queue_never_drops_a_keyframe_for_the_budget_and_a_keyframe_supersedes():
     q, st = MediaQueue(budget_bytes=1000), DropCounts()
     q.push(P.VIDEO, 1, b"d" * 400, st)
-    q.push(P.VIDEO, 2, b"K" * 3000, st, keyframe=True)    # over budget; the delta of 1 goes
-    assert st.video_dropped == 1 and q.broken == {1}
-    assert q.push(P.VIDEO, 2, b"x" * 50, st) == (2,)      # a delta never displaces the keyframe
+    q.push(P.VIDEO, 2, b"K" * 3000, st, keyframe=True)    # over budget, but a keyframe does not
+    assert st.video_dropped == 0 and not q.broken         # count against it: 1's chain stays
+    assert q.push(P.VIDEO, 2, b"x" * 50, st) == ()
+    assert q.push(P.VIDEO, 1, b"e" * 700, st) == (1,)     # the deltas alone over budget: the newest
+    assert st.video_dropped == 1 and q.broken == {1}      # delta goes, never the keyframe
     out = []
     q.drain(1 << 30, out)
-    assert out == [b"K" * 3000]
+    assert out == [b"d" * 400, b"K" * 3000, b"x" * 50]
     q2 = MediaQueue()
     for i in range(5):
         q2.push(P.VIDEO, 3, b"%d" % i, st)
@@ -116,10 +118,10 @@ def test_slow_receiver_budget_from_measured_rate_and_keyframe_request():
     assert h.relay.conns[c].q.budget_bytes == pacing.MIN_BUDGET_BYTES
     h.pump()
     h.feed(a, frame(P.VIDEO, b"K" * 6000, flags=KEY, seq=0))
-    for i in range(1, 6):
+    for i in range(1, 8):              # the deltas alone go over the budget (not the keyframe)
         h.feed(a, frame(P.VIDEO, b"d" * 1500, seq=i))
     got = h.pump()
-    assert len([f for f in got[b] if f.type == P.VIDEO]) == 6   # b is not slowed down
+    assert len([f for f in got[b] if f.type == P.VIDEO]) == 8   # b is not slowed down
     assert [f for f in got[a] if f.type == P.REFRESH] == []   # c is not draining: nobody asked yet
     st = h.relay.rooms["room"].stats
     assert st.video_dropped >= 1 and st.refresh_asked == 0
@@ -130,10 +132,10 @@ def test_slow_receiver_budget_from_measured_rate_and_keyframe_request():
     assert st.refresh_asked == 1
     seqs = [f.seq for f in got[c] if f.type == P.VIDEO]
     assert seqs[0] == 0 and seqs == list(range(len(seqs)))   # a decodable prefix of the chain
-    h.feed(a, frame(P.VIDEO, b"d" * 100, seq=6))               # still broken: not sent
+    h.feed(a, frame(P.VIDEO, b"d" * 100, seq=8))               # still broken: not sent
     assert [f for f in h.pump()[c] if f.type == P.VIDEO] == []
-    h.feed(a, frame(P.VIDEO, b"K" * 100, flags=KEY, seq=7) + frame(P.VIDEO, b"e", seq=8))
-    assert [f.seq for f in h.pump()[c] if f.type == P.VIDEO] == [7, 8]
+    h.feed(a, frame(P.VIDEO, b"K" * 100, flags=KEY, seq=9) + frame(P.VIDEO, b"e", seq=10))
+    assert [f.seq for f in h.pump()[c] if f.type == P.VIDEO] == [9, 10]
 
 
 def test_refresh_from_receivers_is_limited_per_sender():

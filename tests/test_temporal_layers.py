@@ -85,12 +85,12 @@ def test_media_queue_thins_discardable_frames_before_it_breaks_a_chain():
 
 
 def test_media_queue_breaks_a_chain_only_when_nothing_discardable_is_left():
-    q, st = MediaQueue(budget_bytes=3000), DropCounts()
+    q, st = MediaQueue(budget_bytes=1200), DropCounts()   # (the keyframe does not count)
     q.push(P.VIDEO, 1, b"K" * 2000, st, keyframe=True)
     q.push(P.VIDEO, 2, b"r" * 500, st)
-    q.push(P.VIDEO, 2, b"n" * 100, st, discardable=True)
+    q.push(P.VIDEO, 2, b"n" * 100, st, discardable=True)  # media over half the budget: not queued
     q.push(P.VIDEO, 1, b"d" * 300, st)
-    assert q.push(P.VIDEO, 1, b"e" * 600, st) == (1,)   # "n" thinned, still over: the newest delta
+    assert q.push(P.VIDEO, 1, b"e" * 600, st) == (1,)   # deltas over: the newest delta
     assert st.video_thinned == 1 and st.video_dropped == 1 and q.broken == {1}
     q.push(P.VIDEO, 1, b"f" * 10, st, discardable=True)  # coded against "e": useless, dropped
     assert st.video_dropped == 2

@@ -136,6 +136,8 @@ class Forwarding:
 
     def _ask_keyframes(self, r: _Conn) -> None:
         for k in r.want_keys:
+            if self._leaving_layer(r, k >> 8, k & 0xFF):
+                continue   # r switches away from that layer at the target's keyframe (s2c.relay.layers)
             if self._refresh.allow(k >> 8, k & 0xFF, r.pid, self._now_ms):
                 self._send_refresh(k >> 8, k & 0xFF, r.pid, r.room)
         r.want_keys.clear()

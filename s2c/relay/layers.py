@@ -27,6 +27,9 @@ The rules (docs/protocol.md "Video layers"):
   layer below the largest it gets; step up: after ``hold_ms`` without a loss (5 s, doubled after
   each step up that failed within ``PROBE_FAIL_MS``, at most 60 s), and only if its measured
   delivery rate (when known) carries its current bytes plus the bigger layer's extra;
+- a chain that broke in a receiver's queue on a layer it is being switched away from (its
+  target is another layer) is not repaired by a REFRESH: the switch comes at the target's
+  keyframe;
 - the receiver's queue budget (s2c.relay.pacing) never goes below its largest current keyframe
   plus 1 KB (``budget_floor``): a receiver on the small layer queues less than one on 160x96.
 """
@@ -143,6 +146,16 @@ class LayerSelection:
                 self._send_ctrl(s, P.LAYERS, P.encode_layers(need, thin))
         if room.remote:
             self._publish_demand(room)     # what this relay's receivers want of remote senders
+
+    def _leaving_layer(self, r, sender: int, stream: int) -> bool:
+        """Is ``stream`` of ``sender`` a layer r is being switched away from? Then a chain of
+        it that broke in r's queue is not repaired: a keyframe of the old layer would only
+        fill r's queue in front of the new layer's keyframe (stepping a slow receiver down)."""
+        room = r.room
+        if room is None or not room.layered:
+            return False
+        s = room.members.get(sender) or room.remote.get(sender)
+        return s is not None and stream != r.layers.target(sender, _layered(s))
 
     def _layers_joined(self, c) -> None:
         room = c.room

@@ -132,7 +132,9 @@ class MediaQueue:
     - still over it, the newest queued delta goes, and K becomes
       *broken*: its deltas are dropped on arrival (``video_dropped``) until K's next keyframe;
     - a queued keyframe is never dropped for the budget (only for the hard ``max_queued_bytes``
-      cap), and a delta never replaces it;
+      cap), a delta never replaces it, and its bytes do not count against the budget when
+      chains are broken (a keyframe must not break another sender's chain: that one's
+      keyframe would break the next, a cascade of freezes on a slow receiver);
     - then the oldest audio goes, while audio alone is over the budget.
 
     ``push`` returns the keys that just became broken (the relay asks their senders for a
@@ -239,7 +241,11 @@ class MediaQueue:
         if budget is not None:
             if self.media_bytes > budget:
                 self._thin(stats, budget)
-            while self.media_bytes > budget:
+            # a queued keyframe is never dropped for the budget, so it does not count against
+            # it either: one arriving must not break the other senders' chains (each break costs
+            # its receiver a freeze until the next keyframe, whose own size broke the next chain)
+            keys = sum(len(e[1]) for e in self.video if e[3] and e[2])
+            while self.media_bytes - keys > budget:
                 k = self._drop_newest_delta(stats)
                 if k is None:
                     break
