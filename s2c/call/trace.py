@@ -49,6 +49,11 @@ class StageTrace:
                               "open_us": t_open, "decode_us": t_dec, "render_start_us": render_start_us,
                               "render_end_us": render_end_us, "bytes": nbytes})
 
+    def heard(self, my_id, peer, f, recv_us: int) -> None:
+        """[net trace] A peer's audio frame arrived (before the jitter buffer)."""
+        self._fh.write(json.dumps({"ev": "heard", "id": my_id, "peer": peer.id, "peer_name": peer.name,
+                                   "seq": f.seq, "capture_sender_us": f.ts_us, "recv_us": recv_us}) + "\n")
+
     def received(self, my_id, my_name: str, peer, f, recv_us: int, decode_us: int) -> None:
         """[net trace] A peer's picture was decoded (headless mode has no draw pass): the net
         bench (s2c/bench/suite_net.py) counts pictures, gaps and latency from these lines."""
