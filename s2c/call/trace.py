@@ -8,7 +8,8 @@ processes compare directly). Must not: change what the call or the screen do; th
 The screen calls ``drawn(my_id, peer, render_start_us, render_end_us, nbytes)`` after rendering a
 peer's current picture into its output, and ``written(written_us)`` right after those bytes went
 to the terminal. [net trace] The call adds a ``recv`` line per decoded peer picture and a
-``played`` line per audio frame its mixer played (headless mode too); the net bench
+``played`` line per audio frame its mixer played (headless mode too) and a ``heard`` line per
+audio frame that arrived (before the jitter buffer: the path's share of mouth-to-ear); the net bench
 (s2c/bench/suite_net.py) reads those.
 """
 
