@@ -61,6 +61,7 @@ class Call(CallReadout):
                                 stamp=now_us if self.trace is not None else None,
                                 identity=identity, known_peers=known_peers, decode_budget=decode_budget)
         if self.trace is not None:   # [net trace] every decoded picture
+            self.core.on_audio = lambda peer, f, t_recv: self.trace.heard(self.core.my_id, peer, f, t_recv)
             self.core.on_picture = lambda peer, f, t_recv, t_dec: self.trace.received(
                 self.core.my_id, self.core.name, peer, f, t_recv, t_dec)
         self.self_picture: np.ndarray | None = None

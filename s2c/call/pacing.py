@@ -2,7 +2,8 @@
 
 Owns: ``UplinkPacer``, the estimate of the uplink's rate (bytes delivered per unit time while a
 backlog stood: bytes handed to the connection minus what is not yet acknowledged, over ~3 s),
-the in-flight gate of a slow uplink (``gate_bytes``), the picture-skip decision (skip while the backlog, in flight included, exceeds
+the in-flight gate of a slow uplink (``gate_bytes``), the periodic keyframe interval on a slow
+uplink (``keyframe_interval_s``: a keyframe there delays the audio behind it), the picture-skip decision (skip while the backlog, in flight included, exceeds
 ``BACKLOG_TIME_MS`` at that rate beyond a min RTT and the way back's queueing delay, which
 PINGs measure: ACKs that queue on a slow downlink are not a slow uplink; skipping before encoding lowers the frame rate and
 costs nothing, where dropping an encoded delta would break every receiver's chain), and the
@@ -26,6 +27,8 @@ MAX_LOWAT_BYTES = 16 * 1024
 GATE_TIME_MS = 30.0             # a slow uplink's kernel socket may hold about min RTT + this
 MIN_GATE_BYTES = 1500
 GATE_MAX_RATE = 500_000         # bytes/s: above this no gate (the kernel's own queue is short)
+KEY_AUDIO_DELAY_MS = 25.0       # a keyframe that holds a slow uplink longer than this (audio waits behind it) ...
+SLOW_KEY_S = 12.0               # ... goes at most this often: beyond the jitter buffer's stall memory (10 s)
 
 
 class UplinkPacer:
@@ -80,6 +83,21 @@ class UplinkPacer:
             return None
         t = (min_rtt_ms or 0.0) + max(0.0, ack_delay_ms) + GATE_TIME_MS
         return max(MIN_GATE_BYTES, int(r * t / 1000.0))
+
+    def keyframe_interval_s(self, interval_s: float, key_bytes: float | None) -> float:
+        """The periodic keyframe interval on this uplink. On a slow one a keyframe takes the link
+        for key_bytes / rate (60 ms for 2.2 KB at 300 kbit/s), and every audio frame captured
+        meanwhile arrives that much late. Every ``interval_s`` (2 s) such a stall is often
+        enough for the listeners' jitter buffers to keep a stall allowance the size of it, which
+        is what their mouth-to-ear median then costs; at most every ``SLOW_KEY_S`` it is one
+        stall the buffers ride out by concealing. A receiver that needs a keyframe (a join, a
+        broken chain) still asks for one (REFRESH), so only the periodic ones are stretched."""
+        r = self.bytes_per_s
+        if r is None or key_bytes is None or r > GATE_MAX_RATE:
+            return interval_s
+        if key_bytes * 1000.0 / r > KEY_AUDIO_DELAY_MS:
+            return max(interval_s, SLOW_KEY_S)
+        return interval_s
 
     def lowat_bytes(self) -> int:
         r = self.bytes_per_s

@@ -180,10 +180,16 @@ class VideoRate:
     def keyframe_interval_s(self) -> float:
         """Keyframes far enough apart to cost about KEY_SHARE of the video budget."""
         budget = self.video_budget_bps()
-        if budget is None or self._key_bytes is None:
+        key = self.key_bytes()
+        if budget is None or key is None:
             return KEY_MIN_S
-        key = self._key_bytes * LEVEL_RATIO[self.level] / LEVEL_RATIO[self.max_level]
         return max(KEY_MIN_S, min(KEY_MAX_S, key * 8 / (KEY_SHARE * budget)))
+
+    def key_bytes(self) -> float | None:
+        """The expected size of a keyframe at the current level (None: none sent yet)."""
+        if self._key_bytes is None:
+            return None
+        return self._key_bytes * LEVEL_RATIO[self.level] / LEVEL_RATIO[self.max_level]
 
     def _refill(self, now_us: int, budget_bps: float) -> None:
         cap = budget_bps / 8 * BUCKET_MS / 1000.0

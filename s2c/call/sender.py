@@ -58,8 +58,9 @@ class VideoSender:
         t0 = now_us()
         scale, quality = LADDER[level]
         total, any_key = 0, False
+        key_ms = int(pacer.keyframe_interval_s(self.rate.keyframe_interval_s(), self.rate.key_bytes()) * 1000)
         for stream, payload, is_key, disc in self.layers.encode(   # s2c.call.layers
-                pic, t0 // 1000, scale, quality, int(self.rate.keyframe_interval_s() * 1000)):
+                pic, t0 // 1000, scale, quality, key_ms):
             t1 = now_us()
             flags = P.FLAG_KEYFRAME if is_key else (P.FLAG_DISCARDABLE if disc else 0)
             data = self.core.protect(P.VIDEO, flags, stream, payload)

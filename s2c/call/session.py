@@ -114,6 +114,7 @@ class CallSession:
         self.on_change = on_change or (lambda: None)
         self.log = log or (lambda line: None)
         self.stamp = stamp
+        self.on_audio = None              # optional: (peer, frame, recv_us) per audio frame (net trace)
         self.on_picture = None            # optional: (peer, frame, recv_us, decoded_us) per decoded picture
         self.km = KeyManager(session, secret, suite, identity=identity, known_peers=known_peers)
         self.security_alerts: list = []   # s2c.crypto.keys.SecurityAlert, in order (also event lines)
@@ -336,6 +337,8 @@ class CallSession:
             self._on_video(peer, f, plain, now_us, t_open)
         elif f.type == P.AUDIO:
             peer.audio_frames += 1
+            if self.on_audio is not None:
+                self.on_audio(peer, f, now_us)
             if self.audio is not None:
                 self.audio.receive(f.sender, f.seq, f.ts_us, plain)
         elif f.type == P.CHAT:

@@ -8,7 +8,8 @@ processes compare directly). Must not: change what the call or the screen do; th
 The screen calls ``drawn(my_id, peer, render_start_us, render_end_us, nbytes)`` after rendering a
 peer's current picture into its output, and ``written(written_us)`` right after those bytes went
 to the terminal. [net trace] The call adds a ``recv`` line per decoded peer picture and a
-``played`` line per audio frame its mixer played (headless mode too); the net bench
+``played`` line per audio frame its mixer played (headless mode too) and a ``heard`` line per
+audio frame that arrived (before the jitter buffer: the path's share of mouth-to-ear); the net bench
 (s2c/bench/suite_net.py) reads those.
 """
 
@@ -48,6 +49,11 @@ class StageTrace:
                               "capture_us": cap_local, "capture_sender_us": ts, "recv_us": t_recv,
                               "open_us": t_open, "decode_us": t_dec, "render_start_us": render_start_us,
                               "render_end_us": render_end_us, "bytes": nbytes})
+
+    def heard(self, my_id, peer, f, recv_us: int) -> None:
+        """[net trace] A peer's audio frame arrived (before the jitter buffer)."""
+        self._fh.write(json.dumps({"ev": "heard", "id": my_id, "peer": peer.id, "peer_name": peer.name,
+                                   "seq": f.seq, "capture_sender_us": f.ts_us, "recv_us": recv_us}) + "\n")
 
     def received(self, my_id, my_name: str, peer, f, recv_us: int, decode_us: int) -> None:
         """[net trace] A peer's picture was decoded (headless mode has no draw pass): the net
