@@ -35,6 +35,11 @@ def test_slow_uplink_stretches_big_keyframes():
 
 def test_fast_or_unmeasured_uplink_keeps_the_interval():
     assert UplinkPacer().keyframe_interval_s(2.0, 50_000) == 2.0             # never backlogged
+    stalled = UplinkPacer()                  # a link that moved nothing while backlogged: rate 0
+    for i in range(12):
+        stalled.observe(i * 250_000, 100_000, 100_000)
+    assert stalled.bytes_per_s == 0.0
+    assert stalled.keyframe_interval_s(2.0, 2200) == 2.0   # no division by zero (it stopped the sender)
     assert _pacer_at(GATE_MAX_RATE * 2).keyframe_interval_s(2.0, 50_000) == 2.0
 
 

@@ -93,7 +93,7 @@ class UplinkPacer:
         stall the buffers ride out by concealing. A receiver that needs a keyframe (a join, a
         broken chain) still asks for one (REFRESH), so only the periodic ones are stretched."""
         r = self.bytes_per_s
-        if r is None or key_bytes is None or r > GATE_MAX_RATE:
+        if not r or key_bytes is None or r > GATE_MAX_RATE:   # unmeasured (None) or 0 while stalled
             return interval_s
         if key_bytes * 1000.0 / r > KEY_AUDIO_DELAY_MS:
             return max(interval_s, SLOW_KEY_S)
