@@ -1,6 +1,8 @@
 """Linux TCP socket figures and knobs the pacing on both ends uses; no-ops elsewhere.
 
-Owns: reading a TCP socket's unacknowledged bytes (SIOCOUTQ: in flight + unsent), its min RTT
+Owns: reading a TCP socket's unacknowledged bytes (SIOCOUTQ: in flight + unsent), the part of
+them still on the path (``path_bytes``: without segments the receiver already has out of order
+or that were lost and not yet sent again), its min RTT
 (TCP_INFO tcpi_min_rtt) and setting TCP_NOTSENT_LOWAT. Must not: decide anything (the pacing
 policy is s2c.relay.pacing's and s2c.call.pacing's), read the clock, or raise: a socket that
 cannot answer gives 0 / None.
@@ -22,6 +24,7 @@ _SIOCOUTQ = 0x5411 if (fcntl is not None and _LINUX) else None          # includ
 _TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25 if _LINUX else None)
 _TCP_INFO = getattr(socket, "TCP_INFO", 11 if _LINUX else None)
 _TCPI_MIN_RTT_OFFSET = 148   # struct tcp_info: u32 tcpi_min_rtt (us), Linux >= 4.6
+_TCPI_SEGS_OFFSET = 16       # u32 tcpi_snd_mss, rcv_mss, unacked, sacked, lost, retrans (segments)
 
 
 def set_notsent_lowat(sock, nbytes: int) -> None:
@@ -56,3 +59,23 @@ def min_rtt_ms(sock) -> float | None:
         return None
     v = struct.unpack_from("I", info, _TCPI_MIN_RTT_OFFSET)[0]
     return v / 1000.0 if 0 < v < 0xFFFFFFFF else None
+
+
+def path_bytes(fd: int | None, sock) -> int:
+    """SIOCOUTQ less the segments that are not on the path any more: SACKed ones (the receiver
+    has them, out of order) and lost ones not yet retransmitted (TCP_INFO sacked + lost -
+    retrans, times the MSS). During a loss recovery SIOCOUTQ keeps a round trip of delivered
+    data; this is what still occupies the path's queue, plus what is unsent."""
+    n = unacked_bytes(fd)
+    if n <= 0 or sock is None or _TCP_INFO is None or not _LINUX:
+        return n
+    end = _TCPI_SEGS_OFFSET + 24
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, end)
+    except (OSError, AttributeError):
+        return n
+    if len(info) < end:
+        return n
+    mss, _rcv_mss, _unacked, sacked, lost, retrans = struct.unpack_from("6I", info, _TCPI_SEGS_OFFSET)
+    gone = sacked + lost - retrans
+    return n if gone <= 0 else max(0, n - gone * mss)

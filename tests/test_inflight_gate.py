@@ -76,3 +76,31 @@ def test_gate_lets_audio_overtake_queued_video():
     assert not held
     # without it the kernel and the transport's buffer took video that the audio then waited behind
     assert ungated > 2 * gated, (ungated, gated)
+
+
+def test_path_bytes_is_siocoutq_without_loss_and_never_more():
+    """On a loss-free socket nothing is SACKed or lost: the bytes on the path are SIOCOUTQ's."""
+    import socket as _s
+
+    from s2c.tcpsock import path_bytes, unacked_bytes
+    srv = _s.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    a = _s.create_connection(srv.getsockname())
+    b, _ = srv.accept()
+    try:
+        b.setsockopt(_s.SOL_SOCKET, _s.SO_RCVBUF, 4096)
+        a.setblocking(False)
+        sent = 0
+        try:
+            for _ in range(200):
+                sent += a.send(b"x" * 65536)
+        except BlockingIOError:
+            pass
+        n = unacked_bytes(a.fileno())
+        assert n > 0 and sent >= n
+        assert path_bytes(a.fileno(), a) == n
+        assert path_bytes(None, None) == 0
+    finally:
+        for x in (a, b, srv):
+            x.close()

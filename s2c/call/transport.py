@@ -19,7 +19,7 @@ import errno
 from .. import wire as P
 from ..clock import now_s
 from ..errors import JoinRefused, ProtocolError
-from ..tcpsock import min_rtt_ms, set_notsent_lowat, unacked_bytes
+from ..tcpsock import min_rtt_ms, path_bytes, set_notsent_lowat, unacked_bytes
 from ..wire.queues import MediaQueue
 
 LOWAT_BYTES = 16 * 1024   # unsent bytes the kernel may hold before the pacer measured the uplink
@@ -88,7 +88,7 @@ class RelayProtocol(asyncio.Protocol):
             self._drain()
 
     def _check_gate(self) -> None:
-        if self.gate is not None and not self.gated and unacked_bytes(self.sock_fd) >= self.gate:
+        if self.gate is not None and not self.gated and path_bytes(self.sock_fd, self.sock) >= self.gate:
             self.gated = True
             if self._gate_handle is None:
                 self._gate_handle = self.owner.loop.call_later(GATE_POLL_S, self._gate_poll)
@@ -98,7 +98,7 @@ class RelayProtocol(asyncio.Protocol):
         if not self.gated or self.transport is None or self.transport.is_closing():
             self.gated = False
             return
-        if self.gate is None or unacked_bytes(self.sock_fd) < self.gate:
+        if self.gate is None or path_bytes(self.sock_fd, self.sock) < self.gate:
             self.gated = False
             self._drain()
         else:

@@ -1,7 +1,8 @@
 """The relay adapter's in-flight gate for slow receivers (TCP).
 
 Owns: holding a slow receiver's connection "not writable" toward the core while its kernel
-socket holds (in flight + unsent, SIOCOUTQ) more than the receiver's gate
+socket holds (in flight + unsent, SIOCOUTQ, less what a loss recovery keeps there that is
+not on the path: s2c.tcpsock.path_bytes) more than the receiver's gate
 (``Relay.gate_bytes``, sized by s2c.relay.pacing from the measured delivery rate), and polling
 those sockets every ``POLL_S`` until they drained below it. While a connection is held the core
 keeps its frames in the receiver's MediaQueue (control, then audio, then video), so an audio
@@ -14,7 +15,7 @@ Must not: decide sizes (s2c.relay.pacing's), look at frames, or write to sockets
 from __future__ import annotations
 
 from ..clock import now_ms
-from ..tcpsock import unacked_bytes
+from ..tcpsock import path_bytes
 
 POLL_S = 0.004   # a gated socket is looked at this often (about 150 B at 300 kbit/s)
 
@@ -34,7 +35,7 @@ class InflightGate:
     def after_write(self, cid: int, proto) -> None:
         """Bytes went to ``cid``'s socket: hold it if its kernel is now over the gate."""
         gate = None if proto is None else proto.gate
-        if gate is None or cid in self.gated or unacked_bytes(proto.fd) < gate:
+        if gate is None or cid in self.gated or path_bytes(proto.fd, proto.sock) < gate:
             return
         self.gated.add(cid)
         self.held_total += 1
@@ -54,7 +55,7 @@ class InflightGate:
             if proto is None:
                 self.gated.discard(cid)
                 continue
-            if proto.gate is None or unacked_bytes(proto.fd) < proto.gate:
+            if proto.gate is None or path_bytes(proto.fd, proto.sock) < proto.gate:
                 self.gated.discard(cid)
                 if not proto.paused:
                     srv.relay.set_writable(cid, True, now_ms())
