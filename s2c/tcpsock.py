@@ -45,17 +45,22 @@ def unacked_bytes(fd: int | None) -> int:
         return 0
 
 
+def _tcp_info(sock, nbytes: int) -> bytes | None:
+    """The first ``nbytes`` of the socket's struct tcp_info, or None where it cannot answer."""
+    if sock is None or _TCP_INFO is None or not _LINUX:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, nbytes)
+    except (OSError, AttributeError):
+        return None
+    return info if len(info) >= nbytes else None
+
+
 def min_rtt_ms(sock) -> float | None:
     """The kernel's min RTT of a TCP socket, or None: unlike PING samples it remembers the
     path before a standing queue formed."""
-    if sock is None or _TCP_INFO is None or not _LINUX:
-        return None
-    n = _TCPI_MIN_RTT_OFFSET + 4
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, n)
-    except (OSError, AttributeError):
-        return None
-    if len(info) < n:
+    info = _tcp_info(sock, _TCPI_MIN_RTT_OFFSET + 4)
+    if info is None:
         return None
     v = struct.unpack_from("I", info, _TCPI_MIN_RTT_OFFSET)[0]
     return v / 1000.0 if 0 < v < 0xFFFFFFFF else None
@@ -67,14 +72,8 @@ def path_bytes(fd: int | None, sock) -> int:
     retrans, times the MSS). During a loss recovery SIOCOUTQ keeps a round trip of delivered
     data; this is what still occupies the path's queue, plus what is unsent."""
     n = unacked_bytes(fd)
-    if n <= 0 or sock is None or _TCP_INFO is None or not _LINUX:
-        return n
-    end = _TCPI_SEGS_OFFSET + 24
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, end)
-    except (OSError, AttributeError):
-        return n
-    if len(info) < end:
+    info = _tcp_info(sock, _TCPI_SEGS_OFFSET + 24) if n > 0 else None
+    if info is None:
         return n
     mss, _rcv_mss, _unacked, sacked, lost, retrans = struct.unpack_from("6I", info, _TCPI_SEGS_OFFSET)
     gone = sacked + lost - retrans
