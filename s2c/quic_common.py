@@ -33,7 +33,7 @@ ONE_RTT = Epoch.ONE_RTT
 from .wire.datagrams import FRAG, MAX_DATAGRAM_BYTES
 from .wire.fec import flush_wait_us, group_size
 
-ALPN = "s2c/2"   # the datagram format's version: 2 = parity over fragment groups (s2c.wire.fec)
+ALPN = "s2c/3"   # the datagram format's version: 3 = equal, padded fragments (2: parity over fragment groups)
 CONGESTION_CONTROL = "s2c-media"
 MEDIA_FLOOR_PACKETS = 16        # (19 KB; it held back ~2% of the relay's transmits at 50 ms RTT + 1%
 MEDIA_FLOOR_BPS = 2_000_000     # loss, but 32 / 4 Mbit/s showed no gain there and a worse down300k tail)

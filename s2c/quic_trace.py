@@ -37,3 +37,21 @@ def ev(name: str, frame: bytes, **extra) -> None:
 def flush() -> None:
     if _fh is not None:
         _fh.flush()
+
+
+def note(name: str, **extra) -> None:
+    """Record ``name`` with no frame (NACKs sent, repairs answered: what a hop's repair did)."""
+    global _fh
+    if _DIR is None:
+        return
+    if _fh is None:
+        _fh = open(os.path.join(_DIR, f"quic-{os.getpid()}.jsonl"), "a", buffering=1)
+    _fh.write(json.dumps(dict(ev=name, now=now_us(), **extra)) + "\n")
+
+
+def nack_entries(dgram: bytes) -> list:
+    """[(sender, stream, msg, mask)] of a NACK datagram (for ``note``)."""
+    from .wire.datagrams import NACK_ENTRY, NACK_HDR
+    n = dgram[1] if len(dgram) > 1 else 0
+    return [NACK_ENTRY.unpack_from(dgram, NACK_HDR.size + k * NACK_ENTRY.size) for k in range(n)
+            if NACK_HDR.size + (k + 1) * NACK_ENTRY.size <= len(dgram)]

@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from s2c import wire as P
-from s2c.wire.datagrams import MAX_DATAGRAM_BYTES, NACK_ENTRY, NACK_HDR, DatagramReceiver, DatagramSender
+from s2c.wire.datagrams import (FRAG, MAX_DATAGRAM_BYTES, MIN_SPLIT_DGRAM, NACK_ENTRY, NACK_HDR, DatagramReceiver,
+                                DatagramSender)
+from s2c.wire.reassembly import FEC_REORDER_US, FEC_SETTLE_US
 from s2c.wire.fec import FEC, LossMeter, flush_wait_us, group_size, pack_fec, unpack_fec
 
 MAXF = P.DEFAULT_MAX_FRAME_BYTES
@@ -66,16 +68,18 @@ def test_no_parity_with_k_zero_or_while_the_adapter_says_no_redundancy():
         assert len(tx.pack(video(0, 1500), 0)) == 2 and tx.poll(10**6) == []
 
 
-def test_two_losses_in_a_group_are_nacked_after_the_parity_had_its_chance():
+def test_two_losses_in_a_group_are_nacked_once_the_parity_shows_them_lost():
     tx, rx = DatagramSender(fec_k=4), DatagramReceiver(MAXF)
     f0, f1 = video(0, 2000), video(1, 2000)
     ds = tx.pack(f0, 0) + tx.pack(f1, 0)           # 4 data + 1 parity
     data, parity = _split(ds)
     for d in (data[0], data[2], parity[0]):
         rx.receive(d, 1000)
-    assert rx.poll(20_000)[1] is None              # FEC seen on this hop: wait before asking
-    _frames, nack = rx.poll(60_000)
-    assert nack is not None
+    # the parity came after its fragments: two still missing a reordering's grace later are lost,
+    # asked for at once rather than after the settle time
+    assert rx.poll(1000 + FEC_REORDER_US - 1)[1] is None
+    _frames, nack = rx.poll(1000 + FEC_REORDER_US)
+    assert nack is not None and FEC_REORDER_US < FEC_SETTLE_US
     asked = {NACK_ENTRY.unpack_from(nack, NACK_HDR.size + i * NACK_ENTRY.size)[3]
              for i in range(nack[1])}
     assert asked == {0, 1}
@@ -175,3 +179,33 @@ def test_the_loss_meter_keeps_parity_on_a_path_that_keeps_losing_one_percent():
         assert flush_wait_us(x, 0.05) is not None      # partial groups keep their parity
         low += group_size(x) > 4
     assert low < 300 * 0.15                            # mostly k = 4 (one parity per 4 fragments)
+
+
+def test_a_message_lost_whole_is_asked_for_from_its_parity_before_the_next_message():
+    """Both fragments of a message in one lost packet (and another fragment of its group): the
+    parity names the message, so its NACK does not wait for the stream's next message."""
+    tx, rx = DatagramSender(fec_k=4), DatagramReceiver(MAXF)
+    f0, f1 = video(0, 2000), video(1, 2000)
+    data, parity = _split(tx.pack(f0, 0) + tx.pack(f1, 0))   # 4 fragments, 1 parity over them
+    assert rx.receive(data[0], 1000) == []           # message 0: its first fragment only
+    assert rx.receive(parity[0], 2000) == []         # 0's second and 1's two lost (1 whole)
+    _f, nack = rx.poll(2000 + FEC_REORDER_US)
+    asked = {NACK_ENTRY.unpack_from(nack, NACK_HDR.size + i * NACK_ENTRY.size)[3]: NACK_ENTRY.unpack_from(
+        nack, NACK_HDR.size + i * NACK_ENTRY.size)[4] for i in range(nack[1])}
+    assert asked == {0: 0b10, 1: 0b11}               # message 1 with its count, from the parity
+    out = [x for d in tx.on_nack(nack, 3000) for x in rx.receive(d, 4000)]
+    assert out == [f0, f1]
+
+
+def test_fragments_of_one_message_never_fit_one_packet_together():
+    """aioquic fills a 1200-byte packet with what fits: a frame just over one chunk was cut
+    1020 + a few bytes, both in one packet, and a lost packet took the whole message."""
+    tx, rx = DatagramSender(), DatagramReceiver(MAXF)
+    for n in (1021, 1100, 1180, 1500, 2040, 2100, 5000):
+        f = video(n, n)
+        ds = tx.pack(f, 0)
+        frags = [d for d in ds if d[0] == FRAG]
+        assert len(frags) == -(-len(f) // tx.chunk_bytes)
+        assert all(len(d) >= MIN_SPLIT_DGRAM for d in frags) and 2 * (MIN_SPLIT_DGRAM + 3) > 1200
+        assert len({len(d) for d in frags}) == 1     # equal: the parity is no longer than one
+        assert [x for d in frags for x in rx.receive(d, 0)] == [f]   # the padding is dropped

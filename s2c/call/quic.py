@@ -1,6 +1,6 @@
 """The QUIC connection to the relay (aioquic): the datagram twin of s2c.call.transport.
 
-Owns: one QUIC connection (UDP, ALPN ``s2c/2``, the relay's certificate not verified: s2c's
+Owns: one QUIC connection (UDP, ALPN ``s2c/3``, the relay's certificate not verified: s2c's
 security is end to end, docs/security.md), the one reliable stream that carries the same framed
 bytes as TCP (JOIN, control, KEY, CHAT, STATE, REFRESH), VIDEO/AUDIO as DATAGRAM frames through
 s2c.wire.datagrams (fragments, NACK repair, audio redundancy), and the same surface
@@ -111,6 +111,8 @@ class QuicRelayProtocol:
         self.tx = DatagramSender()
         self.loss = LossMeter()
         self.rx = DatagramReceiver(owner.max_frame_bytes)
+        if QT.on():
+            self.rx.trace = []
         self._tx_soon = False
         self.handed_bytes = 0       # s2c frame bytes given to this connection (backlog_bytes' units)
         self._poll = None
@@ -130,7 +132,10 @@ class QuicRelayProtocol:
             d = ev.data
             t = now_us()
             if d[:1] == bytes((NACK,)):
-                for x in self.tx.on_nack(d, t):
+                rep = self.tx.on_nack(d, t)
+                if QT.on():
+                    QT.note("c_repair", e=QT.nack_entries(d), n=len(rep))
+                for x in rep:
                     send_media_datagram(self.q_conn._quic, x, True)
                 self._transmit_soon()
                 return
@@ -151,6 +156,10 @@ class QuicRelayProtocol:
 
     def _frame_bytes_in(self, b: bytes) -> None:
         QT.ev("c_in", b)
+        if self.rx.trace:
+            for f, msg, seen_us, nacks in self.rx.trace:
+                QT.ev("c_msg", f, msg=msg, seen=seen_us, nacks=nacks)
+            self.rx.trace.clear()
         _v, t, fl, s, snd, d, q, ts, n = P.HEADER.unpack_from(b)
         self.owner.frame_received(self, P.Frame(t, b[P.HEADER_BYTES:], fl, s, snd, d, q, ts))
 
@@ -180,6 +189,8 @@ class QuicRelayProtocol:
         for f in frames:
             self._frame_bytes_in(f)
         if nack is not None:
+            if QT.on():
+                QT.note("c_nack", e=QT.nack_entries(nack))
             send_media_datagram(quic, nack, True)
             self._transmit_soon()
         self._poll = self.owner.loop.call_later(POLL_S, self._tick)

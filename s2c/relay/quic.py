@@ -92,6 +92,8 @@ class _RelayQuic(QuicConnectionProtocol):
         self.tx = DatagramSender()
         self.loss = LossMeter()
         self.rx = DatagramReceiver(self.srv.relay.config.max_frame_bytes)
+        if QT.on():
+            self.rx.trace = []
         self._tx_soon = False
 
     # ---- events in ----------------------------------------------------------------------------
@@ -141,7 +143,10 @@ class _RelayQuic(QuicConnectionProtocol):
             return
         t = now_us()
         if data[:1] == bytes((NACK,)):
-            for d in self.tx.on_nack(data, t):
+            rep = self.tx.on_nack(data, t)
+            if QT.on():
+                QT.note("r_repair", cid=self.cid, e=QT.nack_entries(data), n=len(rep))
+            for d in rep:
                 send_media_datagram(self._quic, d, True)   # a repair unblocks a held picture
             self._transmit_soon()
             return
@@ -149,6 +154,13 @@ class _RelayQuic(QuicConnectionProtocol):
         for f in self.rx.receive(data, t):
             QT.ev("r_in", f, cid=self.cid)
             relay.receive_frame(self.cid, f, now_ms())
+        if self.rx.trace:
+            self._trace_msgs()
+
+    def _trace_msgs(self) -> None:
+        for f, msg, seen_us, nacks in self.rx.trace:
+            QT.ev("r_msg", f, cid=self.cid, msg=msg, seen=seen_us, nacks=nacks)
+        self.rx.trace.clear()
 
     def _gone(self) -> None:
         self.ended = True
@@ -269,7 +281,11 @@ class _RelayQuic(QuicConnectionProtocol):
         frames, nack = self.rx.poll(t)
         for f in frames:
             self.srv.relay.receive_frame(self.cid, f, now_ms())
+        if self.rx.trace:
+            self._trace_msgs()
         if nack is not None:
+            if QT.on():
+                QT.note("r_nack", cid=self.cid, e=QT.nack_entries(nack))
             send_media_datagram(self._quic, nack, True)
             self._transmit_soon()
         if frames:

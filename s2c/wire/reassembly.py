@@ -20,11 +20,12 @@ RECENT_CHUNKS_BYTES = 1024 * 1024   # chunks kept for FEC rebuilds (delivered on
 FEC_HOLD_US = 300_000               # a FEC datagram missing two chunks waits this long for one
 FEC_SETTLE_US = 20_000              # with FEC on the hop, a missing fragment's NACK waits this long
                                     # (the parity comes right behind its batch: jitter, not a group wait)
+FEC_REORDER_US = 8_000               # a parity missing two chunks this long after it came: they are lost
 FEC_ACTIVE_US = 1_000_000           # ... while a FEC datagram came within this
 
 
 class _Partial:
-    __slots__ = ("count", "chunks", "got", "seen_us", "nacked_us", "nacks", "nbytes")
+    __slots__ = ("count", "chunks", "got", "seen_us", "nacked_us", "nacks", "nbytes", "certain")
 
     def __init__(self, count: int, seen_us: int):
         self.count = count              # 0: not known yet (nothing of this message arrived)
@@ -34,6 +35,7 @@ class _Partial:
         self.nacked_us = -1 << 62
         self.nacks = 0
         self.nbytes = 0                 # datagram bytes held (the receiver's budget)
+        self.certain = False            # a parity over it came and could not rebuild it: NACK now
 
     def missing_mask(self) -> int:
         if not self.count:
@@ -74,15 +76,16 @@ class _FecReceive:
         """Frames a FEC datagram frees by rebuilding its one missing chunk ([] if nothing is
         missing or it is garbage; None: two or more still missing, keep it a while)."""
         xlen, entries, parity = parsed
-        known, missing = [], None
+        known, missing = [], []
         for e in entries:
             c = self._recent.get((e[0], e[1], e[4], e[3]))
             if c is not None:
                 known.append(c)
-            elif missing is not None:
-                return None
             else:
-                missing = e
+                missing.append(e)
+        if len(missing) > 1:
+            return None
+        missing = missing[0] if missing else None
         if missing is None:
             return []
         chunk = rebuild(xlen, parity, known)
@@ -92,6 +95,23 @@ class _FecReceive:
         sender, stream, count, index, msg = missing
         self.stats["fec_recovered"] += 1
         return self._fragment(FRAG_HDR.pack(FRAG, count, index, 0, sender, stream, 0, msg) + chunk, now_us)
+
+    def _lost_for_sure(self, entries, now_us: int) -> None:
+        """A parity came after its fragments (FEC_REORDER_US ago) and two or more of them are
+        still missing: they are lost, not late, so their NACK goes now instead of after the
+        settle time —
+        including a message nothing else of has come yet (it would only show as missing when its
+        stream's next message arrived, a frame interval later). Only within the stream's window:
+        a parity does not move a stream on."""
+        for sender, stream, count, _index, msg in entries:
+            st = self._streams.get((sender, stream))
+            if st is None or not 0 <= _ahead(msg, st.next) < self.max_pending:
+                continue
+            if _ahead(msg, st.next) > 0 and self._place((sender, stream), msg, now_us) is None:
+                continue
+            p = self._partial(st, msg, count, now_us)
+            if p.count == count and p.got < count:
+                p.certain = True
 
     def _remember(self, key: tuple, chunk: bytes) -> None:
         r = self._recent
@@ -142,6 +162,8 @@ class _FecReceive:
             seen_us, parsed = w.popleft()
             r = self._fec_try(parsed, now_us)
             if r is None:
+                if now_us - seen_us >= FEC_REORDER_US:
+                    self._lost_for_sure([e for e in parsed[1] if (e[0], e[1], e[4], e[3]) not in self._recent], now_us)
                 if now_us - seen_us < FEC_HOLD_US:
                     w.append((seen_us, parsed))
             else:
@@ -170,6 +192,7 @@ class DatagramReceiver(_FecReceive):
         self._recent_bytes = 0
         self._fec_waiting: deque = deque(maxlen=16)  # (seen_us, parsed FEC) missing 2+ chunks
         self._fec_seen_us = -1 << 62
+        self.trace: list | None = None   # a list: (msg, seen_us, nacks) of each video frame delivered (s2c.quic_trace)
         self.stats = {"frames": 0, "fragments": 0, "duplicates": 0, "garbage": 0, "late_dropped": 0,
                       "video_lost": 0, "audio_recovered": 0, "nacks_sent": 0, "resyncs": 0,
                       "fec_recovered": 0}
@@ -205,12 +228,7 @@ class DatagramReceiver(_FecReceive):
         st = self._place((sender, stream), msg, now_us)
         if st is None:
             return []
-        p = st.pending.get(msg)
-        if p is None or not p.count:
-            old = p
-            p = st.pending[msg] = _Partial(count, now_us if old is None else old.seen_us)
-            if old is not None:
-                p.nacked_us, p.nacks = old.nacked_us, old.nacks
+        p = self._partial(st, msg, count, now_us)
         if p.count != count:
             self.stats["garbage"] += 1
             return []
@@ -228,6 +246,18 @@ class DatagramReceiver(_FecReceive):
                 self.stats["garbage"] += 1
                 p.chunks = [b""] * count   # complete but useless: delivered as nothing
         return self._deliver(st, now_us)
+
+    @staticmethod
+    def _partial(st: _Stream, msg: int, count: int, now_us: int) -> _Partial:
+        """Message ``msg``'s partial, made with ``count`` fragments if none (or one of unknown
+        count, whose NACK timing it keeps) is there."""
+        p = st.pending.get(msg)
+        if p is None or not p.count:
+            old = p
+            p = st.pending[msg] = _Partial(count, now_us if old is None else old.seen_us)
+            if old is not None:
+                p.nacked_us, p.nacks = old.nacked_us, old.nacks
+        return p
 
     def _place(self, key: tuple[int, int], msg: int, now_us: int) -> "_Stream | None":
         """The stream ``msg`` belongs to, with ``msg`` and every message before it that is still
@@ -285,10 +315,12 @@ class DatagramReceiver(_FecReceive):
                 self._forget(st.pending.pop(st.next))
                 st.next = st.next + 1 & _M32
                 st.started = True
-                frame = b"".join(p.chunks)
-                if self._valid_video(frame):
+                frame = self._valid_video(b"".join(p.chunks))
+                if frame is not None:
                     out.append(frame)
                     self.stats["frames"] += 1
+                    if self.trace is not None:
+                        self.trace.append((frame, st.next - 1 & _M32, p.seen_us, p.nacks))
                 continue
             if now_us - p.seen_us >= self.deadline_us:
                 self._forget(st.pending.pop(st.next))
@@ -298,15 +330,17 @@ class DatagramReceiver(_FecReceive):
                 continue
             return out
 
-    def _valid_video(self, f: bytes) -> bool:
+    def _valid_video(self, f: bytes) -> "bytes | None":
+        """The VIDEO frame in the joined chunks ``f`` without their zero padding (None: garbage)."""
         if len(f) < HEADER_BYTES or f[0] != VERSION:
             self.stats["garbage"] += 1 if f else 0
-            return False
+            return None
         _v, t, _f, _s, _snd, _d, _q, _ts, plen = HEADER.unpack_from(f)
-        if t != VIDEO or HEADER_BYTES + plen != len(f):
+        end = HEADER_BYTES + plen
+        if t != VIDEO or end > len(f) or (end < len(f) and f.count(0, end) != len(f) - end):
             self.stats["garbage"] += 1
-            return False
-        return True
+            return None
+        return f if end == len(f) else f[:end]
 
     # ---- time -----------------------------------------------------------------------------------
 
@@ -326,7 +360,9 @@ class DatagramReceiver(_FecReceive):
                 # with parity on the hop, a single loss is rebuilt without a round trip: ask only
                 # once the group's parity had time to come; else missing for sure once a later
                 # message exists, or give the rest of its fragments ``settle_us`` to arrive
-                if fec_on:
+                if p.certain:
+                    pass
+                elif fec_on:
                     if now_us - p.seen_us < max(self.settle_us, FEC_SETTLE_US):
                         continue
                 elif now_us - p.seen_us < self.settle_us and not any(_ahead(o, m) > 0 for o in st.pending):
