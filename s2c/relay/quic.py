@@ -242,6 +242,12 @@ class _RelayQuic(QuicConnectionProtocol):
         # else twice it, as Linux doubles SO_SNDBUF (at 150 ms RTT one window is a min RTT + 100 ms
         # of media: a keyframe on top of what is in flight would wait a round trip, audio with it)
         self.window = None if sndbuf is None else max(2 * sndbuf, 2 * quic._max_datagram_size)
+        # a slow receiver's in-flight gate, as over TCP (s2c.relay.gate): QUIC's bytes in flight
+        # are the bytes still on the path, so the link's queue stays ~a min RTT + 30 ms of media
+        # and audio waits in the core's priority queue instead of behind video on the link
+        gate = self.srv.relay.gate_bytes(self.cid)
+        if gate is not None:
+            self.window = max(gate, 2 * quic._max_datagram_size)
         # rate-limited (not merely measured): backlogged in most of the last reports (~2 s)
         c = self.srv.relay.conns.get(self.cid)
         q = c.pace.queued if c is not None else ()
