@@ -79,7 +79,7 @@ def test_two_clients_over_quic_exchange_video_audio_and_chat(tmp_path):
 def test_quic_and_tcp_clients_share_a_call(tmp_path):
     with relay_server() as srv:
         q = HeadlessClient(srv.port, "quin", tmp_path, video="test:1", duration=40, extra=("--transport", "quic"))
-        t = HeadlessClient(srv.port, "tess", tmp_path, video="test:2", duration=40)
+        t = HeadlessClient(srv.port, "tess", tmp_path, video="test:2", duration=40, extra=("--transport", "tcp"))
         try:
             enough = lambda p: p["video_frames"] >= 30  # noqa: E731
             sq = _wait_stats(q, "tess", enough, 30)

@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     ap.add_argument("--plot", metavar="FILE.png", help="plot latency distribution per stage (needs matplotlib)")
     ap.add_argument("--scenario", metavar="NAME[,NAME]", help="net: scenario(s) to run (default: all; --quick: lan,rtt50_loss1)")
     ap.add_argument("--seconds", type=float, metavar="S", help="net: measured window per scenario (default 30; env S2C_NET_SECONDS)")
-    ap.add_argument("--transport", choices=("tcp", "quic", "auto"), help="net: the clients' --transport (default tcp)")
+    ap.add_argument("--transport", choices=("tcp", "quic", "auto"), help="net: the clients' --transport (default: theirs, auto)")
     ap.add_argument("--layers", choices=("on", "off", "ab"), help="net: video layers on (default), off (--no-layers, "
                     "the behaviour before them) or ab (each scenario both ways; env S2C_NET_LAYERS)")
     args = ap.parse_args(argv)

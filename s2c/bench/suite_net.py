@@ -64,7 +64,8 @@ JOIN_TIMEOUT_S = 30.0
 DEFAULT_SECONDS = 30.0
 QUICK_SECONDS = 8.0
 DRAIN_S = 1.0                  # the call runs on after the window so its last audio frames can play
-TRANSPORT = "tcp"              # the clients' --transport (run(transport=...), --transport, S2C_NET_TRANSPORT)
+TRANSPORT = "auto"             # the clients' --transport (run(transport=...), --transport, S2C_NET_TRANSPORT);
+                               # "auto" is the client's default and passes no flag (an A/B copy keeps its own)
 _NAME_SUFFIX = re.compile(r" \(\d+\)$")
 
 
@@ -343,7 +344,7 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
             argv = [_exe("s2c"), "--headless", "-s", "net", "-c", nm, "-i", topo.relay_addr(k),
                     "-p", str(RELAY_PORT), "--video", f"test:{k}", "--fps", f"{FPS:g}",
                     "--audio-in", f"tone:{300 + 110 * k}", "--audio-out", "none", "--stats-json", stats[k]]
-            if TRANSPORT != "tcp":
+            if TRANSPORT != "auto":
                 argv += ["--transport", TRANSPORT]
             argv += os.environ.get("S2C_NET_CLIENT_ARGS", "").split()   # A/B runs: e.g. --audio-kbps 24
             argv += list(sc.args.get(k, ())) + (["--no-layers"] if LAYERS == "off" else [])
@@ -399,6 +400,8 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
     result["seen_as"] = seen_as
     result["affected"] = list(sc.affected) or all_pairs
     result["reconnects"] = {nm: _reconnects(stats[k]) for k, nm in names.items()}
+    used = sorted({t for k in names if (t := _stats_field(stats[k], "transport"))})
+    result["transport_used"] = ",".join(used) or None   # what auto chose (the clients' stats)
     if sc.outage:
         k = sc.outage[0]
         cut = f"p{k}"
@@ -410,6 +413,14 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
     if not os.environ.get("S2C_NET_KEEP"):   # keep the run's files (traces, stats, logs) to look at
         shutil.rmtree(tmp, ignore_errors=True)
     return result
+
+
+def _stats_field(path: str, key: str):
+    try:
+        with open(path) as f:
+            return json.load(f).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _cpu_s(procs: dict) -> dict:
@@ -465,7 +476,7 @@ def metrics_of(result: dict) -> dict[str, Metric]:
     name = result["scenario"]
     pairs = result["pairs"]
     considered = result["affected"]
-    common = {"transport": TRANSPORT, "seconds": round((result["window_us"][1] - result["window_us"][0]) / 1e6, 1),
+    common = {"transport": result.get("transport_used") or TRANSPORT, "seconds": round((result["window_us"][1] - result["window_us"][0]) / 1e6, 1),
               "tcp_congestion_control": result.get("tcp_congestion_control")}
     out: dict[str, Metric] = {}
     for key, pick in _WORST.items():
@@ -566,7 +577,7 @@ def run(quick: bool, scenario: str | None = None, seconds: float | None = None, 
             LAYERS = way
             t0 = time.monotonic()
             res = runs[way] = run_scenario(nm, seconds)
-            print(f"# net {nm} ({SCENARIOS[nm].what}; {res['transport']}, cc {res.get('tcp_congestion_control')}, "
+            print(f"# net {nm} ({SCENARIOS[nm].what}; {res['transport']} ({res.get('transport_used')}), cc {res.get('tcp_congestion_control')}, "
                   f"layers {way}, {seconds:g} s window, run took {time.monotonic() - t0:.0f} s)\n"
                   f"{format_pairs(res)}", file=sys.stderr)
             if len(ways) > 1 and way == "off":
