@@ -38,6 +38,8 @@ CONGESTION_CONTROL = "s2c-media"
 MEDIA_FLOOR_PACKETS = 16        # (19 KB; it held back ~2% of the relay's transmits at 50 ms RTT + 1%
 MEDIA_FLOOR_BPS = 2_000_000     # loss, but 32 / 4 Mbit/s showed no gain there and a worse down300k tail)
                                 # a 3-party call is ~1.2 Mbit/s into a client with parity and redundancy
+CLEAN_LOSS = 0.002              # hop loss below this: no audio redundancy, and no parity ...
+NACK_CHEAP_RTT_S = 0.06         # ... on a path whose smoothed RTT is below this
 QUEUE_SIGNAL_S = 0.1            # RTT this far above the minimum (or the minimum again): a queue, floor off
 
 
@@ -144,9 +146,16 @@ def tune_redundancy(quic, tx, meter, slow: bool, now_us: int) -> list[bytes]:
     cc = quic._loss._cc
     tx.redundancy = not slow and not congested(quic)
     loss = meter.update(getattr(cc, "packets_sent", 0), getattr(cc, "packets_lost", 0))
-    tx.fec.k = group_size(loss) if tx.redundancy else 0
     lr = quic._loss
-    tx.fec.wait_us = flush_wait_us(loss, lr._rtt_smoothed if lr._rtt_initialized else 0.1)
+    srtt = lr._rtt_smoothed if lr._rtt_initialized else 0.1
+    # parity buys the round trip a NACK's repair takes: on a clean short path that is a few ms,
+    # not worth 12% of the video bytes; a copy of every audio frame costs a 4-party grid receiver
+    # ~75 kbit/s (a third of its video): on a clean path a lone loss is concealed, and a lossy
+    # one is measured within a window of packets (LossMeter)
+    clean = loss < CLEAN_LOSS
+    tx.fec.k = 0 if not tx.redundancy or (clean and srtt < NACK_CHEAP_RTT_S) else group_size(loss)
+    tx.audio_redundancy = not clean
+    tx.fec.wait_us = flush_wait_us(loss, srtt)
     return tx.poll(now_us)
 
 

@@ -209,3 +209,14 @@ def test_fragments_of_one_message_never_fit_one_packet_together():
         assert all(len(d) >= MIN_SPLIT_DGRAM for d in frags) and 2 * (MIN_SPLIT_DGRAM + 3) > 1200
         assert len({len(d) for d in frags}) == 1     # equal: the parity is no longer than one
         assert [x for d in frags for x in rx.receive(d, 0)] == [f]   # the padding is dropped
+
+
+def test_a_path_that_has_lost_nothing_is_measured_clean_within_three_windows():
+    from s2c.quic_common import CLEAN_LOSS
+    m = LossMeter()
+    m.update(0, 0)
+    xs = [m.update(200 * i, 0) for i in range(1, 4)]
+    assert xs[-1] < CLEAN_LOSS < xs[0]          # the starting guess (1%) is gone after 3 windows
+    m.update(800, 2)                             # a first loss: 1% at once ...
+    assert m.loss == pytest.approx(0.01)
+    assert m.update(1000, 2) == pytest.approx(0.008)   # ... and from then on it comes down slowly

@@ -26,12 +26,15 @@ def main(argv=None) -> int:
     ap.add_argument("--no-tile-px", action="store_true", help="code without layers: no --tile-px for p1")
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--json", help="write the run's result here")
+    ap.add_argument("--transport", choices=("auto", "quic", "tcp"), default="auto",
+                    help="the clients' --transport (auto: theirs, no flag)")
     a = ap.parse_args(argv)
     if a.site:
         os.environ["PYTHONPATH"] = a.site       # the subprocesses inherit it
     if a.no_tile_px:
         N.SCENARIOS["grid4"] = replace(N.SCENARIOS["grid4"], args={})
     N.LAYERS = "on"
+    N.TRANSPORT = a.transport
     res = N.run_scenario("grid4", a.seconds)
     w = res["wire"]["p1"]
     print(N.format_pairs(res))

@@ -57,7 +57,8 @@ class DatagramSender:
     """One hop's sending side. ``pack(frame)`` -> datagrams to send now; ``on_nack(dgram)`` ->
     datagrams to send again; ``poll(now_us)`` -> a partial group's parity when due. Video
     messages are kept ``keep_us`` for repair. ``redundancy`` (the adapter clears it while the
-    path is congested): audio redundancy and video parity."""
+    path is congested): audio redundancy and video parity; ``audio_redundancy`` (the adapter
+    clears it on a clean path): the audio part of it."""
 
     def __init__(self, max_datagram_bytes: int = MAX_DATAGRAM_BYTES, keep_us: int = 1_000_000,
                  keep_msgs: int = 48, redundancy: bool = True, fec_k: int = 0):
@@ -66,6 +67,7 @@ class DatagramSender:
         # a datagram larger than a packet would block aioquic's datagram queue for good
         self.chunk_bytes = max_datagram_bytes - FRAG_HDR.size - FEC_ROOM
         self.keep_us, self.keep_msgs, self.redundancy = keep_us, keep_msgs, redundancy
+        self.audio_redundancy = True
         self._msg: dict[tuple[int, int], int] = {}
         self._sent: dict[tuple[int, int], deque] = {}     # key -> deque of (msg, sent_us, [dgrams])
         self._last_audio: dict[tuple[int, int], bytes] = {}
@@ -99,7 +101,7 @@ class DatagramSender:
         _v, t, _f, stream, sender, _d, _q, _ts, _n = HEADER.unpack_from(frame)
         key = (sender, stream)
         if t == AUDIO:
-            prev = self._last_audio.get(key) if self.redundancy else None
+            prev = self._last_audio.get(key) if self.redundancy and self.audio_redundancy else None
             self._last_audio[key] = frame
             if prev is not None and len(frame) + len(prev) <= self.max_datagram_bytes:
                 return [frame + prev]

@@ -142,18 +142,20 @@ class FecGroup:
 
 
 DECAY = 0.8     # per window of LossMeter.window packets without more loss than measured
+DECAY_UNTIL_LOSS = 0.5
 
 
 class LossMeter:
     """The hop's packet loss from cumulative (sent, lost) packet counts (the congestion
     controller's): a loss fraction over windows of at least ``window`` packets, smoothed."""
 
-    __slots__ = ("window", "base", "loss")
+    __slots__ = ("window", "base", "loss", "lost_any")
 
     def __init__(self, window: int = 200, initial: float = 0.01):
         self.window = window
         self.base: tuple[int, int] | None = None
         self.loss = initial      # assume a lossy path until measured: parity from the start
+        self.lost_any = False    # until a first loss, clean windows bring the estimate down fast
 
     def update(self, sent: int, lost: int) -> float:
         if self.base is None:
@@ -166,5 +168,9 @@ class LossMeter:
             # up at once (a lossy path needs parity now), down slowly: at 1% loss a window of
             # 200 packets holds 0 or 1 loss a third of the time, and halving on each such window
             # took the parity rate down (k 8, then no partial groups) on a path that still lost 1%
-            self.loss = f if f > self.loss else max(f, DECAY * self.loss + (1 - DECAY) * f)
+            # (a path that has lost nothing yet is measured clean in ~3 windows, not ~8: the
+            # starting guess is a guess, and redundancy costs a 4-party receiver a third of its video)
+            self.lost_any = self.lost_any or dl > 0
+            decay = DECAY if self.lost_any else DECAY_UNTIL_LOSS
+            self.loss = f if f > self.loss else max(f, decay * self.loss + (1 - decay) * f)
         return self.loss
