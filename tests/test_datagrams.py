@@ -256,3 +256,29 @@ def test_a_hostile_sender_cannot_make_the_receiver_hold_more_than_its_budget():
     rx.poll(10**6)
     rx.poll(2 * 10**6)
     assert rx.buffered_bytes == 0
+
+
+def test_fragments_trickling_in_over_a_slow_link_are_not_asked_for_again():
+    """On a 300 kbit/s link a 1 KB fragment takes ~27 ms: a keyframe's fragments come that far
+    apart, and a NACK 15 ms after one of them asked for fragments still on their way."""
+    tx, rx = DatagramSender(), DatagramReceiver(1 << 20)
+    t, nacks = 0, 0
+    for d in tx.pack(video(0, 2000), 0):           # the hop's first picture shows its pace
+        rx.receive(d, t)
+        t += 27_000
+    f = video(1, 6000)
+    ds = tx.pack(f, t)
+    out = []
+    for d in ds:
+        out += rx.receive(d, t)
+        for dt in (10_000, 20_000):                 # polls between arrivals
+            nacks += rx.poll(t + dt)[1] is not None
+        t += 27_000
+    assert out == [f] and nacks == 0
+    # a message whose tail really stops coming is still asked for, a few gaps later
+    f2 = video(2, 6000)
+    ds = tx.pack(f2, t)
+    for d in ds[:3]:
+        rx.receive(d, t)
+        t += 27_000
+    assert any(rx.poll(t + k * 10_000)[1] is not None for k in range(12))

@@ -25,13 +25,14 @@ FEC_ACTIVE_US = 1_000_000           # ... while a FEC datagram came within this
 
 
 class _Partial:
-    __slots__ = ("count", "chunks", "got", "seen_us", "nacked_us", "nacks", "nbytes", "certain")
+    __slots__ = ("count", "chunks", "got", "seen_us", "last_us", "nacked_us", "nacks", "nbytes", "certain")
 
     def __init__(self, count: int, seen_us: int):
         self.count = count              # 0: not known yet (nothing of this message arrived)
         self.chunks: list = [None] * count
         self.got = 0
         self.seen_us = seen_us
+        self.last_us = seen_us          # its latest fragment's arrival
         self.nacked_us = -1 << 62
         self.nacks = 0
         self.nbytes = 0                 # datagram bytes held (the receiver's budget)
@@ -192,6 +193,7 @@ class DatagramReceiver(_FecReceive):
         self._recent_bytes = 0
         self._fec_waiting: deque = deque(maxlen=16)  # (seen_us, parsed FEC) missing 2+ chunks
         self._fec_seen_us = -1 << 62
+        self.frag_gap_us = 0     # smoothed gap between a message's fragments on arrival
         self.trace: list | None = None   # a list: (msg, seen_us, nacks) of each video frame delivered (s2c.quic_trace)
         self.stats = {"frames": 0, "fragments": 0, "duplicates": 0, "garbage": 0, "late_dropped": 0,
                       "video_lost": 0, "audio_recovered": 0, "nacks_sent": 0, "resyncs": 0,
@@ -238,7 +240,11 @@ class DatagramReceiver(_FecReceive):
         if not self._room(p, len(d)):
             return []
         p.chunks[index] = chunk = d[FRAG_HDR.size:]
+        if p.got:   # how far apart one message's fragments come: the hop's pace (a slow link's)
+            gap = min(now_us - p.last_us, 200_000)
+            self.frag_gap_us = gap if not self.frag_gap_us else self.frag_gap_us + (gap - self.frag_gap_us) // 8
         p.got += 1
+        p.last_us = now_us
         self._remember((sender, stream, msg, index), chunk)
         if p.got == count:
             total = sum(len(c) for c in p.chunks)
@@ -365,7 +371,12 @@ class DatagramReceiver(_FecReceive):
                 elif fec_on:
                     if now_us - p.seen_us < max(self.settle_us, FEC_SETTLE_US):
                         continue
-                elif now_us - p.seen_us < self.settle_us and not any(_ahead(o, m) > 0 for o in st.pending):
+                elif (now_us - p.last_us < max(self.settle_us, 3 * self.frag_gap_us,
+                                               2 * (p.last_us - p.seen_us) // max(1, p.got - 1))
+                      and not any(_ahead(o, m) > 0 for o in st.pending)):
+                    # no later message yet: its missing fragments may still be on their way (on
+                    # a 300 kbit/s link one fragment takes ~27 ms: a 15 ms wait asked for ones
+                    # queued behind, and their repeats crowded the link further)
                     continue
                 p.nacked_us = now_us
                 p.nacks += 1
