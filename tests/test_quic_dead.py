@@ -62,26 +62,38 @@ def _poll_until(pred, timeout_s):
     return pred()
 
 
-def test_watch_catches_port_unreachable_and_hands_on_datagrams():
-    listener = open_udp_socket("127.0.0.1", 0)
-    gone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    gone.bind(("127.0.0.1", 0))
-    dead_addr = gone.getsockname()
+def _as_seen(listener, addr):
+    """``addr`` as the relay's socket names it (v4-mapped on a dual-stack v6 socket)."""
+    if listener.family == socket.AF_INET6 and "." in addr[0]:
+        return ("::ffff:" + addr[0], addr[1], 0, 0)
+    return addr
+
+
+@pytest.mark.parametrize("listen,peer_host", [("127.0.0.1", "127.0.0.1"), ("::1", "::1"), ("::", "127.0.0.1")])
+def test_watch_catches_port_unreachable_and_hands_on_datagrams(listen, peer_host):
+    listener = open_udp_socket(listen, 0)
+    fam = socket.AF_INET6 if ":" in peer_host else socket.AF_INET
+    gone = socket.socket(fam, socket.SOCK_DGRAM)
+    gone.bind((peer_host, 0))
+    dead_addr = _as_seen(listener, gone.getsockname())
     gone.close()                     # nobody on this port now: its "host" answers port unreachable
-    live = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    live.bind(("127.0.0.1", 0))
+    live = socket.socket(fam, socket.SOCK_DGRAM)
+    live.bind((peer_host, 0))
+    live_addr = _as_seen(listener, live.getsockname())
+    to_listener = (peer_host, listener.getsockname()[1])
     srv = _Server()
     t0 = 0.0
-    dead = DeadWatch(srv, listener.family, listener.getsockname(), t0)
-    alive = DeadWatch(srv, listener.family, listener.getsockname(), t0)
+    v6only = listener.family == socket.AF_INET6 and bool(listener.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+    dead = DeadWatch(srv, listener.family, listener.getsockname(), t0, v6only)
+    alive = DeadWatch(srv, listener.family, listener.getsockname(), t0, v6only)
     try:
         t = t0 + ARM_AFTER_MS
         assert not dead.poll(dead_addr, t) and dead.twin is not None      # silent long enough: armed
-        assert not alive.poll(live.getsockname(), t) and alive.twin is not None
+        assert not alive.poll(live_addr, t) and alive.twin is not None
         # a live peer's datagram reaches its twin (not the listener) and is handed on
-        live.sendto(b"hello", listener.getsockname())
-        assert _poll_until(lambda: (alive.poll(live.getsockname(), t), srv.got)[1], 2)
-        assert srv.got == [(b"hello", live.getsockname())]
+        live.sendto(b"hello", to_listener)
+        assert _poll_until(lambda: (alive.poll(live_addr, t), srv.got)[1], 2)
+        assert srv.got == [(b"hello", live_addr)]
         # the listener's datagram to the dead port: one hit, not yet gone
         listener.sendto(b"x", dead_addr)
         assert _poll_until(lambda: dead.hits == 1 or dead.poll(dead_addr, t), 2)
@@ -93,13 +105,22 @@ def test_watch_catches_port_unreachable_and_hands_on_datagrams():
         listener.sendto(b"x", dead_addr)
         assert _poll_until(lambda: dead.poll(dead_addr, t + HIT_GAP_MS), 2)
         assert dead.gone and dead.twin is None
-        # the live peer was never hit
+        # the live peer was never hit; once heard, its twin goes at the next poll
         assert alive.hits == 0
+        alive.heard(t + 300)
+        assert not alive.poll(live_addr, t + 310) and alive.twin is None
+        live.sendto(b"again", to_listener)     # now to the listener again, not a closed twin
+        assert _poll_until(lambda: listener.recvfrom(100)[0] == b"again" if _readable(listener) else False, 2)
     finally:
         dead.close()
         alive.close()
         listener.close()
         live.close()
+
+
+def _readable(sock):
+    import select
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 # ---- a whole call: kill -9 one of three QUIC clients ------------------------------------------

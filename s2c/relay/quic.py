@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import socket
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
@@ -323,6 +324,7 @@ class QuicListener:
         self.conns: set[_RelayQuic] = set()
         self.sock = None
         self.local = None
+        self.v6only = False
         self._poll_handle = None
         self._paced_us = 0
 
@@ -334,6 +336,8 @@ class QuicListener:
         # SO_REUSEPORT, so a dead peer's watch (s2c.relay.quic_dead) can bind a twin to this port
         self.sock = open_udp_socket(host, port)
         self.local = self.sock.getsockname()
+        self.v6only = (self.sock.family == socket.AF_INET6
+                       and bool(self.sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)))
         _, self.server = await asyncio.get_running_loop().create_datagram_endpoint(
             lambda: QuicServer(configuration=cfg, create_protocol=lambda *a, **kw: _RelayQuic(*a, owner=self, **kw)),
             sock=self.sock)
@@ -356,7 +360,7 @@ class QuicListener:
         self._poll_handle = asyncio.get_running_loop().call_later(POLL_S, self._poll)
 
     def watch(self) -> DeadWatch:
-        return DeadWatch(self.server, self.sock.family, self.local, now_ms())
+        return DeadWatch(self.server, self.sock.family, self.local, now_ms(), self.v6only)
 
     def peer_dead(self, c: _RelayQuic) -> None:
         """Its host answers our datagrams with port unreachable (twice, >= 100 ms apart, silent

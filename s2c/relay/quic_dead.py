@@ -77,10 +77,11 @@ class DeadWatch:
     listener poll returns True when the peer is gone (then ``close``). ``server`` is aioquic's
     QuicServer (``datagram_received(data, addr)``); ``local`` the listener's bound address."""
 
-    def __init__(self, server, family: int, local, now_ms: float):
+    def __init__(self, server, family: int, local, now_ms: float, v6only: bool = False):
         self.server = server
         self.family = family
         self.local = local
+        self.v6only = v6only
         self.rule = UnreachableRule(now_ms)
         self.twin: socket.socket | None = None
         self.failed = False          # the twin could not be made (e.g. a listener without reuseport)
@@ -88,25 +89,27 @@ class DeadWatch:
         self.hits = 0                # port unreachables seen (for the log line)
 
     def heard(self, now_ms: float) -> None:
-        self.rule.heard(now_ms)
-        if self.twin is not None:
-            self._close_twin()
+        self.rule.heard(now_ms)      # (its twin, if any, is drained and closed at the next poll)
 
     def poll(self, peer_addr, now_ms: float) -> bool:
         if self.gone:
             return True
-        if self.twin is None:
-            if not self.failed and peer_addr is not None and self.rule.silent_ms(now_ms) >= ARM_AFTER_MS:
-                self._open_twin(peer_addr)
+        if self.twin is not None:
+            if self._read_twin(now_ms):
+                return True
+            if self.twin is not None and self.rule.silent_ms(now_ms) < ARM_AFTER_MS:
+                self._close_twin()   # the peer speaks again (what its twin held was handed on above)
             return False
-        return self._read_twin(now_ms)
+        if not self.failed and peer_addr is not None and self.rule.silent_ms(now_ms) >= ARM_AFTER_MS:
+            self._open_twin(peer_addr)
+        return False
 
     def _open_twin(self, peer_addr) -> None:
         s = socket.socket(self.family, socket.SOCK_DGRAM)
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if self.family == socket.AF_INET6:
-                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(self.v6only))
             s.setblocking(False)
             s.bind(self.local)
             s.connect(peer_addr)
@@ -133,8 +136,6 @@ class DeadWatch:
             except OSError:                  # host/net unreachable etc.: a path problem, not a death
                 continue
             self.server.datagram_received(data, addr)   # the peer speaks: aioquic routes it (heard)
-            if self.twin is None:
-                return False
         return False
 
     def _close_twin(self) -> None:
