@@ -82,7 +82,8 @@ class Relay(Forwarding, RoomControl, ClusterRooms, LayerSelection):
         self._now_ms = 0.0               # the latest now_ms any entry point was given
         self._refresh = RefreshLimiter()
         self.totals = {"connections": 0, "refused": 0, "bad_frames": 0, "ignored_frames": 0,
-                       "timeouts": 0, "stalls": 0, "internal_errors": 0, "resumed": 0, "bad_remote": 0}
+                       "timeouts": 0, "stalls": 0, "internal_errors": 0, "resumed": 0, "bad_remote": 0,
+                       "quic_unreachable": 0}
 
     # ---- connection life ------------------------------------------------------------------
 

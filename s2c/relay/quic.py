@@ -6,6 +6,8 @@ docs/security.md), one relay-core connection per QUIC connection (opened when th
 first bidirectional stream brings bytes), the datagram path of each (s2c.wire.datagrams: video
 fragments, NACK repair, audio redundancy) and its writability (aioquic's unsent bytes and the
 backlog in flight, limited by the core's per-receiver delivery-rate figures, as TCP's socket is).
+A peer whose process died (its host answers with ICMP port unreachable) is dropped as a TCP reset
+is: s2c.relay.quic_dead watches for it (the UDP socket is bound with SO_REUSEPORT for that).
 Must not: make room/queue decisions (s2c.relay.core's) or look inside payloads.
 
 Each QUIC connection looks to s2c.relay.server.RelayServer like a TCP transport (``_Shim``:
@@ -18,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import socket
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.asyncio.server import QuicServer, serve
+from aioquic.asyncio.server import QuicServer
 from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 
@@ -31,6 +34,7 @@ from ..quic_common import (ALPN, ack_with_data, CONGESTION_CONTROL, backlog_byte
 from ..wire.datagrams import NACK, DatagramReceiver, DatagramSender, split_media
 from ..wire.fec import LossMeter
 from .. import quic_trace as QT
+from .quic_dead import DeadWatch, open_udp_socket
 
 HIGH_WATER_BYTES = 16 * 1024   # unsent in aioquic before the first rate sample (then the core's lowat)
 POLL_S = 0.01
@@ -95,11 +99,14 @@ class _RelayQuic(QuicConnectionProtocol):
         if QT.on():
             self.rx.trace = []
         self._tx_soon = False
+        self.dead: DeadWatch | None = None   # port-unreachable watch (s2c.relay.quic_dead)
 
     # ---- events in ----------------------------------------------------------------------------
     def datagram_received(self, data, addr) -> None:
         # as aioquic's, but one transmit per loop turn for the packets that arrived in it (aioquic
         # transmits after each one: a packet build attempt and a timer re-armed per packet)
+        if self.dead is not None:
+            self.dead.heard(now_ms())
         self._quic.receive_datagram(data, addr, now=self._loop.time())
         self._process_events()
         self._transmit_soon()
@@ -130,6 +137,7 @@ class _RelayQuic(QuicConnectionProtocol):
                 return
             self.cid = cid
             self.srv.transports[cid] = _Shim(self)
+            self.dead = self.owner.watch()
             self.owner.conns.add(self)
         if ev.stream_id != self.stream_id or self.cid is None:
             return
@@ -164,6 +172,8 @@ class _RelayQuic(QuicConnectionProtocol):
 
     def _gone(self) -> None:
         self.ended = True
+        if self.dead is not None:
+            self.dead.close()
         self.owner.conns.discard(self)
         if self.cid is not None:
             cid, self.cid = self.cid, None
@@ -266,6 +276,10 @@ class _RelayQuic(QuicConnectionProtocol):
             return
         self._close_now()
 
+    def _peer_addr(self):
+        paths = self._quic._network_paths
+        return paths[0].addr if paths else None
+
     def _close_now(self) -> None:
         self.ended = True
         try:
@@ -277,6 +291,9 @@ class _RelayQuic(QuicConnectionProtocol):
     def poll(self) -> None:
         """Deadlines and NACKs of the receiving side (every POLL_S)."""
         if self.cid is None:
+            return
+        if self.dead is not None and self.dead.poll(self._peer_addr(), now_ms()):
+            self.owner.peer_dead(self)
             return
         self.rx.deadline_us, self.rx.nack_retry_us = repair_timing(self._quic)
         t = now_us()
@@ -305,6 +322,9 @@ class QuicListener:
         self.srv = srv
         self.server: QuicServer | None = None
         self.conns: set[_RelayQuic] = set()
+        self.sock = None
+        self.local = None
+        self.v6only = False
         self._poll_handle = None
         self._paced_us = 0
 
@@ -313,8 +333,14 @@ class QuicListener:
         cfg = QuicConfiguration(is_client=False, alpn_protocols=[ALPN], max_datagram_frame_size=MAX_DATAGRAM_FRAME,
                                 idle_timeout=20.0, congestion_control_algorithm=CONGESTION_CONTROL)
         cfg.certificate, cfg.private_key = cert, key
-        self.server = await serve(host, port, configuration=cfg,
-                                  create_protocol=lambda *a, **kw: _RelayQuic(*a, owner=self, **kw))
+        # SO_REUSEPORT, so a dead peer's watch (s2c.relay.quic_dead) can bind a twin to this port
+        self.sock = open_udp_socket(host, port)
+        self.local = self.sock.getsockname()
+        self.v6only = (self.sock.family == socket.AF_INET6
+                       and bool(self.sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)))
+        _, self.server = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: QuicServer(configuration=cfg, create_protocol=lambda *a, **kw: _RelayQuic(*a, owner=self, **kw)),
+            sock=self.sock)
         self._poll_handle = asyncio.get_running_loop().call_later(POLL_S, self._poll)
 
     def _poll(self) -> None:
@@ -332,6 +358,18 @@ class QuicListener:
                 if c.cid is not None:
                     self.srv.internal_error(c.cid, exc)
         self._poll_handle = asyncio.get_running_loop().call_later(POLL_S, self._poll)
+
+    def watch(self) -> DeadWatch:
+        return DeadWatch(self.server, self.sock.family, self.local, now_ms(), self.v6only)
+
+    def peer_dead(self, c: _RelayQuic) -> None:
+        """Its host answers our datagrams with port unreachable (twice, >= 100 ms apart, silent
+        between): as a TCP reset -- the core's connection_lost (it lingers "disconnected"), dropped."""
+        totals = self.srv.relay.totals
+        totals["quic_unreachable"] = totals.get("quic_unreachable", 0) + 1
+        addr = c._peer_addr()
+        self.srv.log("info", "quic_unreachable", id=c.cid, addr=addr[0] if addr else "?", hits=c.dead.hits)
+        c._close_now()
 
     def close(self) -> None:
         if self._poll_handle is not None:
