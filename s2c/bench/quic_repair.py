@@ -19,7 +19,7 @@ import random
 import sys
 
 from ..wire import frames as F
-from ..wire.datagrams import NACK, DatagramReceiver, DatagramSender
+from ..wire.datagrams import DatagramReceiver, DatagramSender
 from ..wire.fec import flush_wait_us, group_size
 
 TICK_US = 10_000
