@@ -226,8 +226,15 @@ def test_lan_scenario_real_call():
         assert 150 < w["up_kbps"] < 1500 and 300 < w["down_kbps"] < 3000, (nm, w)
         assert w["up_dropped"] == {"loss": 0, "queue": 0, "outage": 0}
     m = SN.metrics_of(res)
-    # the clients' default (auto) took QUIC on a path where UDP works, and the figures say so
-    assert res["transport_used"] == "quic" and m["net.lan.video_p99_ms"].extra["transport"] == "quic"
+    # the clients' default (auto) went on over TCP on this short path (QUIC's handshake measured
+    # it: s2c.call.dial.AUTO_TCP_BELOW_RTT_MS; a loaded machine can make it look long), and the
+    # figures are labelled with what they used
+    from s2c.call.dial import AUTO_TCP_BELOW_RTT_MS
+    rtts = res["auto_rtt_ms"]
+    assert all(r is not None for r in rtts.values()), rtts
+    want = "tcp" if max(rtts.values()) < AUTO_TCP_BELOW_RTT_MS else None
+    assert want is None or res["transport_used"] == want, (res["transport_used"], rtts)
+    assert m["net.lan.video_p99_ms"].extra["transport"] == res["transport_used"]
     assert m["net.lan.fps"].median == min(f["fps"] for f in res["pairs"].values())
 
 
@@ -239,6 +246,7 @@ def test_rtt50_loss1_scenario_real_call():
         assert f["video_p50_ms"] >= 40, (pair, f)
         assert f["fps"] > 5, (pair, f)
         assert f["mouth_to_ear_p50_ms"] >= 40, (pair, f)
+    assert res["transport_used"] == "quic"     # auto on a 50 ms path: QUIC (its parity and repair)
     lost = sum(w["up_dropped"]["loss"] + w["down_dropped"]["loss"] for w in res["wire"].values())
     pkts = sum(w["up_packets"] + w["down_packets"] for w in res["wire"].values())
     assert lost > 0 and 0.002 < lost / pkts < 0.03

@@ -91,22 +91,26 @@ def test_quic_and_tcp_clients_share_a_call(tmp_path):
             t.stop()
 
 
-def _auto_connect(port: int) -> tuple[str, float]:
-    """A RelayConnection(transport='auto') in a fresh process: (kind it used, seconds to WELCOME)."""
+def _auto_connect(port: int, short_ms: float | None = 0.0, with_rtt: bool = False):
+    """A RelayConnection(transport='auto') in a fresh process: (kind it used, seconds to WELCOME)
+    (+ the handshake's RTT). ``short_ms``: auto's short-path limit (0: none, so QUIC wherever it
+    is served; None: the default, under which loopback is a short path)."""
     code = (
         "import asyncio, time\n"
+        "from s2c.call import dial\n"
         "from s2c.call.connection import RelayConnection\n"
+        + ("" if short_ms is None else f"dial.AUTO_TCP_BELOW_RTT_MS = {short_ms}\n") +
         "async def main():\n"
         "    c = RelayConnection(transport='auto', reconnect=False)\n"
         "    t0 = time.monotonic()\n"
         f"    await c.connect('127.0.0.1', {port}, 'room', 'udpless')\n"
-        "    print(c.transport_used, round(time.monotonic() - t0, 3))\n"
+        "    print(c.transport_used, round(time.monotonic() - t0, 3), getattr(c, 'auto_rtt_ms', None))\n"
         "    await c.close()\n"
         "asyncio.run(main())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
-    kind, secs = out.stdout.split()
-    return kind, float(secs)
+    kind, secs, rtt = out.stdout.split()
+    return (kind, float(secs), None if rtt == "None" else float(rtt)) if with_rtt else (kind, float(secs))
 
 
 def test_auto_falls_back_to_tcp_when_udp_is_not_served(tmp_path):
@@ -151,6 +155,19 @@ def test_auto_uses_quic_where_it_is_served():
     with relay_server() as srv:
         kind, secs = _auto_connect(srv.port)
         assert kind == "quic" and secs < 3
+
+
+def test_auto_goes_on_over_tcp_on_a_short_path():
+    """QUIC's handshake measures the path: below AUTO_TCP_BELOW_RTT_MS (loopback, a LAN) TCP's
+    loss recovery is cheaper than QUIC's per-packet CPU, so auto joins over TCP."""
+    from s2c.call.dial import AUTO_TCP_BELOW_RTT_MS
+    with relay_server() as srv:
+        kind, secs, rtt = _auto_connect(srv.port, short_ms=None, with_rtt=True)
+        assert rtt is not None and secs < 3
+        assert kind == ("tcp" if rtt < AUTO_TCP_BELOW_RTT_MS else "quic"), (kind, rtt)
+        # and the limit is what decides: with a limit above the measured RTT, always TCP
+        kind2, _s, rtt2 = _auto_connect(srv.port, short_ms=10_000.0, with_rtt=True)
+        assert kind2 == "tcp" and rtt2 is not None
 
 
 def test_quic_only_against_a_tcp_only_relay_fails_clearly(tmp_path):

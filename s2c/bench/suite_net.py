@@ -402,6 +402,7 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
     result["reconnects"] = {nm: _reconnects(stats[k]) for k, nm in names.items()}
     used = sorted({t for k in names if (t := _stats_field(stats[k], "transport"))})
     result["transport_used"] = ",".join(used) or None   # what auto chose (the clients' stats)
+    result["auto_rtt_ms"] = {nm: _stats_field(stats[k], "auto_rtt_ms") for k, nm in names.items()}
     if sc.outage:
         k = sc.outage[0]
         cut = f"p{k}"
