@@ -276,8 +276,7 @@ class Call(CallReadout):
     def figures(self) -> dict:
         doc = self.core.figures()
         doc.update({
-            "transport": self.conn.transport_used, "auto_rtt_ms": getattr(self.conn, "auto_rtt_ms", None),
-            "rtt_ms_p50": self.conn.rtt_ms_p50,
+            "transport": self.conn.transport_used, "auto_rtt_ms": self.conn.auto_rtt_ms, "rtt_ms_p50": self.conn.rtt_ms_p50,
             "sent": {**self.stats, **self.video.stats(), **self.avatar.stats()}, "net": dict(self.conn.stats),
             "audio": self.audio.stats() if self.audio is not None else None,
             "audio_delay_ms": self._audio_delay_series(), "time": wall_s(),

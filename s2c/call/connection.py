@@ -122,6 +122,7 @@ class RelayConnection:
         self.on_frame = on_frame
         self.transport = transport          # auto | quic | tcp (s2c.call.dial)
         self.transport_used = ""         # what the current connection speaks
+        self.auto_rtt_ms = None          # auto: the QUIC handshake's RTT it chose by (s2c.call.dial)
         self.on_event = on_event
         self.reconnect = reconnect
         self.ping_interval_s = ping_interval_s

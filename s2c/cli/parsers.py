@@ -66,9 +66,8 @@ def conference_parser() -> argparse.ArgumentParser:
                    "a cluster: host1,host2[:port] (on losing one the call moves to the next)")
     p.add_argument("-p", "--port", type=int, default=1122, help="relay port (default 1122)")
     p.add_argument("--transport", choices=("auto", "quic", "tcp"), default="auto",
-                   help="auto (default): QUIC (UDP, media as datagrams), TCP if UDP gets no answer "
-                        "within 1 s or the path is short (< 20 ms: a LAN); quic; or tcp (e.g. through "
-                        "an SSH port forward) (docs/network.md)")
+                   help="auto (default): QUIC (UDP, media as datagrams), TCP if UDP gets no answer in 1 s "
+                        "or the path is short (< 20 ms); quic; tcp (e.g. an SSH forward) (docs/network.md)")
     p.add_argument("--video", default="0", help="camera index, file, URL or 'test' (default 0)")
     p.add_argument("--no-video", action="store_true", help="do not send video")
     p.add_argument("--avatar", action="store_true",
