@@ -246,7 +246,9 @@ def test_rtt50_loss1_scenario_real_call():
         assert f["video_p50_ms"] >= 40, (pair, f)
         assert f["fps"] > 5, (pair, f)
         assert f["mouth_to_ear_p50_ms"] >= 40, (pair, f)
-    assert res["transport_used"] == "quic"     # auto on a 50 ms path: QUIC (its parity and repair)
+    # auto on a 50 ms path: QUIC (its parity and repair); "in": a client whose handshake a loaded
+    # machine held past auto's 1 s wait goes on over TCP, which is auto working as designed
+    assert "quic" in res["transport_used"].split(","), res["transport_used"]
     lost = sum(w["up_dropped"]["loss"] + w["down_dropped"]["loss"] for w in res["wire"].values())
     pkts = sum(w["up_packets"] + w["down_packets"] for w in res["wire"].values())
     assert lost > 0 and 0.002 < lost / pkts < 0.03
