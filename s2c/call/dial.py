@@ -53,7 +53,7 @@ async def _short_path_tcp(owner, quic_proto, host: str, port: int, timeout_s: fl
         proto = await _tcp(owner, host, port, timeout_s)
     except (OSError, asyncio.TimeoutError, ConnectionError):
         return quic_proto            # TCP does not get through here: QUIC it is
-    quic_proto.end(abort=False)
+    quic_proto.end(abort=True)       # CONNECTION_CLOSE, no stream FIN: the relay opened nothing
     owner._auto_kind = "tcp"
     return proto
 

@@ -100,10 +100,9 @@ class _FecReceive:
     def _lost_for_sure(self, entries, now_us: int) -> None:
         """A parity came after its fragments (FEC_REORDER_US ago) and two or more of them are
         still missing: they are lost, not late, so their NACK goes now instead of after the
-        settle time —
-        including a message nothing else of has come yet (it would only show as missing when its
-        stream's next message arrived, a frame interval later). Only within the stream's window:
-        a parity does not move a stream on."""
+        settle time — including a message nothing else of has come yet (it would only show as
+        missing when its stream's next message arrived, a frame interval later). Only within the
+        stream's window: a parity does not move a stream on."""
         for sender, stream, count, _index, msg in entries:
             st = self._streams.get((sender, stream))
             if st is None or not 0 <= _ahead(msg, st.next) < self.max_pending:
