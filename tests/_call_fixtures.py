@@ -92,3 +92,44 @@ class HeadlessClient:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+def wait_until(pred, timeout_s: float, step: float = 0.1):
+    """``pred()``'s first truthy value within ``timeout_s`` (polled), else its last value."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def frames_from(client: HeadlessClient, name: str) -> int:
+    """Video frames ``client`` has decoded from the participant called ``name`` (0: none yet)."""
+    try:
+        p = client.peer_by_name(name)
+    except AssertionError:     # no stats file yet
+        return 0
+    return p["video_frames"] if p else 0
+
+
+def all_see_each_other(clients: list, frames: int, timeout_s: float) -> None:
+    """Every client decodes at least ``frames`` pictures from each of the others."""
+    names = {x.name for x in clients}
+    for x in clients:
+        others = names - {x.name}
+        assert wait_until(lambda: all(frames_from(x, o) >= frames for o in others), timeout_s), \
+            f"{x.name} did not receive video from {others}: {x.stats()['peers']}"
+
+
+def kill9_seen_leaving(victim: HeadlessClient, watchers: list, timeout_s: float) -> dict:
+    """kill -9 ``victim``; {watcher name: seconds until it saw ``peer_left`` for it} (asserts each did)."""
+    t_kill = time.monotonic()
+    victim.proc.kill()
+    took = {}
+    for x in watchers:
+        got = x.wait_event(lambda ev: ev.get("event") == "peer_left" and ev.get("name") == victim.name, timeout_s)
+        assert got is not None, f"{x.name} never saw {victim.name} leave"
+        took[x.name] = got[0] - t_kill
+    return took

@@ -6,7 +6,6 @@ killed with SIGKILL."""
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 
@@ -14,7 +13,7 @@ pytest.importorskip("aioquic")
 
 from s2c.relay.quic_dead import ARM_AFTER_MS, HIT_GAP_MS, DeadWatch, UnreachableRule, open_udp_socket  # noqa: E402
 
-from _call_fixtures import HeadlessClient  # noqa: E402
+from _call_fixtures import HeadlessClient, all_see_each_other, frames_from, kill9_seen_leaving, wait_until  # noqa: E402
 from _relay_fixtures import ServerProc  # noqa: E402
 
 
@@ -54,12 +53,7 @@ class _Server:
 
 
 def _poll_until(pred, timeout_s):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return pred()
+    return wait_until(pred, timeout_s, step=0.01)
 
 
 def _as_seen(listener, addr):
@@ -125,45 +119,21 @@ def _readable(sock):
 
 # ---- a whole call: kill -9 one of three QUIC clients ------------------------------------------
 
-def _frames_from(client, name):
-    try:
-        p = client.peer_by_name(name)
-    except AssertionError:
-        return 0
-    return p["video_frames"] if p else 0
-
-
-def _wait(pred, timeout_s, step=0.1):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return bool(pred())
-
-
 def test_kill9_of_a_quic_client_is_noticed_within_3s(tmp_path):
     srv = ServerProc()
     made = []
     try:
         a, b, c = (HeadlessClient(srv.port, n, tmp_path, extra=("--transport", "quic")) for n in ("ana", "ben", "cy"))
         made += [a, b, c]
-        for x in (a, b, c):
-            others = {"ana", "ben", "cy"} - {x.name}
-            assert _wait(lambda: all(_frames_from(x, o) >= 20 for o in others), 30), \
-                f"{x.name} did not receive video from {others}: {x.stats()['peers']}"
-            assert x.stats()["transport"] == "quic"
-        t_kill = time.monotonic()
-        c.proc.kill()
-        for x in (a, b):
-            got = x.wait_event(lambda ev: ev.get("event") == "peer_left" and ev.get("name") == "cy", 20)
-            assert got is not None, f"{x.name} never saw cy leave"
-            print(f"{x.name} saw cy leave {got[0] - t_kill:.2f} s after the kill")
+        all_see_each_other([a, b, c], 20, 30)
+        assert all(x.stats()["transport"] == "quic" for x in (a, b, c))
+        for who, took_s in kill9_seen_leaving(c, [a, b], 20).items():
+            print(f"{who} saw cy leave {took_s:.2f} s after the kill")
             # main's code: the relay's 10 s silence timeout + its linger (~15 s); now ICMP + 1.2 s grace
-            assert got[0] - t_kill <= 3.0, f"{x.name} saw cy leave after {got[0] - t_kill:.2f} s"
+            assert took_s <= 3.0, f"{who} saw cy leave after {took_s:.2f} s"
         # the survivors still exchange video
-        before_a, before_b = _frames_from(a, "ben"), _frames_from(b, "ana")
-        assert _wait(lambda: _frames_from(a, "ben") > before_a + 10 and _frames_from(b, "ana") > before_b + 10, 10)
+        before_a, before_b = frames_from(a, "ben"), frames_from(b, "ana")
+        assert wait_until(lambda: frames_from(a, "ben") > before_a + 10 and frames_from(b, "ana") > before_b + 10, 10)
         srv.proc.kill()
         srv.proc.wait(5)
         log = srv.proc.stderr.read()
