@@ -278,10 +278,8 @@ def _video_in_bytes(stats_paths: dict) -> dict:
     """Per client: video payload bytes received so far, over all its peers (its stats file)."""
     out = {}
     for k, path in stats_paths.items():
-        try:
-            with open(path) as fh:
-                doc = json.load(fh)
-        except (OSError, ValueError):
+        doc = _stats_doc(path)
+        if not doc:
             continue
         out[k] = sum(p.get("video_bytes", 0) for g in ("peers", "departed") for p in doc.get(g, {}).values())
     return out
@@ -289,10 +287,8 @@ def _video_in_bytes(stats_paths: dict) -> dict:
 
 def _all_see_all(stats_paths: dict[str, str], n_clients: int = N_CLIENTS) -> bool:
     for path in stats_paths.values():
-        try:
-            with open(path) as fh:
-                doc = json.load(fh)
-        except (OSError, ValueError):
+        doc = _stats_doc(path)
+        if not doc:
             return False
         peers = doc.get("peers", {}).values()
         if sum(1 for p in peers if p.get("video_frames", 0) > 0 and p.get("audio_frames", 0) > 0) < n_clients - 1:
@@ -400,9 +396,10 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
     result["seen_as"] = seen_as
     result["affected"] = list(sc.affected) or all_pairs
     result["reconnects"] = {nm: _reconnects(stats[k]) for k, nm in names.items()}
-    used = sorted({t for k in names if (t := _stats_field(stats[k], "transport"))})
+    docs = {nm: _stats_doc(stats[k]) for k, nm in names.items()}
+    used = sorted({d["transport"] for d in docs.values() if d.get("transport")})
     result["transport_used"] = ",".join(used) or None   # what auto chose (the clients' stats)
-    result["auto_rtt_ms"] = {nm: _stats_field(stats[k], "auto_rtt_ms") for k, nm in names.items()}
+    result["auto_rtt_ms"] = {nm: d.get("auto_rtt_ms") for nm, d in docs.items()}
     if sc.outage:
         k = sc.outage[0]
         cut = f"p{k}"
@@ -416,12 +413,14 @@ def run_scenario(name: str, seconds: float = DEFAULT_SECONDS, log=None) -> dict:
     return result
 
 
-def _stats_field(path: str, key: str):
+def _stats_doc(path: str) -> dict:
+    """A client's last stats file ({} if missing or unreadable)."""
     try:
         with open(path) as f:
-            return json.load(f).get(key)
-    except (OSError, ValueError, AttributeError):
-        return None
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _cpu_s(procs: dict) -> dict:
@@ -439,11 +438,7 @@ def _cpu_s(procs: dict) -> dict:
 
 
 def _reconnects(path: str):
-    try:
-        with open(path) as fh:
-            return json.load(fh).get("reconnects")
-    except (OSError, ValueError):
-        return None
+    return _stats_doc(path).get("reconnects")
 
 
 def _wire(c0: dict, c1: dict, names: dict) -> dict:

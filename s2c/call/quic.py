@@ -157,9 +157,7 @@ class QuicRelayProtocol:
     def _frame_bytes_in(self, b: bytes) -> None:
         QT.ev("c_in", b)
         if self.rx.trace:
-            for f, msg, seen_us, nacks in self.rx.trace:
-                QT.ev("c_msg", f, msg=msg, seen=seen_us, nacks=nacks)
-            self.rx.trace.clear()
+            QT.msgs("c_msg", self.rx)
         _v, t, fl, s, snd, d, q, ts, n = P.HEADER.unpack_from(b)
         self.owner.frame_received(self, P.Frame(t, b[P.HEADER_BYTES:], fl, s, snd, d, q, ts))
 

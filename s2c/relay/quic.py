@@ -163,12 +163,7 @@ class _RelayQuic(QuicConnectionProtocol):
             QT.ev("r_in", f, cid=self.cid)
             relay.receive_frame(self.cid, f, now_ms())
         if self.rx.trace:
-            self._trace_msgs()
-
-    def _trace_msgs(self) -> None:
-        for f, msg, seen_us, nacks in self.rx.trace:
-            QT.ev("r_msg", f, cid=self.cid, msg=msg, seen=seen_us, nacks=nacks)
-        self.rx.trace.clear()
+            QT.msgs("r_msg", self.rx, cid=self.cid)
 
     def _gone(self) -> None:
         self.ended = True
@@ -305,7 +300,7 @@ class _RelayQuic(QuicConnectionProtocol):
         for f in frames:
             self.srv.relay.receive_frame(self.cid, f, now_ms())
         if self.rx.trace:
-            self._trace_msgs()
+            QT.msgs("r_msg", self.rx, cid=self.cid)
         if nack is not None:
             if QT.on():
                 QT.note("r_nack", cid=self.cid, e=QT.nack_entries(nack))
@@ -365,8 +360,7 @@ class QuicListener:
     def peer_dead(self, c: _RelayQuic) -> None:
         """Its host answers our datagrams with port unreachable (twice, >= 100 ms apart, silent
         between): as a TCP reset -- the core's connection_lost (it lingers "disconnected"), dropped."""
-        totals = self.srv.relay.totals
-        totals["quic_unreachable"] = totals.get("quic_unreachable", 0) + 1
+        self.srv.relay.totals["quic_unreachable"] += 1
         addr = c._peer_addr()
         self.srv.log("info", "quic_unreachable", id=c.cid, addr=addr[0] if addr else "?", hits=c.dead.hits)
         c._close_now()

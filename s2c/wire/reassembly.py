@@ -73,9 +73,10 @@ class _FecReceive:
             return []
         return out
 
-    def _fec_try(self, parsed, now_us: int) -> "list[bytes] | None":
+    def _fec_try(self, parsed, now_us: int, settled: bool = False) -> "list[bytes] | None":
         """Frames a FEC datagram frees by rebuilding its one missing chunk ([] if nothing is
-        missing or it is garbage; None: two or more still missing, keep it a while)."""
+        missing or it is garbage; None: two or more still missing, keep it a while — and, once
+        ``settled`` (it came FEC_REORDER_US ago), ask for them at once: ``_lost_for_sure``)."""
         xlen, entries, parity = parsed
         known, missing = [], []
         for e in entries:
@@ -85,10 +86,12 @@ class _FecReceive:
             else:
                 missing.append(e)
         if len(missing) > 1:
+            if settled:
+                self._lost_for_sure(missing, now_us)
             return None
-        missing = missing[0] if missing else None
-        if missing is None:
+        if not missing:
             return []
+        missing = missing[0]
         chunk = rebuild(xlen, parity, known)
         if chunk is None:
             self.stats["garbage"] += 1
@@ -160,10 +163,8 @@ class _FecReceive:
         w = self._fec_waiting
         for _ in range(len(w)):
             seen_us, parsed = w.popleft()
-            r = self._fec_try(parsed, now_us)
+            r = self._fec_try(parsed, now_us, settled=now_us - seen_us >= FEC_REORDER_US)
             if r is None:
-                if now_us - seen_us >= FEC_REORDER_US:
-                    self._lost_for_sure([e for e in parsed[1] if (e[0], e[1], e[4], e[3]) not in self._recent], now_us)
                 if now_us - seen_us < FEC_HOLD_US:
                     w.append((seen_us, parsed))
             else:
@@ -349,6 +350,18 @@ class DatagramReceiver(_FecReceive):
 
     # ---- time -----------------------------------------------------------------------------------
 
+    def _may_still_come(self, st: _Stream, m: int, p: _Partial, now_us: int, fec_on: bool) -> bool:
+        """Whether message ``m``'s missing fragments may still be on their way (no NACK yet).
+        With parity on the hop a single loss is rebuilt without a round trip: wait until the
+        group's parity had time to come. Else it is missing for sure once a later message
+        exists; until then its fragments get ``settle_us`` after the latest one, or longer on a
+        slow link (at 300 kbit/s one fragment takes ~27 ms: a 15 ms wait asked for ones queued
+        behind, and their repeats crowded the link further)."""
+        if fec_on:
+            return now_us - p.seen_us < max(self.settle_us, FEC_SETTLE_US)
+        pace_us = max(self.settle_us, 3 * self.frag_gap_us, 2 * (p.last_us - p.seen_us) // max(1, p.got - 1))
+        return now_us - p.last_us < pace_us and not any(_ahead(o, m) > 0 for o in st.pending)
+
     def poll(self, now_us: int) -> tuple[list[bytes], bytes | None]:
         """Frames freed because what blocked them passed its deadline, and a NACK for what is
         still missing (each message asked at most ``max_nacks`` times, ``nack_retry_us`` apart)."""
@@ -362,20 +375,7 @@ class DatagramReceiver(_FecReceive):
                     continue
                 if p.nacks >= self.max_nacks or now_us - p.nacked_us < self.nack_retry_us:
                     continue
-                # with parity on the hop, a single loss is rebuilt without a round trip: ask only
-                # once the group's parity had time to come; else missing for sure once a later
-                # message exists, or give the rest of its fragments ``settle_us`` to arrive
-                if p.certain:
-                    pass
-                elif fec_on:
-                    if now_us - p.seen_us < max(self.settle_us, FEC_SETTLE_US):
-                        continue
-                elif (now_us - p.last_us < max(self.settle_us, 3 * self.frag_gap_us,
-                                               2 * (p.last_us - p.seen_us) // max(1, p.got - 1))
-                      and not any(_ahead(o, m) > 0 for o in st.pending)):
-                    # no later message yet: its missing fragments may still be on their way (on
-                    # a 300 kbit/s link one fragment takes ~27 ms: a 15 ms wait asked for ones
-                    # queued behind, and their repeats crowded the link further)
+                if not p.certain and self._may_still_come(st, m, p, now_us, fec_on):
                     continue
                 p.nacked_us = now_us
                 p.nacks += 1
